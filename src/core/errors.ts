@@ -1,0 +1,55 @@
+import type { ContentfulStatusCode } from 'hono/utils/http-status'
+
+// Stable codes: callers and tests branch on these, never on messages.
+export type ErrorCode =
+  | 'BAD_REQUEST'
+  | 'VALIDATION_FAILED'
+  | 'UNAUTHORIZED'
+  | 'FORBIDDEN'
+  | 'NOT_FOUND'
+  | 'PLUGIN_NOT_FOUND'
+  | 'PLUGIN_INVALID'
+  | 'INSTANCE_NOT_FOUND'
+  | 'INSTANCE_DISABLED'
+  | 'ROUTE_NOT_FOUND'
+  | 'PAYLOAD_TOO_LARGE'
+  | 'HEADERS_TOO_LARGE'
+  | 'AUTH_INVALID'
+  | 'CONFIG_INVALID'
+  | 'METADATA_UNAVAILABLE'
+  | 'WORKER_START_FAILED'
+  | 'WORKER_START_TIMEOUT'
+  | 'WORKER_UNAVAILABLE'
+  | 'WORKER_CRASHED'
+  | 'QUEUE_FULL'
+  | 'ORG_QUEUE_FULL'
+  | 'CAPACITY_EXHAUSTED'
+  | 'UPSTREAM_ERROR'
+  | 'UPSTREAM_TIMEOUT'
+  | 'SHUTTING_DOWN'
+  | 'INTERNAL'
+
+export interface GatewayErrorOptions extends ErrorOptions {
+  /** Seconds for a Retry-After header on 429/503 answers. */
+  retryAfterSeconds?: number
+}
+
+export class GatewayError extends Error {
+  override readonly name = 'GatewayError'
+  readonly retryAfterSeconds: number | undefined
+
+  constructor(
+    readonly code: ErrorCode,
+    readonly status: ContentfulStatusCode,
+    message: string,
+    options?: GatewayErrorOptions,
+  ) {
+    super(message, options)
+    this.retryAfterSeconds = options?.retryAfterSeconds
+  }
+}
+
+export const isGatewayError = (err: unknown): err is GatewayError => err instanceof GatewayError
+
+/** Text of an unknown thrown value, for lastError columns and logs. */
+export const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err))
