@@ -1,0 +1,25 @@
+// The only door into db/: other folders get repositories and row types, never drizzle itself.
+export { findMigrationsFolder, localFilePath, openDatabase } from './open.js'
+export type { DatabaseHandle, OpenDatabaseOptions } from './open.js'
+export { isBusyError, withBusyRetry } from './busy.js'
+export type { BusyRetryOptions } from './busy.js'
+export { createPluginsRepo } from './plugins-repo.js'
+export type { CatalogPlugin, PluginsRepo, SaveMetadataOptions } from './plugins-repo.js'
+export { createInstancesRepo } from './instances-repo.js'
+export type {
+  ActivityEntry,
+  InstancePatch,
+  InstancesRepo,
+  ResetOrphanedOptions,
+  RuntimePatch,
+} from './instances-repo.js'
+export { METADATA_STATES, RUNTIME_STATES } from './schema.js'
+export type {
+  AuthState,
+  InstanceConfig,
+  MetadataState,
+  PluginInstanceRow,
+  PluginRow,
+  RuntimeState,
+} from './schema.js'
+export type { Database } from './types.js'
