@@ -1,0 +1,51 @@
+import { createHash } from 'node:crypto'
+import type { Hash } from 'node:crypto'
+import { readdir, readFile, readlink } from 'node:fs/promises'
+import { join } from 'node:path'
+
+/** Files hashed under the entry's directory at most; a plugin pointing its entry at a huge tree stays cheap to scan. */
+export const MAX_CHECKSUM_FILES = 5_000
+
+/**
+ * sha256 over package.json's bytes and every file under the entry's directory (CONTRACT.md §1:
+ * a changed checksum marks cached metadata stale). Directories are walked in sorted order so the
+ * result is stable across runs and machines; node_modules and dotfiles are skipped (installed
+ * dependencies and editor/VCS litter are not the plugin's code). Symlinks are hashed by target,
+ * never followed, so a link cannot pull files from outside the plugin into the walk. Past
+ * maxFiles the walk stops: the hash then covers a stable prefix of the tree.
+ */
+export async function checksumPlugin(
+  manifestBytes: Uint8Array,
+  entryDir: string,
+  maxFiles: number = MAX_CHECKSUM_FILES,
+): Promise<string> {
+  const hash = createHash('sha256')
+  hash.update('package.json\0')
+  hash.update(manifestBytes)
+  const budget = { files: maxFiles }
+  await hashTree(hash, entryDir, '', budget)
+  if (budget.files < 0) hash.update('\0truncated')
+  return hash.digest('hex')
+}
+
+async function hashTree(hash: Hash, root: string, rel: string, budget: { files: number }): Promise<void> {
+  const entries = await readdir(join(root, rel), { withFileTypes: true })
+  const names = entries
+    .filter((e) => !e.name.startsWith('.') && e.name !== 'node_modules')
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+  for (const e of names) {
+    if (budget.files < 0) return
+    const path = rel === '' ? e.name : `${rel}/${e.name}`
+    if (e.isDirectory()) {
+      await hashTree(hash, root, path, budget)
+    } else if (budget.files-- === 0) {
+      return // budget.files is now -1: marks the hash truncated
+    } else if (e.isSymbolicLink()) {
+      hash.update(`\0link\0${path}\0${await readlink(join(root, path))}`)
+    } else if (e.isFile()) {
+      const bytes = await readFile(join(root, path))
+      hash.update(`\0file\0${path}\0${bytes.byteLength}\0`)
+      hash.update(bytes)
+    }
+  }
+}
