@@ -1,0 +1,143 @@
+import { request } from 'undici'
+import type { Dispatcher } from 'undici'
+import type { z } from 'zod'
+import { Metadata } from '../contract/index.js'
+import type { Clock, Logger } from '../core/index.js'
+import { DeadlineExceeded, errorText, silentLogger, sleep, withDeadline } from '../core/index.js'
+
+/** Why the (last) attempt failed; stable, so callers and tests branch on it, not on text. */
+export type MetadataFailureReason =
+  | 'http-status' // the worker answered non-2xx
+  | 'timeout' // no complete answer within timeoutMs
+  | 'network' // connection refused, reset, …
+  | 'bad-json' // 2xx body that is not JSON
+  | 'invalid-metadata' // JSON that fails the contract Metadata schema
+  | 'too-large' // body over maxBodyBytes
+  | 'aborted' // the caller's signal aborted
+
+export type FetchMetadataResult =
+  | { ok: true; metadata: Metadata; attempts: number }
+  | { ok: false; error: string; reason: MetadataFailureReason; attempts: number }
+
+export interface FetchMetadataOptions {
+  /** The worker listens on 127.0.0.1:<port> (CONTRACT.md §2). */
+  port: number
+  clock: Clock
+  /** CONTRACT.md §6: 3 attempts, 1 s / 2 s / 3 s backoff, 5 s timeout each. */
+  attempts?: number
+  /** Pause after failed attempt n (the last entry repeats); none follows the final attempt. */
+  backoffMs?: readonly number[]
+  timeoutMs?: number
+  signal?: AbortSignal
+  maxBodyBytes?: number
+  log?: Logger
+}
+
+export const METADATA_FETCH_DEFAULTS = {
+  attempts: 3,
+  backoffMs: [1_000, 2_000, 3_000],
+  timeoutMs: 5_000,
+  maxBodyBytes: 1024 * 1024,
+} as const
+
+type Failure = { ok: false; error: string; reason: MetadataFailureReason }
+type Attempt = { ok: true; metadata: Metadata } | Failure
+
+const fail = (reason: MetadataFailureReason, error: string): Failure => ({ ok: false, reason, error })
+
+/**
+ * GET /metadata from a worker, validated with the contract schema. Never throws: every failure
+ * (including invalid metadata, CONTRACT.md §3) comes back as `{ ok: false }` with a reason.
+ */
+export async function fetchMetadata(opts: FetchMetadataOptions): Promise<FetchMetadataResult> {
+  const attempts = Math.max(1, opts.attempts ?? METADATA_FETCH_DEFAULTS.attempts)
+  const backoffMs = opts.backoffMs ?? METADATA_FETCH_DEFAULTS.backoffMs
+  const log = opts.log ?? silentLogger
+  let last: Failure = fail('aborted', 'not attempted')
+  let attempt = 0
+  while (attempt < attempts) {
+    attempt++
+    const outcome = await attemptOnce(opts)
+    if (outcome.ok) return { ok: true, metadata: outcome.metadata, attempts: attempt }
+    last = outcome
+    if (last.reason === 'aborted') break
+    log.debug({ port: opts.port, attempt, reason: last.reason, error: last.error }, 'metadata fetch attempt failed')
+    if (attempt === attempts) break
+    try {
+      await sleep(opts.clock, backoffMs[Math.min(attempt - 1, backoffMs.length - 1)] ?? 0, opts.signal)
+    } catch {
+      // sleep rejects only when the caller's signal aborts the backoff
+      last = fail('aborted', 'metadata fetch aborted')
+      break
+    }
+  }
+  const error = last.reason === 'aborted' ? last.error : `${last.error} (after ${attempt} attempt${attempt === 1 ? '' : 's'})`
+  return { ok: false, error, reason: last.reason, attempts: attempt }
+}
+
+async function attemptOnce(opts: FetchMetadataOptions): Promise<Attempt> {
+  const timeoutMs = opts.timeoutMs ?? METADATA_FETCH_DEFAULTS.timeoutMs
+  const maxBodyBytes = opts.maxBodyBytes ?? METADATA_FETCH_DEFAULTS.maxBodyBytes
+  if (opts.signal?.aborted) return fail('aborted', 'metadata fetch aborted')
+  try {
+    // The deadline covers the whole exchange, body included: a worker that sends headers and
+    // then stalls is as stuck as one that never answers.
+    return await withDeadline(
+      opts.clock,
+      timeoutMs,
+      async (signal) => {
+        const res = await request(`http://127.0.0.1:${opts.port}/metadata`, {
+          method: 'GET',
+          headers: { accept: 'application/json' },
+          signal,
+        })
+        if (res.statusCode < 200 || res.statusCode >= 300) {
+          await res.body.dump() // release the connection; the body of an error is not used
+          return fail('http-status', `GET /metadata answered ${res.statusCode}`)
+        }
+        const text = await readBounded(res.body, maxBodyBytes)
+        if (text === undefined) return fail('too-large', `GET /metadata body exceeds ${maxBodyBytes} bytes`)
+        let json: unknown
+        try {
+          json = JSON.parse(text)
+        } catch (err) {
+          return fail('bad-json', `GET /metadata body is not JSON: ${errorText(err)}`)
+        }
+        const parsed = Metadata.safeParse(json)
+        if (!parsed.success) return fail('invalid-metadata', `invalid metadata: ${summariseIssues(parsed.error)}`)
+        return { ok: true, metadata: parsed.data }
+      },
+      opts.signal,
+    )
+  } catch (err) {
+    if (err instanceof DeadlineExceeded) return fail('timeout', `GET /metadata did not answer within ${timeoutMs} ms`)
+    if (opts.signal?.aborted) return fail('aborted', 'metadata fetch aborted')
+    const code = (err as { code?: unknown } | null)?.code
+    return fail('network', `GET /metadata failed: ${typeof code === 'string' ? `${code} ` : ''}${errorText(err)}`.trim())
+  }
+}
+
+async function readBounded(body: Dispatcher.ResponseData['body'], maxBytes: number): Promise<string | undefined> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of body) {
+    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array)
+    size += buf.byteLength
+    if (size > maxBytes) {
+      body.destroy()
+      return undefined
+    }
+    chunks.push(buf)
+  }
+  return Buffer.concat(chunks).toString('utf8')
+}
+
+/** The first few zod issues on one line, for the metadataError column and logs. */
+function summariseIssues(error: z.ZodError): string {
+  const shown = error.issues
+    .slice(0, 5)
+    .map((i) => `${i.path.length > 0 ? i.path.join('.') : '(root)'}: ${i.message}`)
+    .join('; ')
+  const more = error.issues.length - 5
+  return more > 0 ? `${shown}; and ${more} more` : shown
+}

@@ -1,0 +1,87 @@
+import type { Clock, Logger } from '../core/index.js'
+import { GatewayError } from '../core/index.js'
+import type { PluginRow, PluginsRepo } from '../db/index.js'
+import { fetchMetadata } from './fetch-metadata.js'
+
+export interface MetadataFetchConfig {
+  attempts?: number
+  backoffMs?: readonly number[]
+  timeoutMs?: number
+}
+
+export interface MetadataServiceDeps {
+  plugins: PluginsRepo
+  clock: Clock
+  log: Logger
+  fetch?: MetadataFetchConfig
+}
+
+export interface MetadataService {
+  /**
+   * Makes a v2 plugin's metadata fresh from a ready worker on `port`. Does nothing when the
+   * state is already fresh or the plugin is legacy v1 (its manifest is the metadata). A failed
+   * or invalid fetch marks the plugin `error` and keeps the last good metadata, so the worker
+   * keeps serving (CONTRACT.md §6): only an unknown plugin id (PLUGIN_NOT_FOUND) or a database
+   * failure rejects. Concurrent calls for one plugin share a single fetch (the first caller's
+   * port is used: metadata is plugin-global, any ready worker of the plugin can answer).
+   */
+  ensureFresh(pluginId: string, port: number): Promise<PluginRow>
+  /** Manual refresh: the next ensureFresh fetches again. A no-op for v1; undefined if unknown. */
+  markStale(pluginId: string): Promise<PluginRow | undefined>
+}
+
+export function createMetadataService(deps: MetadataServiceDeps): MetadataService {
+  const { plugins, clock, log } = deps
+  const inflight = new Map<string, Promise<PluginRow>>()
+
+  async function refresh(pluginId: string, port: number): Promise<PluginRow> {
+    const row = await plugins.get(pluginId)
+    if (!row) throw new GatewayError('PLUGIN_NOT_FOUND', 404, `plugin ${pluginId} is not registered`)
+    if (row.sdkVersion === 'v1' || row.metadataState === 'fresh') return row
+
+    const result = await fetchMetadata({ port, clock, ...deps.fetch, log })
+    if (result.ok) {
+      const { metadata } = result
+      const saved = await plugins.saveMetadata(pluginId, metadata, { expectedChecksum: row.checksum })
+      log.info(
+        {
+          pluginId,
+          attempts: result.attempts,
+          configFields: Object.keys(metadata.configSchema).length,
+          authMethods: metadata.authMethods.length,
+          routes: metadata.routes.length,
+          uiExtensions: metadata.uiExtensions.length,
+        },
+        'plugin metadata stored',
+      )
+      // undefined: a rescan changed the code while we fetched; the row it left (stale) is current.
+      return saved ?? (await plugins.get(pluginId)) ?? row
+    }
+
+    log.warn(
+      { pluginId, reason: result.reason, attempts: result.attempts, error: result.error, hasMetadata: row.metadata !== null },
+      'plugin metadata fetch failed; keeping the last good metadata',
+    )
+    return (await plugins.markMetadataError(pluginId, result.error)) ?? row
+  }
+
+  return {
+    ensureFresh(pluginId, port) {
+      const pending = inflight.get(pluginId)
+      if (pending) return pending
+      // Entered in the map before the first await, so a concurrent caller always finds it.
+      const flight: Promise<PluginRow> = refresh(pluginId, port).finally(() => {
+        if (inflight.get(pluginId) === flight) inflight.delete(pluginId)
+      })
+      inflight.set(pluginId, flight)
+      return flight
+    },
+
+    async markStale(pluginId) {
+      const row = await plugins.get(pluginId)
+      if (!row) return undefined
+      if (row.sdkVersion === 'v1') return row // a rescan re-reads the manifest instead
+      return plugins.markStale(pluginId)
+    },
+  }
+}
