@@ -32,11 +32,14 @@ export type ErrorCode =
 export interface GatewayErrorOptions extends ErrorOptions {
   /** Seconds for a Retry-After header on 429/503 answers. */
   retryAfterSeconds?: number
+  /** Machine-readable detail for the client, e.g. zod issues. Never secrets. */
+  details?: unknown
 }
 
 export class GatewayError extends Error {
   override readonly name = 'GatewayError'
   readonly retryAfterSeconds: number | undefined
+  readonly details: unknown
 
   constructor(
     readonly code: ErrorCode,
@@ -46,6 +49,7 @@ export class GatewayError extends Error {
   ) {
     super(message, options)
     this.retryAfterSeconds = options?.retryAfterSeconds
+    this.details = options?.details
   }
 }
 

@@ -1,0 +1,142 @@
+import { existsSync } from 'node:fs'
+import { dirname, isAbsolute, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parse as parseShell } from 'shell-quote'
+import { z } from 'zod'
+
+// The only module that reads the environment. Everything else receives a slice of Config.
+
+const packageRoot = findPackageRoot(dirname(fileURLToPath(import.meta.url)))
+const defaultRunner = join(packageRoot, 'sdk', 'dist', 'runner', 'main.js')
+
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max)
+const msList = z
+  .string()
+  .regex(/^\d+(,\d+)*$/, 'must be a comma-separated list of milliseconds')
+  .transform((s) => s.split(',').map(Number))
+
+const Env = z.object({
+  PORT: int(0, 65535).default(8787),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  DATABASE_URL: z
+    .string()
+    .regex(/^(file:|libsql:|https?:|wss?:)/, 'must be a file:, libsql://, http(s):// or ws(s):// URL')
+    .default('file:./data/gateway.db'),
+  DATABASE_AUTH_TOKEN: z.string().min(1).optional(),
+  PLUGINS_DIR: z.string().min(1).default(join(packageRoot, 'examples', 'plugins')),
+  RUNNER_COMMAND: z.string().min(1).optional(),
+  ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  IDLE_TIMEOUT_MS: int(1).default(300_000),
+  START_TIMEOUT_MS: int(1).default(10_000),
+  STOP_TIMEOUT_MS: int(1).default(5_000),
+  DISABLE_TIMEOUT_MS: int(1).default(1_000),
+  UPSTREAM_TIMEOUT_MS: int(1).default(30_000),
+  DRAIN_TIMEOUT_MS: int(0).default(30_000),
+  PORT_RANGE: z
+    .string()
+    .regex(/^\d{1,5}-\d{1,5}$/, 'must look like 5000-65535')
+    .default('5000-65535')
+    .transform((s) => s.split('-').map(Number) as [number, number])
+    .refine(([min, max]) => min >= 1024 && max <= 65535 && min <= max, 'must be an ascending range within 1024-65535'),
+  MAX_WORKERS: int(1).default(100),
+  MAX_WORKERS_PER_ORG: int(1).optional(),
+  MAX_PENDING_PER_KEY: int(1).default(2_000),
+  MAX_PENDING_PER_ORG: int(1).default(5_000),
+  MAX_BODY_BYTES: int(0).default(10 * 1024 * 1024),
+  MAX_HEADER_BYTES: int(1024).default(16 * 1024),
+  RESTART_BACKOFF_MS: int(0).default(1_000),
+  RESTART_BACKOFF_MAX_MS: int(0).default(30_000),
+  ACTIVITY_FLUSH_MS: int(1).default(5_000),
+  METADATA_ATTEMPTS: int(1, 10).default(3),
+  METADATA_BACKOFF_MS: msList.default([1_000, 2_000, 3_000]),
+  METADATA_TIMEOUT_MS: int(1).default(5_000),
+  WORKER_MAX_OLD_SPACE_MB: int(16).optional(),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+})
+
+export type Env = z.input<typeof Env>
+
+/** The variables a worker may inherit from the host (CONTRACT.md §2), besides its allow-list. */
+const WORKER_BASE_ENV = ['PATH', 'NODE_ENV', 'HOME', 'TMPDIR'] as const
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError'
+  readonly code = 'CONFIG_INVALID'
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()) {
+  const parsed = Env.safeParse(env)
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.') || '(env)'}: ${i.message}`)
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`)
+  }
+  const e = parsed.data
+  const runnerCommand = e.RUNNER_COMMAND ? parseCommand(e.RUNNER_COMMAND) : [process.execPath, defaultRunner]
+  const hostEnv = Object.fromEntries(Object.entries(env).filter((kv): kv is [string, string] => kv[1] !== undefined))
+  const baseEnv: Record<string, string> = {}
+  for (const name of WORKER_BASE_ENV) if (hostEnv[name] !== undefined) baseEnv[name] = hostEnv[name]
+
+  return deepFreeze({
+    server: { host: e.HOST, port: e.PORT, maxHeaderBytes: e.MAX_HEADER_BYTES },
+    database: { url: resolveFileUrl(e.DATABASE_URL, cwd), authToken: e.DATABASE_AUTH_TOKEN },
+    pluginDirs: e.PLUGINS_DIR.split(':').filter(Boolean).map((dir) => resolve(cwd, dir)),
+    adminToken: e.ADMIN_TOKEN,
+    logLevel: e.LOG_LEVEL,
+    pool: {
+      runnerCommand,
+      /** Our runner pushes an IPC ready message; any other runner is probed on /health. */
+      runnerPushesReady: !e.RUNNER_COMMAND,
+      baseEnv,
+      hostEnv,
+      portRange: { min: e.PORT_RANGE[0], max: e.PORT_RANGE[1] },
+      idleMs: e.IDLE_TIMEOUT_MS,
+      startTimeoutMs: e.START_TIMEOUT_MS,
+      stopTimeoutMs: e.STOP_TIMEOUT_MS,
+      disableTimeoutMs: e.DISABLE_TIMEOUT_MS,
+      maxWorkers: e.MAX_WORKERS,
+      maxWorkersPerOrg: e.MAX_WORKERS_PER_ORG ?? e.MAX_WORKERS,
+      maxPendingPerKey: e.MAX_PENDING_PER_KEY,
+      maxPendingPerOrg: e.MAX_PENDING_PER_ORG,
+      restartBackoffMs: e.RESTART_BACKOFF_MS,
+      restartBackoffMaxMs: e.RESTART_BACKOFF_MAX_MS,
+      maxOldSpaceMb: e.WORKER_MAX_OLD_SPACE_MB,
+      drainTimeoutMs: e.DRAIN_TIMEOUT_MS,
+    },
+    proxy: { upstreamTimeoutMs: e.UPSTREAM_TIMEOUT_MS, maxBodyBytes: e.MAX_BODY_BYTES },
+    activityFlushMs: e.ACTIVITY_FLUSH_MS,
+    metadata: { attempts: e.METADATA_ATTEMPTS, backoffMs: e.METADATA_BACKOFF_MS, timeoutMs: e.METADATA_TIMEOUT_MS },
+  })
+}
+
+export type Config = ReturnType<typeof loadConfig>
+export type PoolConfig = Config['pool']
+
+function parseCommand(command: string): string[] {
+  const parts = parseShell(command)
+  if (parts.length === 0 || !parts.every((p): p is string => typeof p === 'string')) {
+    throw new ConfigError('invalid configuration:\n  RUNNER_COMMAND: must be a plain command line (no pipes, redirects or globs)')
+  }
+  return parts
+}
+
+// A relative file: URL is taken relative to the working directory, like any CLI path.
+function resolveFileUrl(url: string, cwd: string): string {
+  if (!url.startsWith('file:')) return url
+  const path = url.slice('file:'.length)
+  return isAbsolute(path) ? url : `file:${resolve(cwd, path)}`
+}
+
+function findPackageRoot(from: string): string {
+  for (let dir = from; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'package.json'))) return dir
+    if (dirname(dir) === dir) return from
+  }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value)
+    for (const v of Object.values(value)) deepFreeze(v)
+  }
+  return value
+}

@@ -1,0 +1,196 @@
+import { z } from 'zod'
+import type { Clock, Logger } from '../core/index.js'
+import { GatewayError } from '../core/index.js'
+import type { AuthState, InstanceConfig, PluginInstanceRow, PluginRow } from '../db/index.js'
+import type { PluginView, Registry } from '../registry/index.js'
+import type { ControlResult, Lease, Worker, WorkerPool, WorkerSpec } from '../workers/index.js'
+import { validateConfig } from './config-validation.js'
+
+export interface MetadataPort {
+  /** Fetches and stores metadata unless the plugin's state is already fresh; never throws for fetch failures. */
+  ensureFresh(pluginId: string, port: number): Promise<PluginRow>
+  markStale(pluginId: string): Promise<PluginRow | undefined>
+}
+
+export type CallWorker = (
+  worker: Worker,
+  method: 'GET' | 'POST',
+  path: string,
+  payload: unknown,
+  timeoutMs: number,
+) => Promise<ControlResult>
+
+export interface ServiceDeps {
+  registry: Registry
+  pool: WorkerPool
+  metadata: MetadataPort
+  callWorker: CallWorker
+  clock: Clock
+  log: Logger
+  controlTimeoutMs: number
+}
+
+export interface Target {
+  view: PluginView
+  instance: PluginInstanceRow
+}
+
+const ValidateAuthReply = z.object({ valid: z.boolean(), error: z.string().optional() })
+const ConfigUpdateReply = z.object({ success: z.boolean(), error: z.string().optional() })
+
+/**
+ * The gateway's use cases over registry, pool and metadata, shared by the public and admin routes.
+ * Runtime-agnostic: the pool and worker calls are injected.
+ */
+export function createGatewayService(deps: ServiceDeps) {
+  const { registry, pool, metadata, log } = deps
+
+  function pluginOrThrow(pluginId: string): PluginView {
+    const view = registry.plugin(pluginId)
+    if (view) return view
+    const invalid = registry.invalidPlugin(pluginId)
+    if (invalid) throw new GatewayError('PLUGIN_INVALID', 404, `plugin ${pluginId} is invalid: ${invalid.error}`)
+    throw new GatewayError('PLUGIN_NOT_FOUND', 404, `no plugin ${pluginId}`)
+  }
+
+  async function target(orgId: string, pluginId: string, opts: { requireEnabled: boolean }): Promise<Target> {
+    const view = pluginOrThrow(pluginId)
+    const instance = await registry.instance(orgId, pluginId)
+    if (!instance) throw new GatewayError('INSTANCE_NOT_FOUND', 404, `plugin ${pluginId} is not installed for org ${orgId}`)
+    if (opts.requireEnabled && !instance.enabled) {
+      throw new GatewayError('INSTANCE_DISABLED', 404, `plugin ${pluginId} is disabled for org ${orgId}`)
+    }
+    return { view, instance }
+  }
+
+  function specOf({ view, instance }: Target): WorkerSpec {
+    return {
+      orgId: instance.orgId,
+      pluginId: view.id,
+      pluginDir: view.dir,
+      entryPath: view.entryPath,
+      sdkVersion: view.sdkVersion,
+      envAllowList: view.envAllowList,
+      config: instance.config,
+      authState: instance.authState ?? null,
+    }
+  }
+
+  /** Pool hook: a new worker of a plugin whose metadata is not fresh fetches it before serving. */
+  async function afterReady(worker: Worker): Promise<void> {
+    const view = registry.plugin(worker.pluginId)
+    if (!view || view.sdkVersion !== 'v2' || view.row.metadataState === 'fresh') return
+    registry.updateRow(await metadata.ensureFresh(worker.pluginId, worker.port))
+  }
+
+  async function withWorker<T>(t: Target, fn: (worker: Worker) => Promise<T>): Promise<T> {
+    const lease = await pool.acquire(specOf(t))
+    try {
+      return await fn(lease.worker)
+    } finally {
+      lease.release()
+    }
+  }
+
+  const call = (worker: Worker, method: 'GET' | 'POST', path: string, payload?: unknown) =>
+    deps.callWorker(worker, method, path, payload, deps.controlTimeoutMs)
+
+  return {
+    target,
+    pluginOrThrow,
+    afterReady,
+    acquire: (t: Target, signal?: AbortSignal): Promise<Lease> => pool.acquire(specOf(t), signal),
+
+    /** Marks metadata stale; fetches right away when a worker of the plugin is running. */
+    async refreshMetadata(pluginId: string): Promise<PluginView> {
+      pluginOrThrow(pluginId)
+      const stale = await metadata.markStale(pluginId)
+      if (stale) registry.updateRow(stale)
+      const running = pool.list().find((w) => w.pluginId === pluginId && w.state === 'ready')
+      const worker = running && pool.peek(running.orgId, pluginId)
+      if (worker) registry.updateRow(await metadata.ensureFresh(pluginId, worker.port))
+      return pluginOrThrow(pluginId)
+    },
+
+    /** Creates or updates an org's instance; a running worker learns new config via /config-update. */
+    async updateInstance(
+      orgId: string,
+      pluginId: string,
+      patch: { enabled?: boolean | undefined; config?: InstanceConfig | undefined },
+    ): Promise<PluginInstanceRow> {
+      const view = pluginOrThrow(pluginId)
+      if (patch.config && view.row.metadata) validateConfig(view.row.metadata.configSchema, patch.config)
+      const worker = pool.peek(orgId, pluginId)
+      let restart = false
+      if (patch.config && worker && patch.enabled !== false) {
+        const reply = await call(worker, 'POST', '/config-update', { config: patch.config }).catch((err: unknown) => {
+          log.warn({ err, orgId, pluginId }, 'config-update failed; the worker will be restarted')
+          return null
+        })
+        const parsed = reply && ConfigUpdateReply.safeParse(reply.body)
+        if (parsed?.success && !parsed.data.success) {
+          throw new GatewayError('CONFIG_INVALID', 422, parsed.data.error ?? 'the plugin rejected the config')
+        }
+        restart = !parsed?.success
+      }
+      const row = await registry.saveInstance(orgId, pluginId, {
+        ...(patch.enabled !== undefined && { enabled: patch.enabled }),
+        ...(patch.config !== undefined && { config: patch.config }),
+      })
+      if (!row.enabled || restart) await pool.stop(orgId, pluginId, 'replaced')
+      return row
+    },
+
+    /** Checks credentials with the worker's /validate-auth; stores them only when valid. */
+    async setAuth(orgId: string, pluginId: string, auth: AuthState): Promise<PluginInstanceRow> {
+      const t = await target(orgId, pluginId, { requireEnabled: false })
+      const methods = t.view.row.metadata?.authMethods
+      if (methods && !methods.some((m) => m.id === auth.methodId)) {
+        throw new GatewayError('AUTH_INVALID', 422, `plugin ${pluginId} has no auth method ${auth.methodId}`)
+      }
+      const reply = await withWorker(t, (w) => call(w, 'POST', '/validate-auth', { config: t.instance.config, authState: auth }))
+      const parsed = ValidateAuthReply.safeParse(reply.body)
+      if (!parsed.success) throw new GatewayError('UPSTREAM_ERROR', 502, 'worker gave a malformed /validate-auth answer')
+      if (!parsed.data.valid) throw new GatewayError('AUTH_INVALID', 422, parsed.data.error ?? 'credentials were rejected')
+      const row = await registry.saveInstance(orgId, pluginId, { authState: auth })
+      // HAY_ORG_AUTH is read at start: the running worker restarts on its next request with the new credentials.
+      await pool.stop(orgId, pluginId, 'replaced')
+      return row
+    },
+
+    async start(orgId: string, pluginId: string): Promise<Worker> {
+      const t = await target(orgId, pluginId, { requireEnabled: true })
+      return withWorker(t, async (w) => w)
+    },
+
+    async listTools(orgId: string, pluginId: string): Promise<unknown> {
+      const t = await target(orgId, pluginId, { requireEnabled: true })
+      const reply = await withWorker(t, (w) => call(w, 'GET', '/mcp/list-tools'))
+      return passThrough(reply)
+    },
+
+    async callTool(orgId: string, pluginId: string, toolName: string, args: unknown): Promise<unknown> {
+      const t = await target(orgId, pluginId, { requireEnabled: true })
+      const reply = await withWorker(t, (w) => call(w, 'POST', '/mcp/call-tool', { toolName, arguments: args }))
+      return passThrough(reply)
+    },
+  }
+}
+
+export type GatewayService = ReturnType<typeof createGatewayService>
+
+function passThrough(reply: ControlResult): unknown {
+  if (reply.status === 404) throw new GatewayError('NOT_FOUND', 404, messageOf(reply.body) ?? 'not found on the worker')
+  if (reply.status >= 400) throw new GatewayError('UPSTREAM_ERROR', 502, messageOf(reply.body) ?? `worker answered ${reply.status}`)
+  return reply.body
+}
+
+function messageOf(body: unknown): string | undefined {
+  if (typeof body !== 'object' || body === null) return undefined
+  const b = body as { error?: unknown; message?: unknown }
+  if (typeof b.error === 'string') return b.error
+  if (typeof b.error === 'object' && b.error !== null && typeof (b.error as { message?: unknown }).message === 'string') {
+    return (b.error as { message: string }).message
+  }
+  return typeof b.message === 'string' ? b.message : undefined
+}

@@ -1,0 +1,109 @@
+import { spawn } from 'node:child_process'
+import type { AddressInfo } from 'node:net'
+import { serve, type HttpBindings } from '@hono/node-server'
+import { getConnInfo } from '@hono/node-server/conninfo'
+import type { Context } from 'hono'
+import { createApp } from '../app.js'
+import { scanPlugins } from '../catalog/index.js'
+import type { Config } from '../config.js'
+import type { Clock, Logger } from '../core/index.js'
+import { systemClock } from '../core/index.js'
+import { createInstancesRepo, createPluginsRepo, openDatabase } from '../db/index.js'
+import { createGatewayService, createRuntimeRecorder } from '../gateway/index.js'
+import { createMetadataService } from '../metadata/index.js'
+import { createNodeForwarder } from '../proxy/index.js'
+import { createRegistry } from '../registry/index.js'
+import { callWorker, createWorkerPool, type SpawnFn } from '../workers/index.js'
+
+export interface GatewayOptions {
+  config: Config
+  log: Logger
+  clock?: Clock
+  spawn?: SpawnFn
+}
+
+export interface RunningGateway {
+  /** Base URL the gateway listens on. */
+  url: string
+  port: number
+  /** Persists every pending runtime transition and activity timestamp. */
+  flush(): Promise<void>
+  /** Stops accepting, drains, stops every worker, marks them stopped, closes the database. Idempotent. */
+  close(): Promise<void>
+  pool: ReturnType<typeof createWorkerPool>
+  registry: ReturnType<typeof createRegistry>
+}
+
+// Admin control calls (/config-update, /validate-auth, /mcp/*) wait at most this long.
+const CONTROL_TIMEOUT_MS = 10_000
+
+/** Wires config → db → catalog → pool → app → HTTP server, in that order (STYLE.md §13). */
+export async function startGateway(opts: GatewayOptions): Promise<RunningGateway> {
+  const { config, log } = opts
+  const clock = opts.clock ?? systemClock
+  const database = await openDatabase({ url: config.database.url, authToken: config.database.authToken, log })
+  const plugins = createPluginsRepo(database.db, clock)
+  const instances = createInstancesRepo(database.db, clock)
+
+  // Recovery: rows a dead gateway left live describe processes this gateway does not own.
+  const orphaned = await instances.resetOrphanedRuntime()
+  if (orphaned.length > 0) log.warn({ count: orphaned.length }, 'reset runtime state left by a previous gateway')
+
+  const registry = createRegistry({ plugins, instances, log })
+  await registry.load(await scanPlugins(config.pluginDirs))
+
+  const metadata = createMetadataService({ plugins, clock, log, fetch: config.metadata })
+  const recorder = createRuntimeRecorder({ instances, clock, log, flushEveryMs: config.activityFlushMs })
+  let service: ReturnType<typeof createGatewayService> | undefined
+  const pool = createWorkerPool({
+    config: config.pool,
+    clock,
+    spawn: opts.spawn ?? spawn,
+    log,
+    afterReady: (worker) => service?.afterReady(worker) ?? Promise.resolve(),
+    onEvent: recorder.record,
+  })
+  service = createGatewayService({ registry, pool, metadata, callWorker, clock, log, controlTimeoutMs: CONTROL_TIMEOUT_MS })
+
+  const clientAddress = (c: Context) => getConnInfo(c).remote.address
+  const app = createApp({
+    service,
+    registry,
+    pool,
+    forwarder: createNodeForwarder(config.proxy),
+    log,
+    adminToken: config.adminToken,
+    clientAddress,
+  })
+
+  const server = serve({
+    fetch: app.fetch,
+    hostname: config.server.host,
+    port: config.server.port,
+    serverOptions: { maxHeaderSize: config.server.maxHeaderBytes },
+  })
+  await new Promise<void>((resolve, reject) => {
+    server.once('listening', resolve)
+    server.once('error', reject)
+  })
+  const port = (server.address() as AddressInfo).port
+  const host = config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host
+  log.info({ host: config.server.host, port, plugins: registry.plugins().length }, 'gateway listening')
+
+  let closing: Promise<void> | null = null
+  const close = () =>
+    (closing ??= (async () => {
+      // Stop accepting; requests in flight finish while workers drain.
+      const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()))
+      await pool.close()
+      if ('closeIdleConnections' in server) server.closeIdleConnections()
+      await recorder.close()
+      await serverClosed
+      database.close()
+      log.info('gateway stopped')
+    })())
+
+  return { url: `http://${host}:${port}`, port, flush: recorder.flush, close, pool, registry }
+}
+
+export type { HttpBindings }

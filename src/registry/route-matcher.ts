@@ -1,0 +1,17 @@
+import { TrieRouter } from 'hono/router/trie-router'
+import type { RouteDecl } from '../contract/index.js'
+
+export interface RouteMatcher {
+  /** True when the plugin declared a route for this method and path (HEAD falls back to GET). */
+  matches(method: string, path: string): boolean
+}
+
+/** Compiles a plugin's declared routes once per metadata version, so matching costs no allocation per route. */
+export function compileRoutes(routes: readonly RouteDecl[]): RouteMatcher {
+  const router = new TrieRouter<true>()
+  for (const r of routes) router.add(r.method, r.path, true)
+  const has = (method: string, path: string) => router.match(method, path)[0].length > 0
+  return {
+    matches: (method, path) => has(method, path) || (method === 'HEAD' && has('GET', path)),
+  }
+}

@@ -1,0 +1,153 @@
+import { Hono } from 'hono'
+import { z } from 'zod'
+import { OrgId, PluginId } from '../contract/index.js'
+import type { GatewayService } from '../gateway/index.js'
+import type { PluginInstanceRow } from '../db/index.js'
+import type { PluginView, Registry } from '../registry/index.js'
+import type { WorkerInfo, WorkerPool } from '../workers/index.js'
+import type { AppEnv } from './env.js'
+import { jsonBody, params } from './validate.js'
+
+const PluginParams = z.object({ pluginId: PluginId })
+const InstanceParams = z.object({ orgId: OrgId, pluginId: PluginId })
+
+const InstanceBody = z.strictObject({
+  enabled: z.boolean().optional(),
+  config: z.record(z.string(), z.unknown()).optional(),
+})
+const AuthBody = z.strictObject({
+  methodId: z.string().min(1).max(128),
+  credentials: z.record(z.string(), z.unknown()),
+})
+const ToolCallBody = z.strictObject({
+  toolName: z.string().min(1).max(256),
+  arguments: z.record(z.string(), z.unknown()).default({}),
+})
+
+export interface AdminRouteDeps {
+  service: GatewayService
+  registry: Registry
+  pool: WorkerPool
+}
+
+const iso = (d: Date | number | null | undefined) => (d === null || d === undefined ? null : new Date(d).toISOString())
+
+function pluginJson(v: PluginView) {
+  return {
+    id: v.id,
+    name: v.row.name,
+    version: v.row.version,
+    sdkVersion: v.sdkVersion,
+    valid: true,
+    metadataState: v.row.metadataState,
+    metadataFetchedAt: iso(v.row.metadataFetchedAt),
+    metadata: v.row.metadata,
+    error: v.row.metadataError,
+  }
+}
+
+function instanceJson(row: PluginInstanceRow, worker: WorkerInfo | undefined) {
+  return {
+    orgId: row.orgId,
+    pluginId: row.pluginId,
+    enabled: row.enabled,
+    config: row.config,
+    auth: row.authState ? { methodId: row.authState.methodId, configured: true } : null,
+    runtimeState: row.runtimeState,
+    sdkVersion: row.sdkVersion,
+    lastError: row.lastError,
+    lastStartedAt: iso(row.lastStartedAt),
+    lastActivityAt: iso(row.lastActivityAt),
+    restarts: row.restarts,
+    worker: worker ? workerJson(worker) : null,
+  }
+}
+
+function workerJson(w: WorkerInfo) {
+  return {
+    orgId: w.orgId,
+    pluginId: w.pluginId,
+    gen: w.gen,
+    state: w.state,
+    sdkVersion: w.sdkVersion,
+    pid: w.pid,
+    port: w.port,
+    startedAt: iso(w.startedAt),
+    lastActivityAt: iso(w.lastActivityAt),
+    inFlight: w.inFlight,
+    lastError: w.lastError,
+  }
+}
+
+export function adminRoutes(deps: AdminRouteDeps) {
+  const { service, registry, pool } = deps
+  const app = new Hono<AppEnv>()
+  const workerOf = (orgId: string, pluginId: string) => pool.list().find((w) => w.orgId === orgId && w.pluginId === pluginId)
+
+  app.get('/plugins', (c) =>
+    c.json({
+      plugins: [
+        ...registry.plugins().map(pluginJson),
+        ...registry.invalidPlugins().map((p) => ({
+          id: p.id, name: null, version: null, sdkVersion: null, valid: false,
+          metadataState: null, metadataFetchedAt: null, metadata: null, error: p.error,
+        })),
+      ],
+    }),
+  )
+
+  app.post('/plugins/:pluginId/refresh-metadata', async (c) => {
+    const { pluginId } = params(c, PluginParams)
+    return c.json(pluginJson(await service.refreshMetadata(pluginId)))
+  })
+
+  app.get('/orgs/:orgId/plugins/:pluginId', async (c) => {
+    const { orgId, pluginId } = params(c, InstanceParams)
+    const { instance } = await service.target(orgId, pluginId, { requireEnabled: false })
+    return c.json(instanceJson(instance, workerOf(orgId, pluginId)))
+  })
+
+  app.put('/orgs/:orgId/plugins/:pluginId', async (c) => {
+    const { orgId, pluginId } = params(c, InstanceParams)
+    const body = await jsonBody(c, InstanceBody)
+    const row = await service.updateInstance(orgId, pluginId, body)
+    return c.json(instanceJson(row, workerOf(orgId, pluginId)))
+  })
+
+  app.put('/orgs/:orgId/plugins/:pluginId/auth', async (c) => {
+    const { orgId, pluginId } = params(c, InstanceParams)
+    const body = await jsonBody(c, AuthBody)
+    const row = await service.setAuth(orgId, pluginId, body)
+    return c.json(instanceJson(row, workerOf(orgId, pluginId)))
+  })
+
+  app.post('/orgs/:orgId/plugins/:pluginId/start', async (c) => {
+    const { orgId, pluginId } = params(c, InstanceParams)
+    await service.start(orgId, pluginId)
+    const worker = workerOf(orgId, pluginId)
+    return c.json({ worker: worker ? workerJson(worker) : null })
+  })
+
+  app.post('/orgs/:orgId/plugins/:pluginId/stop', async (c) => {
+    const { orgId, pluginId } = params(c, InstanceParams)
+    service.pluginOrThrow(pluginId)
+    const wasRunning = workerOf(orgId, pluginId) !== undefined
+    await pool.stop(orgId, pluginId, 'admin')
+    return c.json({ stopped: wasRunning })
+  })
+
+  app.get('/orgs/:orgId/plugins/:pluginId/mcp/tools', async (c) => {
+    const { orgId, pluginId } = params(c, InstanceParams)
+    return c.json((await service.listTools(orgId, pluginId)) as object)
+  })
+
+  app.post('/orgs/:orgId/plugins/:pluginId/mcp/call', async (c) => {
+    const { orgId, pluginId } = params(c, InstanceParams)
+    const body = await jsonBody(c, ToolCallBody)
+    return c.json((await service.callTool(orgId, pluginId, body.toolName, body.arguments)) as object)
+  })
+
+  app.get('/workers', (c) => c.json({ workers: pool.list().map(workerJson) }))
+
+  return app
+}

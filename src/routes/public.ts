@@ -1,0 +1,89 @@
+import { Hono } from 'hono'
+import { z } from 'zod'
+import { OrgId, PluginId } from '../contract/index.js'
+import { GatewayError } from '../core/index.js'
+import type { GatewayService } from '../gateway/index.js'
+import type { Forwarder } from '../proxy/index.js'
+import type { StartTiming } from '../workers/index.js'
+import type { AppEnv, ClientAddress } from './env.js'
+import { params } from './validate.js'
+
+// DESIGN.md request path, step 1: worker control endpoints are never reachable from outside.
+const CONTROL_SEGMENTS = new Set(['health', 'metadata', 'validate-auth', 'config-update', 'disable', 'mcp'])
+
+const Params = z.object({ orgId: OrgId, pluginId: PluginId })
+
+export interface PublicRouteDeps {
+  service: GatewayService
+  forwarder: Forwarder
+  clientAddress: ClientAddress
+}
+
+export function publicRoutes(deps: PublicRouteDeps) {
+  const { service, forwarder } = deps
+  const app = new Hono<AppEnv>()
+
+  app.all('/orgs/:orgId/plugins/:pluginId/*', async function proxyToPlugin(c) {
+    const { orgId, pluginId } = params(c, Params)
+    const url = new URL(c.req.url) // WHATWG parsing already resolved dot-segments, encoded ones too
+    const prefix = `/orgs/${orgId}/plugins/${pluginId}`
+    const path = url.pathname.startsWith(prefix) ? url.pathname.slice(prefix.length) || '/' : null
+    if (path === null || isControlPath(path)) throw routeNotFound(pluginId)
+
+    const t = await service.target(orgId, pluginId, { requireEnabled: true })
+    const method = c.req.method
+    // With fresh (or last good) metadata, undeclared routes are refused before any worker starts.
+    const known = t.view.row.metadataState === 'fresh' || t.view.row.metadataState === 'error'
+    if (known && t.view.routes && !t.view.routes.matches(method, path)) throw routeNotFound(pluginId)
+
+    const lease = await service.acquire(t, forwarder.clientSignal(c))
+    try {
+      if (!known) {
+        const routes = service.pluginOrThrow(pluginId).routes
+        if (!routes) throw new GatewayError('METADATA_UNAVAILABLE', 503, `metadata of ${pluginId} is unavailable`, { retryAfterSeconds: 5 })
+        if (!routes.matches(method, path)) throw routeNotFound(pluginId)
+      }
+    } catch (err) {
+      lease.release()
+      throw err
+    }
+
+    const requestId = c.get('requestId')
+    const client = deps.clientAddress(c)
+    const responseHeaders: Record<string, string> = { 'x-request-id': requestId }
+    if (lease.cold) responseHeaders['x-plugin-cold-start'] = '1'
+    return forwarder.forward(c, {
+      worker: lease.worker,
+      path: path + url.search,
+      requestHeaders: {
+        'x-forwarded-for': [c.req.header('x-forwarded-for'), client].filter(Boolean).join(', '),
+        'x-forwarded-proto': url.protocol.slice(0, -1),
+        'x-forwarded-host': c.req.header('host') ?? url.host,
+        'x-request-id': requestId,
+      },
+      responseHeaders,
+      serverTiming: lease.cold ? coldTiming(lease.cold) : '',
+      onDone: lease.release,
+    })
+  })
+
+  return app
+}
+
+function isControlPath(path: string): boolean {
+  const first = path.split('/')[1] ?? ''
+  let segment = first
+  try {
+    segment = decodeURIComponent(first)
+  } catch {
+    return true // undecodable percent-encoding: refuse rather than guess what the worker would see
+  }
+  return CONTROL_SEGMENTS.has(segment.toLowerCase())
+}
+
+const routeNotFound = (pluginId: string) => new GatewayError('ROUTE_NOT_FOUND', 404, `plugin ${pluginId} has no such route`)
+
+function coldTiming(t: StartTiming): string {
+  const f = (n: number) => n.toFixed(1)
+  return `cold;dur=${f(t.totalMs)}, queue;dur=${f(t.queueMs)}, spawn;dur=${f(t.spawnMs)}, ready;dur=${f(t.readyMs)}, metadata;dur=${f(t.metadataMs)}`
+}

@@ -1,0 +1,17 @@
+export { createWorkerPool } from './pool.js'
+export type { PoolDeps } from './pool.js'
+export type { SpawnFn } from './launch.js'
+export type {
+  ExitInfo,
+  Lease,
+  PoolEvent,
+  StartTiming,
+  StopReason,
+  Worker,
+  WorkerInfo,
+  WorkerPool,
+  WorkerSpec,
+  WorkerState,
+} from './types.js'
+export { callWorker } from './control.js'
+export type { ControlResult } from './control.js'

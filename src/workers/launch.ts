@@ -1,0 +1,156 @@
+import type { ChildProcess, spawn as nodeSpawn } from 'node:child_process'
+import { basename } from 'node:path'
+import { setTimeout as delay } from 'node:timers/promises'
+import { Pool } from 'undici'
+import { ReadyMessage } from '../contract/index.js'
+import type { Clock, Logger } from '../core/index.js'
+import { DeadlineExceeded, GatewayError, withDeadline } from '../core/index.js'
+import type { PoolConfig } from '../config.js'
+import { buildWorkerEnv } from './worker-env.js'
+import type { ExitInfo, WorkerSpec } from './types.js'
+
+export type SpawnFn = typeof nodeSpawn
+
+export interface LaunchDeps {
+  config: Pick<
+    PoolConfig,
+    'runnerCommand' | 'runnerPushesReady' | 'baseEnv' | 'hostEnv' | 'maxOldSpaceMb' | 'startTimeoutMs'
+  >
+  clock: Clock
+  spawn: SpawnFn
+  log: Logger
+}
+
+export interface Launched {
+  child: ChildProcess
+  pid: number
+  port: number
+  dispatcher: Pool
+  /** Armed at spawn, so an exit is never missed. */
+  exited: Promise<ExitInfo>
+  spawnMs: number
+  readyMs: number
+}
+
+const STDERR_TAIL_BYTES = 2048
+// Runners that do not push readiness are probed this often: a few ms, not a 500 ms poll.
+const PROBE_INTERVAL_MS = 3
+
+/**
+ * Spawns the worker process for spec on port and resolves once it serves requests.
+ * On any failure the process is killed and awaited before the error is thrown.
+ */
+export async function launchWorker(spec: WorkerSpec, port: number, deps: LaunchDeps): Promise<Launched> {
+  const { config, clock, log } = deps
+  const t0 = clock.now()
+  const [command, args] = buildCommand(spec, port, config)
+  const env = buildWorkerEnv(spec, config.baseEnv, config.hostEnv, spec.sdkVersion === 'v1' ? { PORT: String(port) } : {})
+  const child = deps.spawn(command, args, { env, cwd: spec.pluginDir, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] })
+  const exited = exitOf(child)
+  const stderrTail = captureOutput(child, log)
+  const dispatcher = new Pool(`http://127.0.0.1:${port}`, { connections: 64, keepAliveTimeout: 30_000 })
+  const spawnMs = clock.now() - t0
+
+  const pushes = spec.sdkVersion === 'v2' && config.runnerPushesReady
+  const probeStop = new AbortController()
+  try {
+    await withDeadline(clock, config.startTimeoutMs, (signal) =>
+      Promise.race([
+        pushes ? readyMessage(child, port, signal) : probeHealth(dispatcher, probeStop.signal),
+        exited.then((exit) => {
+          throw startFailed(spec, exit, stderrTail())
+        }),
+      ]),
+    )
+  } catch (err) {
+    child.kill('SIGKILL')
+    await exited
+    await dispatcher.destroy()
+    if (err instanceof DeadlineExceeded) {
+      throw new GatewayError(
+        'WORKER_START_TIMEOUT',
+        504,
+        `worker for ${spec.pluginId} did not become ready within ${config.startTimeoutMs} ms`,
+        { cause: err },
+      )
+    }
+    throw err
+  } finally {
+    probeStop.abort()
+  }
+  return { child, pid: child.pid ?? -1, port, dispatcher, exited, spawnMs, readyMs: clock.now() - t0 - spawnMs }
+}
+
+function buildCommand(spec: WorkerSpec, port: number, config: LaunchDeps['config']): [string, string[]] {
+  const heapFlags = config.maxOldSpaceMb ? [`--max-old-space-size=${config.maxOldSpaceMb}`] : []
+  if (spec.sdkVersion === 'v1') return [process.execPath, [...heapFlags, spec.entryPath]] // CONTRACT.md §2: legacy
+  const [command = process.execPath, ...rest] = config.runnerCommand
+  const isNode = command === process.execPath || basename(command) === 'node'
+  return [
+    command,
+    [
+      ...(isNode ? heapFlags : []),
+      ...rest,
+      `--plugin-path=${spec.pluginDir}`,
+      `--org-id=${spec.orgId}`,
+      `--port=${port}`,
+      '--mode=production',
+    ],
+  ]
+}
+
+function exitOf(child: ChildProcess): Promise<ExitInfo> {
+  return new Promise((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, signal }))
+    // A command that cannot be spawned (ENOENT) emits 'error' and never 'exit'.
+    child.once('error', () => {
+      if (child.pid === undefined) resolve({ code: null, signal: null })
+    })
+  })
+}
+
+function captureOutput(child: ChildProcess, log: Logger): () => string {
+  let tail = ''
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => log.debug({ stream: 'stdout', chunk }, 'worker output'))
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+    tail = (tail + chunk).slice(-STDERR_TAIL_BYTES)
+    log.debug({ stream: 'stderr', chunk }, 'worker output')
+  })
+  return () => tail.trim()
+}
+
+function startFailed(spec: WorkerSpec, exit: ExitInfo, stderr: string): GatewayError {
+  const how = exit.signal ? `signal ${exit.signal}` : exit.code === null ? 'could not be spawned' : `code ${exit.code}`
+  const detail = stderr ? `: ${stderr.split('\n').slice(-3).join(' | ')}` : ''
+  return new GatewayError('WORKER_START_FAILED', 503, `worker for ${spec.pluginId} exited during start (${how})${detail}`)
+}
+
+function readyMessage(child: ChildProcess, port: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const onMessage = (msg: unknown) => {
+      const parsed = ReadyMessage.safeParse(msg)
+      if (parsed.success && parsed.data.port === port) done()
+    }
+    const done = () => {
+      child.off('message', onMessage)
+      signal.removeEventListener('abort', done)
+      resolve()
+    }
+    child.on('message', onMessage)
+    signal.addEventListener('abort', done, { once: true })
+  })
+}
+
+// Pacing uses real time on purpose: it is transport polling, not a deadline (the deadline runs on the clock).
+async function probeHealth(dispatcher: Pool, signal: AbortSignal): Promise<void> {
+  while (!signal.aborted) {
+    try {
+      const res = await dispatcher.request({ method: 'GET', path: '/health', signal, headersTimeout: 1_000 })
+      await res.body.dump()
+      if (res.statusCode === 200) return
+    } catch {
+      // Not listening yet (ECONNREFUSED) or aborted: try again after the interval.
+    }
+    await delay(PROBE_INTERVAL_MS, undefined, { signal }).catch(() => {})
+  }
+}

@@ -1,0 +1,347 @@
+import type { Clock, Logger, WorkerKey } from '../core/index.js'
+import { GatewayError, errorText, splitWorkerKey, withDeadline, workerKey } from '../core/index.js'
+import type { PoolConfig } from '../config.js'
+import { launchWorker, type SpawnFn } from './launch.js'
+import { allocatePort } from './ports.js'
+import { stopProcess } from './stop.js'
+import type {
+  ExitInfo,
+  Lease,
+  PoolEvent,
+  StartTiming,
+  StopReason,
+  Worker,
+  WorkerInfo,
+  WorkerPool,
+  WorkerSpec,
+} from './types.js'
+
+export interface PoolDeps {
+  config: PoolConfig
+  clock: Clock
+  spawn: SpawnFn
+  log: Logger
+  /** Runs after a worker is ready and before it takes requests (metadata fetch); counted in the cold start. */
+  afterReady?: (worker: Worker) => Promise<void>
+  /** Ordered runtime transitions, for persistence and metrics. Must not throw. */
+  onEvent?: (event: PoolEvent) => void
+}
+
+// One slot per key. Each state holds only its own data; `gen` fences every continuation.
+type Slot =
+  | { state: 'starting'; gen: number; orgId: string; pending: number; ready: Promise<StartResult> }
+  | { state: 'ready'; gen: number; worker: Worker; exited: Promise<ExitInfo>; cancelIdle: () => void }
+  | { state: 'stopping'; gen: number; worker: Worker; stopped: Promise<void> }
+  | { state: 'error'; gen: number; orgId: string; pluginId: string; error: GatewayError; retryAt: number; failures: number }
+
+interface StartResult {
+  worker: Worker
+  timing: StartTiming
+}
+
+export function createWorkerPool(deps: PoolDeps): WorkerPool {
+  const { config, clock, log } = deps
+  const slots = new Map<WorkerKey, Slot>()
+  const retiring = new Set<Promise<void>>()
+  const pendingByOrg = new Map<string, number>()
+  const drainWaiters = new Map<Worker, () => void>()
+  let nextGen = 1
+  let closing: Promise<void> | null = null
+  const emit = (event: PoolEvent) => deps.onEvent?.(event)
+
+  async function acquire(spec: WorkerSpec, signal?: AbortSignal): Promise<Lease> {
+    if (closing) throw new GatewayError('SHUTTING_DOWN', 503, 'gateway is shutting down', { retryAfterSeconds: 1 })
+    const key = workerKey(spec.orgId, spec.pluginId)
+    const slot = slots.get(key)
+    if (slot?.state === 'ready') return lease(slot.worker, null)
+    if (slot?.state === 'error' && clock.now() < slot.retryAt) {
+      throw new GatewayError(slot.error.code, slot.error.status, slot.error.message, {
+        retryAfterSeconds: Math.max(1, Math.ceil((slot.retryAt - clock.now()) / 1000)),
+      })
+    }
+    // A stopping slot is never sent to: the next generation starts beside the retiring one.
+    if (slot?.state === 'starting') return waitForStart(slot, spec.orgId, signal)
+    makeRoom(spec.orgId)
+    return waitForStart(beginStart(key, spec, slot?.state === 'error' ? slot.failures : 0), spec.orgId, signal)
+  }
+
+  async function waitForStart(slot: Extract<Slot, { state: 'starting' }>, orgId: string, signal?: AbortSignal) {
+    const orgPending = pendingByOrg.get(orgId) ?? 0
+    if (slot.pending >= config.maxPendingPerKey) {
+      throw new GatewayError('QUEUE_FULL', 503, 'too many requests are waiting for this worker to start', { retryAfterSeconds: 1 })
+    }
+    if (orgPending >= config.maxPendingPerOrg) {
+      throw new GatewayError('ORG_QUEUE_FULL', 429, 'too many requests of this organization are waiting for workers', {
+        retryAfterSeconds: 1,
+      })
+    }
+    const queuedAt = clock.now()
+    slot.pending++
+    pendingByOrg.set(orgId, orgPending + 1)
+    try {
+      const { worker, timing } = await abortable(slot.ready, signal)
+      return lease(worker, { ...timing, queueMs: clock.now() - queuedAt })
+    } finally {
+      slot.pending--
+      const left = (pendingByOrg.get(orgId) ?? 1) - 1
+      if (left === 0) pendingByOrg.delete(orgId)
+      else pendingByOrg.set(orgId, left)
+    }
+  }
+
+  function beginStart(key: WorkerKey, spec: WorkerSpec, failures: number): Extract<Slot, { state: 'starting' }> {
+    const gen = nextGen++
+    // The slot enters the map before the first await: every concurrent request joins this start.
+    const slot: Extract<Slot, { state: 'starting' }> = {
+      state: 'starting',
+      gen,
+      orgId: spec.orgId,
+      pending: 0,
+      ready: start(key, spec, gen, failures),
+    }
+    slot.ready.catch(() => {}) // observed by waiters; a start nobody waits for must not be unhandled
+    slots.set(key, slot)
+    return slot
+  }
+
+  async function start(key: WorkerKey, spec: WorkerSpec, gen: number, failures: number): Promise<StartResult> {
+    const t0 = clock.now()
+    await Promise.resolve() // let beginStart publish the slot before anything can fail synchronously
+    try {
+      emit({ type: 'starting', orgId: spec.orgId, pluginId: spec.pluginId, gen, sdkVersion: spec.sdkVersion })
+      const port = await allocatePort(config.portRange, portsInUse())
+      const wlog = log.child({ orgId: spec.orgId, pluginId: spec.pluginId, gen })
+      const launched = await launchWorker(spec, port, { config, clock, spawn: deps.spawn, log: wlog })
+      const worker: Worker = {
+        key,
+        orgId: spec.orgId,
+        pluginId: spec.pluginId,
+        gen,
+        sdkVersion: spec.sdkVersion,
+        child: launched.child,
+        pid: launched.pid,
+        port,
+        origin: `http://127.0.0.1:${port}`,
+        dispatcher: launched.dispatcher,
+        startedAt: clock.now(),
+        inFlight: 0,
+        lastActiveAt: clock.now(),
+      }
+      const metadataStart = clock.now()
+      try {
+        await deps.afterReady?.(worker)
+      } catch (err) {
+        await stopProcess(worker, launched.exited, stopOptions())
+        throw err
+      }
+      const timing: StartTiming = {
+        queueMs: 0,
+        spawnMs: launched.spawnMs,
+        readyMs: launched.readyMs,
+        metadataMs: clock.now() - metadataStart,
+        totalMs: clock.now() - t0,
+      }
+      if (slots.get(key)?.gen !== gen || closing) {
+        // Superseded while starting (stop or shutdown): this generation must not serve.
+        await stopProcess(worker, launched.exited, stopOptions())
+        throw new GatewayError('WORKER_UNAVAILABLE', 503, 'worker was stopped while starting', { retryAfterSeconds: 1 })
+      }
+      const ready: Extract<Slot, { state: 'ready' }> = {
+        state: 'ready',
+        gen,
+        worker,
+        exited: launched.exited,
+        cancelIdle: armIdleTimer(key, gen, config.idleMs),
+      }
+      slots.set(key, ready)
+      launched.exited.then((exit) => onExit(key, worker, exit))
+      wlog.info({ pid: worker.pid, port, ms: timing.totalMs }, 'worker ready')
+      emit({ type: 'ready', worker, timing })
+      return { worker, timing }
+    } catch (err) {
+      if (slots.get(key)?.gen !== gen) throw err // superseded: the newer generation reports for the key
+      // Exponential, capped backoff before this key may start again.
+      const backoffMs = Math.min(config.restartBackoffMaxMs, config.restartBackoffMs * 2 ** failures)
+      const retryAt = clock.now() + backoffMs
+      const cause = err instanceof GatewayError ? err : undefined
+      const error = new GatewayError(
+        cause?.code ?? 'WORKER_START_FAILED',
+        cause?.status ?? 503,
+        cause?.message ?? `worker failed to start: ${errorText(err)}`,
+        { cause: err, retryAfterSeconds: Math.max(1, Math.ceil(backoffMs / 1000)) },
+      )
+      slots.set(key, { state: 'error', gen, orgId: spec.orgId, pluginId: spec.pluginId, error, retryAt, failures: failures + 1 })
+      emit({ type: 'start-failed', orgId: spec.orgId, pluginId: spec.pluginId, gen, error, retryAt })
+      log.warn({ orgId: spec.orgId, pluginId: spec.pluginId, gen, code: error.code, err: error.message }, 'worker start failed')
+      throw error
+    }
+  }
+
+  function lease(worker: Worker, cold: StartTiming | null): Lease {
+    worker.inFlight++
+    worker.lastActiveAt = clock.now()
+    let released = false
+    return {
+      worker,
+      cold,
+      release() {
+        if (released) return
+        released = true
+        worker.inFlight--
+        worker.lastActiveAt = clock.now()
+        if (worker.inFlight === 0) drainWaiters.get(worker)?.()
+        emit({ type: 'activity', worker })
+      },
+    }
+  }
+
+  // One timer per worker per idle window, not one per request: it re-arms for the time still owed.
+  function armIdleTimer(key: WorkerKey, gen: number, delayMs: number): () => void {
+    return clock.setTimer(delayMs, () => {
+      const slot = slots.get(key)
+      if (slot?.state !== 'ready' || slot.gen !== gen) return
+      const idleFor = clock.now() - slot.worker.lastActiveAt
+      if (slot.worker.inFlight === 0 && idleFor >= config.idleMs) void retire(key, slot, 'idle')
+      else slot.cancelIdle = armIdleTimer(key, gen, slot.worker.inFlight > 0 ? config.idleMs : config.idleMs - idleFor)
+    })
+  }
+
+  function retire(key: WorkerKey, slot: Extract<Slot, { state: 'ready' }>, reason: StopReason): Promise<void> {
+    slot.cancelIdle()
+    const { worker } = slot
+    emit({ type: 'stopping', worker, reason })
+    const stopped = (async () => {
+      await drained(worker, slot.exited)
+      const exit = await stopProcess(worker, slot.exited, stopOptions())
+      const current = slots.get(key)
+      if (current?.state === 'stopping' && current.worker === worker) slots.delete(key) // a newer generation may own the key
+      log.info({ orgId: worker.orgId, pluginId: worker.pluginId, gen: worker.gen, reason }, 'worker stopped')
+      emit({ type: 'stopped', orgId: worker.orgId, pluginId: worker.pluginId, gen: worker.gen, reason, exit })
+    })()
+    slots.set(key, { state: 'stopping', gen: slot.gen, worker, stopped })
+    retiring.add(stopped)
+    void stopped.finally(() => retiring.delete(stopped))
+    return stopped
+  }
+
+  // CONTRACT.md §5: in-flight requests finish before /disable, bounded by drainTimeoutMs; a crash ends the wait.
+  async function drained(worker: Worker, exited: Promise<ExitInfo>): Promise<void> {
+    if (worker.inFlight === 0) return
+    const idle = new Promise<void>((resolve) => drainWaiters.set(worker, resolve))
+    await withDeadline(clock, config.drainTimeoutMs, () => Promise.race([idle, exited])).catch(() => {
+      log.warn({ orgId: worker.orgId, pluginId: worker.pluginId, inFlight: worker.inFlight }, 'drain timed out; stopping anyway')
+    })
+    drainWaiters.delete(worker)
+  }
+
+  function onExit(key: WorkerKey, worker: Worker, exit: ExitInfo): void {
+    const slot = slots.get(key)
+    if (slot?.state !== 'ready' || slot.worker !== worker) return // a planned stop, or superseded
+    slot.cancelIdle()
+    slots.delete(key)
+    void worker.dispatcher.destroy()
+    log.warn({ orgId: worker.orgId, pluginId: worker.pluginId, gen: worker.gen, ...exit }, 'worker exited unexpectedly')
+    emit({ type: 'stopped', orgId: worker.orgId, pluginId: worker.pluginId, gen: worker.gen, reason: 'crashed', exit })
+  }
+
+  // MAX_WORKERS and the per-org cap: evict the least recently used idle worker, or refuse.
+  function makeRoom(orgId: string): void {
+    const live = [...slots.values()].filter((s) => s.state === 'starting' || s.state === 'ready')
+    const orgLive = live.filter((s) => (s.state === 'ready' ? s.worker.orgId : s.orgId) === orgId)
+    // The starting slot of this very request is already counted in `live`.
+    if (live.length > config.maxWorkers) evictIdle(live, 'MAX_WORKERS')
+    if (orgLive.length > config.maxWorkersPerOrg) evictIdle(orgLive, 'MAX_WORKERS_PER_ORG')
+  }
+
+  function evictIdle(candidates: Slot[], limit: string): void {
+    let lru: Extract<Slot, { state: 'ready' }> | undefined
+    for (const s of candidates) {
+      if (s.state === 'ready' && s.worker.inFlight === 0 && (!lru || s.worker.lastActiveAt < lru.worker.lastActiveAt)) lru = s
+    }
+    if (!lru) {
+      throw new GatewayError('CAPACITY_EXHAUSTED', 503, `${limit} reached and no worker is idle`, { retryAfterSeconds: 1 })
+    }
+    void retire(lru.worker.key, lru, 'evicted')
+  }
+
+  function portsInUse(): number[] {
+    const ports: number[] = []
+    for (const s of slots.values()) if (s.state === 'ready' || s.state === 'stopping') ports.push(s.worker.port)
+    return ports
+  }
+
+  function stopOptions() {
+    return { clock, disableTimeoutMs: config.disableTimeoutMs, stopTimeoutMs: config.stopTimeoutMs }
+  }
+
+  async function stop(orgId: string, pluginId: string, reason: StopReason = 'admin'): Promise<void> {
+    const key = workerKey(orgId, pluginId)
+    const slot = slots.get(key)
+    if (!slot) return
+    if (slot.state === 'ready') return retire(key, slot, reason)
+    if (slot.state === 'stopping') return slot.stopped
+    if (slot.state === 'error') {
+      slots.delete(key)
+      return
+    }
+    // Starting: let the start settle, then stop what it produced.
+    await slot.ready.catch(() => {})
+    return stop(orgId, pluginId, reason)
+  }
+
+  async function stopPlugin(pluginId: string, reason: StopReason = 'replaced'): Promise<void> {
+    const keys = [...slots.keys()].map(splitWorkerKey).filter((k) => k.pluginId === pluginId)
+    await Promise.all(keys.map((k) => stop(k.orgId, k.pluginId, reason)))
+  }
+
+  function list(): WorkerInfo[] {
+    const infos: WorkerInfo[] = []
+    for (const [key, s] of slots) {
+      const { orgId, pluginId } = splitWorkerKey(key)
+      if (s.state === 'ready' || s.state === 'stopping') {
+        const w = s.worker
+        infos.push({
+          orgId, pluginId, gen: s.gen, state: s.state, sdkVersion: w.sdkVersion, pid: w.pid, port: w.port,
+          startedAt: w.startedAt, lastActivityAt: w.lastActiveAt, inFlight: w.inFlight, lastError: null,
+        })
+      } else {
+        infos.push({
+          orgId, pluginId, gen: s.gen, state: s.state, sdkVersion: null, pid: null, port: null, startedAt: null,
+          lastActivityAt: null, inFlight: 0, lastError: s.state === 'error' ? s.error.message : null,
+        })
+      }
+    }
+    return infos
+  }
+
+  function close(): Promise<void> {
+    closing ??= (async () => {
+      const keys = [...slots.keys()].map(splitWorkerKey)
+      await Promise.all(keys.map((k) => stop(k.orgId, k.pluginId, 'shutdown')))
+      await Promise.all([...retiring])
+    })()
+    return closing
+  }
+
+  return {
+    acquire,
+    peek(orgId, pluginId) {
+      const slot = slots.get(workerKey(orgId, pluginId))
+      return slot?.state === 'ready' ? slot.worker : undefined
+    },
+    stop,
+    stopPlugin,
+    list,
+    close,
+  }
+}
+
+function abortable<T>(promise: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (!signal) return promise
+  if (signal.aborted) return Promise.reject(signal.reason)
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason)
+    signal.addEventListener('abort', onAbort, { once: true })
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
+  })
+}

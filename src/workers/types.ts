@@ -1,0 +1,100 @@
+import type { ChildProcess } from 'node:child_process'
+import type { Pool } from 'undici'
+import type { SdkVersion } from '../contract/index.js'
+import type { GatewayError, WorkerKey } from '../core/index.js'
+import type { AuthState, InstanceConfig } from '../db/index.js'
+
+/** Everything needed to start the worker of one (org, plugin) pair. */
+export interface WorkerSpec {
+  orgId: string
+  pluginId: string
+  pluginDir: string
+  entryPath: string
+  sdkVersion: SdkVersion
+  /** Host variables the manifest allows this plugin to see (CONTRACT.md §2). */
+  envAllowList: readonly string[]
+  /** Plaintext config as the worker must see it. */
+  config: InstanceConfig
+  authState: AuthState | null
+}
+
+/** A live worker process of one generation. Mutable counters belong to the pool. */
+export interface Worker {
+  readonly key: WorkerKey
+  readonly orgId: string
+  readonly pluginId: string
+  readonly gen: number
+  readonly sdkVersion: SdkVersion
+  readonly child: ChildProcess
+  readonly pid: number
+  readonly port: number
+  readonly origin: string
+  /** Keep-alive connection pool to this worker; closed when the worker stops. */
+  readonly dispatcher: Pool
+  readonly startedAt: number
+  inFlight: number
+  lastActiveAt: number
+}
+
+/** Phases of a cold start, in ms, for Server-Timing and metrics. */
+export interface StartTiming {
+  queueMs: number
+  spawnMs: number
+  readyMs: number
+  metadataMs: number
+  totalMs: number
+}
+
+export interface Lease {
+  readonly worker: Worker
+  /** Present when this request started (or waited for the start of) the worker. */
+  readonly cold: StartTiming | null
+  /** Marks the request done; idempotent. Call when the response body has ended. */
+  release(): void
+}
+
+export type WorkerState = 'starting' | 'ready' | 'stopping' | 'error'
+
+export interface WorkerInfo {
+  orgId: string
+  pluginId: string
+  gen: number
+  state: WorkerState
+  sdkVersion: SdkVersion | null
+  pid: number | null
+  port: number | null
+  startedAt: number | null
+  lastActivityAt: number | null
+  inFlight: number
+  lastError: string | null
+}
+
+export type StopReason = 'idle' | 'evicted' | 'admin' | 'shutdown' | 'replaced'
+
+/** Runtime transitions the pool reports, in order per key, for persistence and metrics. */
+export type PoolEvent =
+  | { type: 'starting'; orgId: string; pluginId: string; gen: number; sdkVersion: SdkVersion }
+  | { type: 'ready'; worker: Worker; timing: StartTiming }
+  | { type: 'stopping'; worker: Worker; reason: StopReason }
+  | { type: 'stopped'; orgId: string; pluginId: string; gen: number; reason: StopReason | 'crashed'; exit: ExitInfo }
+  | { type: 'start-failed'; orgId: string; pluginId: string; gen: number; error: GatewayError; retryAt: number }
+  | { type: 'activity'; worker: Worker }
+
+export interface ExitInfo {
+  code: number | null
+  signal: NodeJS.Signals | null
+}
+
+export interface WorkerPool {
+  /** Returns a ready worker for the spec's key, starting one (single-flight) when needed. */
+  acquire(spec: WorkerSpec, signal?: AbortSignal): Promise<Lease>
+  /** The ready worker of a key, if any, without starting one or counting a request. */
+  peek(orgId: string, pluginId: string): Worker | undefined
+  /** Drains and stops the key's worker; resolves when the process has exited. */
+  stop(orgId: string, pluginId: string, reason?: StopReason): Promise<void>
+  /** Stops every worker of a plugin (e.g. after its code changed). */
+  stopPlugin(pluginId: string, reason?: StopReason): Promise<void>
+  list(): WorkerInfo[]
+  /** Refuses new work, stops every worker and waits for their exit. Idempotent. */
+  close(): Promise<void>
+}

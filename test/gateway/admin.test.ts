@@ -1,0 +1,135 @@
+import { describe, expect, it } from 'vitest'
+import { startTestGateway } from '../helpers/gateway.js'
+
+const TOKEN = 'test-admin-token-0123456789'
+
+describe('admin API', () => {
+  it('lists plugins with sdkVersion, metadata state and the errors of invalid ones', async () => {
+    const t = await startTestGateway()
+    const { status, body } = await t.admin('GET', '/plugins')
+    expect(status).toBe(200)
+    const byId = new Map(body.plugins.map((p: { id: string }) => [p.id, p]))
+    expect(byId.get('echo')).toMatchObject({ name: 'hay-plugin-echo', version: '1.0.0', sdkVersion: 'v2', metadataState: 'missing', valid: true })
+    expect(byId.get('bad-manifest')).toMatchObject({ valid: false, error: expect.any(String) })
+  })
+
+  it('refuses requests without the bearer token when ADMIN_TOKEN is set, in constant time', async () => {
+    const t = await startTestGateway({ env: { ADMIN_TOKEN: TOKEN } })
+    const routes: Array<[string, string]> = [
+      ['GET', '/admin/plugins'],
+      ['POST', '/admin/plugins/echo/refresh-metadata'],
+      ['GET', '/admin/orgs/acme/plugins/echo'],
+      ['PUT', '/admin/orgs/acme/plugins/echo'],
+      ['PUT', '/admin/orgs/acme/plugins/echo/auth'],
+      ['POST', '/admin/orgs/acme/plugins/echo/start'],
+      ['POST', '/admin/orgs/acme/plugins/echo/stop'],
+      ['GET', '/admin/orgs/acme/plugins/tools/mcp/tools'],
+      ['POST', '/admin/orgs/acme/plugins/tools/mcp/call'],
+      ['GET', '/admin/workers'],
+    ]
+    for (const [method, path] of routes) {
+      for (const authorization of [undefined, 'Bearer wrong-token-0123456789', `Basic ${TOKEN}`, TOKEN]) {
+        const res = await fetch(`${t.url}${path}`, { method, headers: authorization ? { authorization } : {} })
+        expect([method, path, authorization, res.status]).toEqual([method, path, authorization, 401])
+        expect(await res.json()).toMatchObject({ error: { code: 'UNAUTHORIZED' } })
+      }
+    }
+    const ok = await t.admin('GET', '/plugins')
+    expect(ok.status).toBe(200)
+  })
+
+  it('validates instance bodies and config against the plugin configSchema', async () => {
+    const t = await startTestGateway()
+    await t.enable('acme', 'echo')
+    await (await fetch(`${t.url}/orgs/acme/plugins/echo/items/1`)).body?.cancel() // metadata now known
+
+    const malformed = await fetch(`${t.url}/admin/orgs/acme/plugins/echo`, { method: 'PUT', body: '{nope' })
+    expect(malformed.status).toBe(400)
+    expect(await malformed.json()).toMatchObject({ error: { code: 'BAD_REQUEST' } })
+
+    const wrongShape = await t.admin('PUT', '/orgs/acme/plugins/echo', { enabled: 'yes' })
+    expect(wrongShape).toMatchObject({ status: 400, body: { error: { code: 'VALIDATION_FAILED', details: [{ path: 'enabled' }] } } })
+
+    const wrongType = await t.admin('PUT', '/orgs/acme/plugins/echo', { config: { prefix: 42 } })
+    expect(wrongType).toMatchObject({ status: 400, body: { error: { code: 'CONFIG_INVALID' } } })
+    const unknownKey = await t.admin('PUT', '/orgs/acme/plugins/echo', { config: { nope: 'x' } })
+    expect(unknownKey).toMatchObject({ status: 400, body: { error: { code: 'CONFIG_INVALID' } } })
+  })
+
+  it('pushes new config to the running worker through /config-update', async () => {
+    const t = await startTestGateway()
+    await t.enable('acme', 'echo', { prefix: 'one' })
+    expect(await (await fetch(`${t.url}/orgs/acme/plugins/echo/items/1`)).json()).toMatchObject({ prefix: 'one' })
+
+    const res = await t.admin('PUT', '/orgs/acme/plugins/echo', { config: { prefix: 'two' } })
+    expect(res).toMatchObject({ status: 200, body: { config: { prefix: 'two' }, enabled: true } })
+    expect(await (await fetch(`${t.url}/orgs/acme/plugins/echo/items/1`)).json()).toMatchObject({ prefix: 'two' })
+    expect(t.spawned).toHaveLength(1)
+  })
+
+  it('stores auth only when the worker validates it, and answers 422 otherwise', async () => {
+    const t = await startTestGateway()
+    await t.enable('acme', 'webhook', { webhookSecret: 's3cret' })
+
+    const bad = await t.admin('PUT', '/orgs/acme/plugins/webhook/auth', { methodId: 'apiKey', credentials: { apiKey: 'nope' } })
+    expect(bad).toMatchObject({ status: 422, body: { error: { code: 'AUTH_INVALID' } } })
+    expect((await t.admin('GET', '/orgs/acme/plugins/webhook')).body.auth).toBeNull()
+
+    const good = await t.admin('PUT', '/orgs/acme/plugins/webhook/auth', {
+      methodId: 'apiKey',
+      credentials: { apiKey: 'whk_0123456789' },
+    })
+    expect(good).toMatchObject({ status: 200, body: { auth: { methodId: 'apiKey', configured: true } } })
+    expect(JSON.stringify(good.body)).not.toContain('whk_0123456789')
+
+    const missing = await t.admin('PUT', '/orgs/acme/plugins/webhook/auth', { methodId: 'apiKey' })
+    expect(missing).toMatchObject({ status: 400, body: { error: { code: 'VALIDATION_FAILED' } } })
+  })
+
+  it('starts and stops workers, and lists them with pid, port, state and in-flight', async () => {
+    const t = await startTestGateway()
+    await t.enable('acme', 'echo')
+    const started = await t.admin('POST', '/orgs/acme/plugins/echo/start')
+    expect(started).toMatchObject({ status: 200, body: { worker: { orgId: 'acme', pluginId: 'echo', state: 'ready', sdkVersion: 'v2', inFlight: 0 } } })
+    expect(started.body.worker.pid).toBe(t.spawned[0]?.pid)
+
+    const { body } = await t.admin('GET', '/workers')
+    expect(body.workers).toHaveLength(1)
+    expect(body.workers[0]).toMatchObject({ port: started.body.worker.port, startedAt: expect.any(String) })
+
+    expect(await t.admin('POST', '/orgs/acme/plugins/echo/stop')).toMatchObject({ status: 200, body: { stopped: true } })
+    expect((await t.admin('GET', '/workers')).body.workers).toHaveLength(0)
+    expect(await t.instanceRow('acme', 'echo')).toMatchObject({ runtimeState: 'stopped' })
+  })
+
+  it('lists and calls MCP tools of an org worker', async () => {
+    const t = await startTestGateway()
+    await t.enable('acme', 'tools')
+    const tools = await t.admin('GET', '/orgs/acme/plugins/tools/mcp/tools')
+    expect(tools.status).toBe(200)
+    expect(tools.body.tools.map((x: { name: string }) => x.name).sort()).toEqual(['add', 'uppercase'])
+
+    const sum = await t.admin('POST', '/orgs/acme/plugins/tools/mcp/call', { toolName: 'add', arguments: { a: 2, b: 40 } })
+    expect(sum).toMatchObject({ status: 200, body: { structuredContent: { sum: 42 } } })
+    const unknown = await t.admin('POST', '/orgs/acme/plugins/tools/mcp/call', { toolName: 'nope', arguments: {} })
+    expect(unknown.status).toBe(404)
+  })
+
+  it('refreshes metadata on demand: stale, then fresh again from the running worker', async () => {
+    const t = await startTestGateway()
+    await t.enable('acme', 'echo')
+    await (await fetch(`${t.url}/orgs/acme/plugins/echo/items/1`)).body?.cancel()
+    const before = (await t.pluginRow('echo'))?.metadataFetchedAt
+
+    const res = await t.admin('POST', '/plugins/echo/refresh-metadata')
+    expect(res).toMatchObject({ status: 200, body: { id: 'echo', metadataState: 'fresh' } })
+    expect(new Date(res.body.metadataFetchedAt).getTime()).toBeGreaterThan(before?.getTime() ?? Infinity)
+  })
+
+  it('answers /healthz', async () => {
+    const t = await startTestGateway()
+    const res = await fetch(`${t.url}/healthz`)
+    expect(res.status).toBe(200)
+    expect(await res.json()).toEqual({ status: 'ok' })
+  })
+})

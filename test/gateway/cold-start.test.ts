@@ -1,0 +1,81 @@
+import { describe, expect, it, vi } from 'vitest'
+import { startTestGateway } from '../helpers/gateway.js'
+
+describe('lazy start on first hit', () => {
+  it('persists stopped → starting → ready with sdkVersion, pid and port', async () => {
+    const t = await startTestGateway({ env: { SLOW_START_MS: '1500' } })
+    await t.enable('acme', 'slow-start')
+    expect((await t.instanceRow('acme', 'slow-start'))?.runtimeState).toBe('stopped')
+
+    const first = fetch(`${t.url}/orgs/acme/plugins/slow-start/ping`)
+    await vi.waitFor(async () => expect((await t.instanceRow('acme', 'slow-start'))?.runtimeState).toBe('starting'), {
+      timeout: 10_000,
+    })
+    const res = await first
+    expect(res.status).toBe(200)
+    const row = await t.instanceRow('acme', 'slow-start')
+    expect(row).toMatchObject({ runtimeState: 'ready', sdkVersion: 'v2', pid: t.spawned[0]?.pid })
+    expect(row?.port).toBeGreaterThan(0)
+    expect(row?.lastStartedAt).toBeInstanceOf(Date)
+  })
+
+  it('fetches metadata once: missing → fresh with metadataFetchedAt', async () => {
+    const t = await startTestGateway()
+    await t.enable('acme', 'echo')
+    expect(await t.pluginRow('echo')).toMatchObject({ metadataState: 'missing', metadataFetchedAt: null })
+
+    const res = await fetch(`${t.url}/orgs/acme/plugins/echo/items/42`)
+    expect(res.status).toBe(200)
+    expect(await res.json()).toMatchObject({ id: '42' })
+    const row = await t.pluginRow('echo')
+    expect(row?.metadataState).toBe('fresh')
+    expect(row?.metadataFetchedAt).toBeInstanceOf(Date)
+    expect(row?.metadata?.routes).toContainEqual({ method: 'GET', path: '/items/:id' })
+  })
+
+  it('marks the cold request and reuses the worker for the next one', async () => {
+    const t = await startTestGateway()
+    await t.enable('acme', 'echo')
+
+    const cold = await fetch(`${t.url}/orgs/acme/plugins/echo/items/1`)
+    expect(cold.headers.get('x-plugin-cold-start')).toBe('1')
+    expect(cold.headers.get('server-timing')).toMatch(/cold;dur=[\d.]+, queue;dur=[\d.]+, spawn;dur=[\d.]+, ready;dur=[\d.]+, metadata;dur=[\d.]+, proxy;dur=[\d.]+/)
+    await cold.body?.cancel()
+
+    const warm = await fetch(`${t.url}/orgs/acme/plugins/echo/items/2`)
+    expect(warm.status).toBe(200)
+    expect(warm.headers.get('x-plugin-cold-start')).toBeNull()
+    expect(warm.headers.get('server-timing')).toMatch(/^proxy;dur=[\d.]+$/)
+    await warm.body?.cancel()
+    expect(t.spawned).toHaveLength(1)
+  })
+
+  it('starts exactly one worker for 100 concurrent first requests, and all succeed', async () => {
+    const t = await startTestGateway()
+    await t.enable('acme', 'echo')
+
+    const responses = await Promise.all(
+      Array.from({ length: 100 }, (_, i) => fetch(`${t.url}/orgs/acme/plugins/echo/items/${i}`)),
+    )
+    const bodies = await Promise.all(responses.map((r) => r.json() as Promise<{ id: string }>))
+    expect(responses.map((r) => r.status)).toEqual(Array(100).fill(200))
+    expect(bodies.map((b) => b.id)).toEqual(Array.from({ length: 100 }, (_, i) => String(i)))
+    expect(t.spawned).toHaveLength(1)
+  })
+
+  it('keeps orgs apart: each (org, plugin) pair gets its own worker and config', async () => {
+    const t = await startTestGateway()
+    await t.enable('acme', 'echo', { prefix: 'acme' })
+    await t.enable('globex', 'echo', { prefix: 'globex' })
+
+    const [a, b] = await Promise.all([
+      fetch(`${t.url}/orgs/acme/plugins/echo/items/1`).then((r) => r.json()),
+      fetch(`${t.url}/orgs/globex/plugins/echo/items/1`).then((r) => r.json()),
+    ])
+    expect(a).toMatchObject({ prefix: 'acme' })
+    expect(b).toMatchObject({ prefix: 'globex' })
+    expect(t.spawned).toHaveLength(2)
+    const { body } = await t.admin('GET', '/workers')
+    expect(body.workers.map((w: { orgId: string }) => w.orgId).sort()).toEqual(['acme', 'globex'])
+  })
+})

@@ -1,0 +1,172 @@
+import { createServer } from 'node:net'
+import { appendFile, readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { createManualClock } from '../helpers/manual-clock.js'
+import { EXAMPLES_DIR, copyPlugin, exitOf, startTestGateway, tempDir } from '../helpers/gateway.js'
+
+const canBind = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const server = createServer()
+    server.once('error', () => resolve(false))
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)))
+  })
+
+describe('idle reaper', () => {
+  it('stops a worker idle for IDLE_TIMEOUT_MS and releases its port', async () => {
+    const clock = createManualClock(Date.now())
+    const t = await startTestGateway({ clock, env: { IDLE_TIMEOUT_MS: '60000' } })
+    await t.enable('acme', 'echo')
+    const res = await fetch(`${t.url}/orgs/acme/plugins/echo/items/1`)
+    await res.body?.cancel()
+    const [child] = t.spawned
+    const port = (await t.instanceRow('acme', 'echo'))?.port ?? 0
+    expect(await canBind(port)).toBe(false)
+
+    const exited = exitOf(child!)
+    clock.advance(59_999)
+    expect(child!.exitCode).toBeNull()
+    clock.advance(2)
+    expect((await exited).code).toBe(0)
+    await t.gw.pool.stop('acme', 'echo') // joins the reaper's stop until state is written
+    expect(await t.instanceRow('acme', 'echo')).toMatchObject({ runtimeState: 'stopped', pid: null, port: null })
+    expect(await canBind(port)).toBe(true)
+  })
+
+  it('does not reap while a request is in flight', async () => {
+    const clock = createManualClock(Date.now())
+    const t = await startTestGateway({ clock, env: { IDLE_TIMEOUT_MS: '1000' } })
+    await t.enable('acme', 'slow-route')
+    const warm = await fetch(`${t.url}/orgs/acme/plugins/slow-route/slow?ms=0`)
+    await warm.body?.cancel()
+
+    const slow = fetch(`${t.url}/orgs/acme/plugins/slow-route/slow?ms=500`)
+    await waitUntil(() => t.gw.pool.list()[0]?.inFlight === 1)
+    clock.advance(5_000)
+    expect(t.gw.pool.list()[0]?.state).toBe('ready')
+    expect((await slow).status).toBe(200)
+    expect(t.spawned).toHaveLength(1)
+  })
+
+  it('serves a request that arrives while the worker is being reaped from a fresh worker', async () => {
+    const clock = createManualClock(Date.now())
+    const t = await startTestGateway({ clock, env: { IDLE_TIMEOUT_MS: '1000' } })
+    await t.enable('acme', 'echo')
+    await (await fetch(`${t.url}/orgs/acme/plugins/echo/items/1`)).body?.cancel()
+
+    clock.advance(1_001) // the reaper marks the worker stopping at once
+    expect(t.gw.pool.list()[0]?.state).toBe('stopping')
+    const res = await fetch(`${t.url}/orgs/acme/plugins/echo/items/2`)
+    expect(res.status).toBe(200)
+    expect(await res.json()).toMatchObject({ id: '2' })
+    expect(t.spawned).toHaveLength(2)
+  })
+})
+
+describe('stop', () => {
+  it('SIGKILLs a worker that ignores SIGTERM once STOP_TIMEOUT_MS passes', async () => {
+    const t = await startTestGateway({ env: { STOP_TIMEOUT_MS: '300' } })
+    await t.enable('acme', 'ignores-sigterm')
+    await (await fetch(`${t.url}/orgs/acme/plugins/ignores-sigterm/ping`)).body?.cancel()
+    const exited = exitOf(t.spawned[0]!)
+
+    const res = await t.admin('POST', '/orgs/acme/plugins/ignores-sigterm/stop')
+    expect(res).toMatchObject({ status: 200, body: { stopped: true } })
+    expect((await exited).signal).toBe('SIGKILL')
+    expect(await t.instanceRow('acme', 'ignores-sigterm')).toMatchObject({ runtimeState: 'stopped', pid: null })
+  })
+})
+
+describe('metadata cache', () => {
+  it('marks metadata stale when the plugin code changes, and refetches on the next start', async () => {
+    const dir = await tempDir()
+    const pluginsDir = join(dir, 'plugins')
+    const pluginDir = await copyPlugin(join(EXAMPLES_DIR, 'echo'), pluginsDir, 'echo')
+    const first = await startTestGateway({ pluginDirs: [pluginsDir], dir })
+    await first.enable('acme', 'echo')
+    await (await fetch(`${first.url}/orgs/acme/plugins/echo/items/1`)).body?.cancel()
+    const fetchedAt = (await first.pluginRow('echo'))?.metadataFetchedAt
+    expect((await first.pluginRow('echo'))?.metadataState).toBe('fresh')
+    await first.gw.close()
+
+    await appendFile(join(pluginDir, 'index.js'), '\n// a new build\n')
+    const second = await startTestGateway({ pluginDirs: [pluginsDir], dir })
+    expect((await second.pluginRow('echo'))?.metadataState).toBe('stale')
+    await (await fetch(`${second.url}/orgs/acme/plugins/echo/items/1`)).body?.cancel()
+    const row = await second.pluginRow('echo')
+    expect(row?.metadataState).toBe('fresh')
+    expect(row?.metadataFetchedAt?.getTime()).toBeGreaterThan(fetchedAt?.getTime() ?? Infinity)
+  })
+
+  it('does not fetch metadata again for a fresh plugin when its worker restarts', async () => {
+    const t = await startTestGateway()
+    await t.enable('acme', 'echo')
+    await (await fetch(`${t.url}/orgs/acme/plugins/echo/items/1`)).body?.cancel()
+    const fetchedAt = (await t.pluginRow('echo'))?.metadataFetchedAt
+    await t.admin('POST', '/orgs/acme/plugins/echo/stop')
+    await (await fetch(`${t.url}/orgs/acme/plugins/echo/items/1`)).body?.cancel()
+    expect(t.spawned).toHaveLength(2)
+    expect((await t.pluginRow('echo'))?.metadataFetchedAt).toEqual(fetchedAt)
+  })
+
+  it('keeps serving with the last good metadata when a refetch fails (state error)', async () => {
+    const dir = await tempDir()
+    const pluginsDir = join(dir, 'plugins')
+    const pluginDir = await copyPlugin(join(EXAMPLES_DIR, 'echo'), pluginsDir, 'echo')
+    const first = await startTestGateway({ pluginDirs: [pluginsDir], dir })
+    await first.enable('acme', 'echo')
+    await (await fetch(`${first.url}/orgs/acme/plugins/echo/items/1`)).body?.cancel()
+    await first.gw.close()
+
+    // The new build declares a config field of an unknown type: its /metadata no longer validates.
+    const code = await readFile(join(pluginDir, 'index.js'), 'utf8')
+    const broken = code.replace("type: 'string', label: 'Reply prefix'", "type: 'banana', label: 'Reply prefix'")
+    expect(broken).not.toBe(code)
+    await writeFile(join(pluginDir, 'index.js'), broken)
+    const second = await startTestGateway({ pluginDirs: [pluginsDir], dir })
+    const res = await fetch(`${second.url}/orgs/acme/plugins/echo/items/7`)
+    expect(res.status).toBe(200)
+    expect(await res.json()).toMatchObject({ id: '7' })
+    const row = await second.pluginRow('echo')
+    expect(row?.metadataState).toBe('error')
+    expect(row?.metadataError).toMatch(/configSchema|banana|type/)
+    expect(row?.metadata?.routes).toContainEqual({ method: 'GET', path: '/items/:id' })
+  })
+
+  it('reports metadata unavailable (503) when a plugin never produced valid metadata', async () => {
+    const t = await startTestGateway()
+    await t.enable('acme', 'bad-metadata')
+    const res = await fetch(`${t.url}/orgs/acme/plugins/bad-metadata/anything`)
+    expect(res.status).toBe(503)
+    expect(res.headers.get('retry-after')).not.toBeNull()
+    expect(await res.json()).toMatchObject({ error: { code: 'METADATA_UNAVAILABLE' } })
+    expect((await t.pluginRow('bad-metadata'))?.metadataState).toBe('error')
+  })
+})
+
+describe('legacy v1 plugins', () => {
+  it('take metadata from the manifest and run as node <entry> with PORT, tagged v1', async () => {
+    const t = await startTestGateway()
+    const { body } = await t.admin('GET', '/plugins')
+    const legacy = body.plugins.find((p: { id: string }) => p.id === 'legacy-v1')
+    expect(legacy).toMatchObject({ sdkVersion: 'v1', metadataState: 'fresh' })
+    expect(legacy.metadata.routes.length).toBeGreaterThan(0)
+    const echo = body.plugins.find((p: { id: string }) => p.id === 'echo')
+    expect(echo).toMatchObject({ sdkVersion: 'v2' })
+
+    await t.enable('acme', 'legacy-v1')
+    const route = legacy.metadata.routes.find((r: { method: string }) => r.method === 'GET')
+    const res = await fetch(`${t.url}/orgs/acme/plugins/legacy-v1${route.path}`)
+    expect(res.status).toBe(200)
+    await res.body?.cancel()
+    expect(t.spawned[0]?.spawnargs.slice(-1)[0]).toMatch(/legacy-v1\/index\.js$/)
+    expect(await t.instanceRow('acme', 'legacy-v1')).toMatchObject({ runtimeState: 'ready', sdkVersion: 'v1' })
+    const workers = (await t.admin('GET', '/workers')).body.workers
+    expect(workers[0]).toMatchObject({ pluginId: 'legacy-v1', sdkVersion: 'v1', state: 'ready' })
+  })
+})
+
+async function waitUntil(predicate: () => boolean): Promise<void> {
+  while (!predicate()) await new Promise((resolve) => setImmediate(resolve))
+}
+

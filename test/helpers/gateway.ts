@@ -1,0 +1,133 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { cp, mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { onTestFinished } from 'vitest'
+import { loadConfig } from '../../src/config.js'
+import type { Clock } from '../../src/core/index.js'
+import { silentLogger } from '../../src/core/index.js'
+import { createInstancesRepo, createPluginsRepo, openDatabase } from '../../src/db/index.js'
+import { startGateway, type RunningGateway } from '../../src/node/gateway.js'
+import type { SpawnFn } from '../../src/workers/index.js'
+
+export const ROOT = resolve(import.meta.dirname, '..', '..')
+export const EXAMPLES_DIR = join(ROOT, 'examples', 'plugins')
+export const FIXTURES_DIR = join(ROOT, 'test', 'fixtures', 'plugins')
+
+export interface TestGateway {
+  gw: RunningGateway
+  url: string
+  dir: string
+  /** Every worker process the gateway spawned, in order: counted around the real spawn. */
+  spawned: ChildProcess[]
+  admin(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }>
+  enable(orgId: string, pluginId: string, config?: Record<string, unknown>): Promise<void>
+  /** Reads the instance row from the database file itself, after flushing pending writes. */
+  instanceRow(orgId: string, pluginId: string): Promise<Awaited<ReturnType<ReturnType<typeof createInstancesRepo>['get']>>>
+  pluginRow(pluginId: string): Promise<Awaited<ReturnType<ReturnType<typeof createPluginsRepo>['get']>>>
+}
+
+export interface TestGatewayOptions {
+  env?: Record<string, string>
+  clock?: Clock
+  /** Plugin directories; defaults to the bundled examples plus the fault fixtures. */
+  pluginDirs?: string[]
+  /** Reuse a directory (and its database) from an earlier gateway. */
+  dir?: string
+}
+
+/** A temp directory removed after the test; optionally seeded with copies of plugin dirs. */
+export async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'plugin-gateway-test-'))
+  onTestFinished(() => rm(dir, { recursive: true, force: true }))
+  return dir
+}
+
+export async function copyPlugin(from: string, toDir: string, id: string): Promise<string> {
+  const target = join(toDir, id)
+  await cp(from, target, { recursive: true })
+  return target
+}
+
+/**
+ * Starts a real gateway (real libSQL file, real worker processes, real HTTP on an ephemeral port).
+ * Teardown closes it and asserts that no worker process it spawned is left running.
+ */
+export async function startTestGateway(opts: TestGatewayOptions = {}): Promise<TestGateway> {
+  const dir = opts.dir ?? (await tempDir())
+  const dbUrl = `file:${join(dir, 'gateway.db')}`
+  const config = loadConfig({
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: process.env.HOME ?? '/tmp',
+    PORT: '0',
+    DATABASE_URL: dbUrl,
+    PLUGINS_DIR: (opts.pluginDirs ?? [EXAMPLES_DIR, FIXTURES_DIR]).join(':'),
+    METADATA_BACKOFF_MS: '5,10,20',
+    METADATA_TIMEOUT_MS: '2000',
+    STOP_TIMEOUT_MS: '2000',
+    RESTART_BACKOFF_MS: '0',
+    LOG_LEVEL: 'silent',
+    ...opts.env,
+  })
+  const spawned: ChildProcess[] = []
+  const countingSpawn = ((command: string, args: readonly string[], options: object) => {
+    const child = spawn(command, args, options)
+    spawned.push(child)
+    return child
+  }) as SpawnFn
+  const gw = await startGateway({ config, log: silentLogger, spawn: countingSpawn, ...(opts.clock && { clock: opts.clock }) })
+  const reader = await openDatabase({ url: dbUrl, log: silentLogger })
+  const clock = opts.clock ?? { now: Date.now, setTimer: () => () => {} }
+  const instances = createInstancesRepo(reader.db, clock)
+  const plugins = createPluginsRepo(reader.db, clock)
+
+  onTestFinished(async () => {
+    await gw.close()
+    reader.close()
+    const alive = spawned.filter((c) => c.exitCode === null && c.signalCode === null).map((c) => c.pid)
+    if (alive.length > 0) {
+      for (const c of spawned) c.kill('SIGKILL')
+      throw new Error(`worker processes left running after close: ${alive.join(', ')}`)
+    }
+  })
+
+  async function admin(method: string, path: string, body?: unknown) {
+    const res = await fetch(`${gw.url}/admin${path}`, {
+      method,
+      headers: {
+        ...(body !== undefined && { 'content-type': 'application/json' }),
+        ...(config.adminToken && { authorization: `Bearer ${config.adminToken}` }),
+      },
+      ...(body !== undefined && { body: JSON.stringify(body) }),
+    })
+    const text = await res.text()
+    return { status: res.status, body: text ? JSON.parse(text) : null }
+  }
+
+  return {
+    gw,
+    url: gw.url,
+    dir,
+    spawned,
+    admin,
+    async enable(orgId, pluginId, cfg) {
+      const res = await admin('PUT', `/orgs/${orgId}/plugins/${pluginId}`, { enabled: true, ...(cfg && { config: cfg }) })
+      if (res.status !== 200) throw new Error(`enable ${orgId}/${pluginId} failed: ${res.status} ${JSON.stringify(res.body)}`)
+    },
+    async instanceRow(orgId, pluginId) {
+      await gw.flush()
+      return instances.get(orgId, pluginId)
+    },
+    async pluginRow(pluginId) {
+      return plugins.get(pluginId)
+    },
+  }
+}
+
+/** Resolves with how a child exited; at once if it already has. */
+export function exitOf(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  if (child.exitCode !== null || child.signalCode !== null) {
+    return Promise.resolve({ code: child.exitCode, signal: child.signalCode })
+  }
+  return new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })))
+}
