@@ -2,7 +2,7 @@ import { and, asc, eq, inArray, sql } from 'drizzle-orm'
 import type { BatchItem } from 'drizzle-orm/batch'
 import type { SdkVersion } from '../contract/index.js'
 import type { Clock } from '../core/index.js'
-import { GatewayError } from '../core/index.js'
+import { GatewayError, workerKey } from '../core/index.js'
 import { withBusyRetry } from './busy.js'
 import { pluginInstances } from './schema.js'
 import type { AuthState, InstanceConfig, PluginInstanceRow, RuntimeState } from './schema.js'
@@ -147,7 +147,7 @@ export function createInstancesRepo(db: Database, clock: Clock): InstancesRepo {
       // Several entries for one key collapse to the latest, so the batch has one write per key.
       const latest = new Map<string, ActivityEntry>()
       for (const e of entries) {
-        const k = JSON.stringify([e.orgId, e.pluginId])
+        const k = workerKey(e.orgId, e.pluginId)
         const seen = latest.get(k)
         if (!seen || seen.at < e.at) latest.set(k, e)
       }
