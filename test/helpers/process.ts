@@ -1,0 +1,147 @@
+// Small, generic helpers for tests that run real child processes (STYLE.md §11): every child is
+// tracked, waits are armed at spawn time, and `killAll()` + `liveChildren()` let a teardown
+// remove and then prove there is nothing left.
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
+import { once } from 'node:events'
+import { dirname, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import getPort from 'get-port'
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
+/** The SDK v2 runner as the gateway starts it (built by `npm run build`). */
+export const RUNNER_PATH = resolve(ROOT, 'sdk/dist/runner/main.js')
+export const EXAMPLES_DIR = resolve(ROOT, 'examples/plugins')
+export const FIXTURES_DIR = resolve(ROOT, 'test/fixtures/plugins')
+
+export interface Exit {
+  code: number | null
+  signal: NodeJS.Signals | null
+}
+
+export interface Spawned {
+  child: ChildProcess
+  /** Settles when the process exits; armed at spawn, so a fast exit is never missed. */
+  exited: Promise<Exit>
+  stdout(): string
+  stderr(): string
+}
+
+const live = new Set<ChildProcess>()
+
+/** The contract's minimal worker environment (CONTRACT.md §2) plus `extra`. */
+export function workerEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env['PATH'],
+    NODE_ENV: 'test',
+    HOME: process.env['HOME'],
+    TMPDIR: process.env['TMPDIR'] ?? '/tmp',
+  }
+  for (const [key, value] of Object.entries(extra)) if (value !== undefined) env[key] = value
+  return env
+}
+
+/** Spawns `node <args>` with piped output, tracked until it exits. */
+export function spawnNode(args: readonly string[], options: SpawnOptions & { ipc?: boolean } = {}): Spawned {
+  const { ipc, ...rest } = options
+  const child = spawn(process.execPath, args, {
+    stdio: ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'],
+    ...rest,
+  })
+  live.add(child)
+  child.once('exit', () => live.delete(child))
+  let out = ''
+  let err = ''
+  child.stdout?.setEncoding('utf8').on('data', (s: string) => (out += s))
+  child.stderr?.setEncoding('utf8').on('data', (s: string) => (err += s))
+  const exited = waitForExit(child)
+  return { child, exited, stdout: () => out, stderr: () => err }
+}
+
+export interface RunnerOptions {
+  pluginDir: string
+  port: number
+  orgId?: string
+  /** HAY_ORG_CONFIG's `config`; omit `orgConfig` and `env.HAY_ORG_CONFIG` to send none. */
+  config?: Record<string, unknown>
+  auth?: { methodId: string; credentials: Record<string, unknown> }
+  env?: Record<string, string | undefined>
+  /** Spawn with an IPC channel (as the gateway does). Default true. */
+  ipc?: boolean
+  /** Replace the standard argv entirely. */
+  args?: readonly string[]
+}
+
+export interface RunnerProcess extends Spawned {
+  port: number
+  /** The IPC ready message; rejects if the process exits first. Armed at spawn. */
+  ready: Promise<{ type: 'ready'; port: number }>
+  url(path: string): string
+}
+
+export function spawnRunner(options: RunnerOptions): RunnerProcess {
+  const orgId = options.orgId ?? 'org-1'
+  const args = options.args ?? [
+    RUNNER_PATH,
+    `--plugin-path=${options.pluginDir}`,
+    `--org-id=${orgId}`,
+    `--port=${options.port}`,
+    '--mode=production',
+  ]
+  const env = workerEnv({
+    HAY_ORG_CONFIG: JSON.stringify({ org: { id: orgId }, config: options.config ?? {} }),
+    HAY_ORG_AUTH: options.auth ? JSON.stringify(options.auth) : undefined,
+    ...options.env,
+  })
+  const spawned = spawnNode(args, { env, ipc: options.ipc ?? true })
+  const ready = new Promise<{ type: 'ready'; port: number }>((resolvePromise, reject) => {
+    spawned.child.on('message', (msg: unknown) => {
+      if (typeof msg === 'object' && msg !== null && (msg as { type?: unknown }).type === 'ready') {
+        resolvePromise(msg as { type: 'ready'; port: number })
+      }
+    })
+    void spawned.exited.then((exit) =>
+      reject(new Error(`runner exited (${exit.signal ?? exit.code}) before ready; stderr: ${spawned.stderr()}`)),
+    )
+  })
+  ready.catch(() => {}) // observed by the tests that await it; others only care about exit
+  return { ...spawned, port: options.port, ready, url: (path) => `http://127.0.0.1:${options.port}${path}` }
+}
+
+/** Picks a free port, spawns the runner and waits for its IPC ready message. */
+export async function startRunner(options: Omit<RunnerOptions, 'port'>): Promise<RunnerProcess> {
+  const runner = spawnRunner({ ...options, port: await getPort() })
+  await runner.ready
+  return runner
+}
+
+/** Resolves once `child` has exited (immediately if it already has). */
+export function waitForExit(child: ChildProcess): Promise<Exit> {
+  if (child.exitCode !== null || child.signalCode !== null) {
+    return Promise.resolve({ code: child.exitCode, signal: child.signalCode })
+  }
+  return once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }))
+}
+
+/** True while a process with this pid exists (a zombie counts until its parent reaps it). */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/** SIGKILLs every tracked child still running and waits for each to exit. */
+export async function killAll(): Promise<void> {
+  await Promise.all(
+    [...live].map((child) => {
+      const exited = waitForExit(child)
+      child.kill('SIGKILL')
+      return exited
+    }),
+  )
+}
+
+/** Tracked children that have not exited yet. */
+export const liveChildren = (): number => live.size
