@@ -76,11 +76,20 @@ export function createGatewayService(deps: ServiceDeps) {
     }
   }
 
-  /** Pool hook: a new worker of a plugin whose metadata is not fresh fetches it before serving. */
+  /**
+   * Pool hook: a new worker of a plugin whose metadata is not fresh fetches it before serving.
+   * After a failed fetch the last good metadata still routes, so the retry runs in the background
+   * instead of adding its retries and timeouts to every cold start.
+   */
   async function afterReady(worker: Worker): Promise<void> {
     const view = registry.plugin(worker.pluginId)
     if (!view || view.sdkVersion !== 'v2' || view.row.metadataState === 'fresh') return
-    registry.updateRow(await metadata.ensureFresh(worker.pluginId, worker.port))
+    const refresh = metadata.ensureFresh(worker.pluginId, worker.port).then((row) => void registry.updateRow(row))
+    if (view.row.metadataState === 'error' && view.row.metadata) {
+      refresh.catch((err: unknown) => log.warn({ err, pluginId: worker.pluginId }, 'background metadata refresh failed'))
+      return
+    }
+    await refresh
   }
 
   async function withWorker<T>(t: Target, fn: (worker: Worker) => Promise<T>): Promise<T> {
