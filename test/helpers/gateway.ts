@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { cp, mkdtemp, rm } from 'node:fs/promises'
+import { cp, mkdir, mkdtemp, rm, symlink } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { onTestFinished } from 'vitest'
 import { loadConfig } from '../../src/config.js'
 import type { Clock } from '../../src/core/index.js'
@@ -43,9 +43,18 @@ export async function tempDir(): Promise<string> {
   return dir
 }
 
+/**
+ * Copies a plugin into toDir/id. The SDK is linked into node_modules beside toDir, so the copy
+ * resolves '@plugin-gateway/sdk' the way an installed plugin would.
+ */
 export async function copyPlugin(from: string, toDir: string, id: string): Promise<string> {
   const target = join(toDir, id)
   await cp(from, target, { recursive: true })
+  const scope = join(dirname(toDir), 'node_modules', '@plugin-gateway')
+  await mkdir(scope, { recursive: true })
+  await symlink(join(ROOT, 'sdk'), join(scope, 'sdk')).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EEXIST') throw err
+  })
   return target
 }
 
