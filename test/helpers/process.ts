@@ -24,6 +24,8 @@ export interface Spawned {
   exited: Promise<Exit>
   stdout(): string
   stderr(): string
+  /** Resolves once stdout contains `text`; rejects if the process exits first. */
+  waitForStdout(text: string): Promise<void>
 }
 
 const live = new Set<ChildProcess>()
@@ -54,7 +56,18 @@ export function spawnNode(args: readonly string[], options: SpawnOptions & { ipc
   child.stdout?.setEncoding('utf8').on('data', (s: string) => (out += s))
   child.stderr?.setEncoding('utf8').on('data', (s: string) => (err += s))
   const exited = waitForExit(child)
-  return { child, exited, stdout: () => out, stderr: () => err }
+  const waitForStdout = (text: string) =>
+    new Promise<void>((resolvePromise, reject) => {
+      const check = () => {
+        if (!out.includes(text)) return
+        child.stdout?.off('data', check)
+        resolvePromise()
+      }
+      child.stdout?.on('data', check) // after the collector above, so `out` is already updated
+      void exited.then(() => reject(new Error(`exited before printing ${JSON.stringify(text)}`)))
+      check()
+    })
+  return { child, exited, stdout: () => out, stderr: () => err, waitForStdout }
 }
 
 export interface RunnerOptions {

@@ -1,0 +1,74 @@
+import { join } from 'node:path'
+import getPort from 'get-port'
+import { describe, expect, it } from 'vitest'
+import { fetchJson, postJson, rawRequest } from '../helpers/http.js'
+import { FIXTURES_DIR, spawnRunner, startRunner } from '../helpers/process.js'
+import { useNoLeftoverProcesses } from './setup.js'
+
+const fixture = (name: string) => join(FIXTURES_DIR, name)
+
+// The fault fixtures other suites (the gateway's) build on: each does what its README line says.
+describe('fault fixtures under the runner', () => {
+  useNoLeftoverProcesses()
+
+  it('fixture-ok serves /ping and sees exactly the env it was given', async () => {
+    const runner = await startRunner({ pluginDir: fixture('fixture-ok'), env: { FIXTURE_ALLOWED: '1' } })
+    expect((await fetchJson(runner.url('/ping'))).body).toMatchObject({ pong: true, hits: 1 })
+    expect((await fetchJson(runner.url('/env'))).body).toEqual({
+      keys: ['FIXTURE_ALLOWED', 'HAY_ORG_CONFIG', 'HOME', 'NODE_ENV', 'PATH', 'TMPDIR'],
+    })
+  })
+
+  it('slow-start becomes ready once SLOW_START_MS has passed', async () => {
+    const runner = await startRunner({ pluginDir: fixture('slow-start'), env: { SLOW_START_MS: '150' } })
+    expect((await fetchJson(runner.url('/ping'))).body).toEqual({ pong: true })
+  })
+
+  it('crash-mid-request dies with the request in flight', async () => {
+    for (const how of ['exit', 'throw']) {
+      const runner = await startRunner({ pluginDir: fixture('crash-mid-request') })
+      await expect(rawRequest({ port: runner.port, path: `/crash?how=${how}` })).rejects.toMatchObject({ code: 'ECONNRESET' })
+      expect((await runner.exited).code, how).toBe(1)
+    }
+  })
+
+  it('bad-metadata runs, and its /metadata carries the invalid declarations as given', async () => {
+    const runner = await startRunner({ pluginDir: fixture('bad-metadata') })
+    const { body } = await fetchJson<{ configSchema: unknown; routes: unknown }>(runner.url('/metadata'))
+    expect(body.configSchema).toEqual({ mood: { type: 'banana', label: 'Mood' } })
+    expect(body.routes).toEqual([{ path: '/no-method' }, { method: 'GET', path: '/ping' }])
+    expect((await fetchJson(runner.url('/ping'))).status).toBe(200)
+  })
+
+  it('ignores-sigterm survives SIGTERM, still answers /disable, and dies only by SIGKILL', async () => {
+    const runner = await startRunner({ pluginDir: fixture('ignores-sigterm') })
+    runner.child.kill('SIGTERM')
+    // The handler runs on the worker's event loop; ask until it reports having swallowed it.
+    let sigterms = 0
+    while (sigterms === 0) sigterms = (await fetchJson<{ sigterms: number }>(runner.url('/ping'))).body.sigterms
+    expect(await postJson(runner.url('/disable'), {})).toMatchObject({ status: 200, body: { success: true } })
+    runner.child.kill('SIGKILL')
+    expect(await runner.exited).toEqual({ code: null, signal: 'SIGKILL' })
+  })
+
+  it('memory-hog grows its heap on every call', async () => {
+    const runner = await startRunner({ pluginDir: fixture('memory-hog') })
+    const first = (await fetchJson<{ heapUsed: number }>(runner.url('/grow?mb=8'))).body.heapUsed
+    const second = (await fetchJson<{ heapUsed: number }>(runner.url('/grow?mb=8'))).body.heapUsed
+    expect(second - first).toBeGreaterThan(4 * 1024 * 1024)
+  })
+
+  it('memory-hog dies of its leak under a heap limit', async () => {
+    const port = await getPort()
+    const runner = spawnRunner({ pluginDir: fixture('memory-hog'), port, env: { NODE_OPTIONS: '--max-old-space-size=64' } })
+    await runner.ready
+    expect((await postJson(runner.url('/leak'), {})).status).toBe(202)
+    const exit = await runner.exited
+    expect(exit.code !== 0 || exit.signal !== null).toBe(true)
+  })
+
+  it('slow-route answers /slow after the requested delay', async () => {
+    const runner = await startRunner({ pluginDir: fixture('slow-route') })
+    expect((await fetchJson(runner.url('/slow?ms=50'))).body).toEqual({ sleptMs: 50 })
+  })
+})

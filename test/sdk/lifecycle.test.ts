@@ -1,0 +1,100 @@
+import { once } from 'node:events'
+import { createServer } from 'node:net'
+import { networkInterfaces } from 'node:os'
+import { join } from 'node:path'
+import getPort from 'get-port'
+import { describe, expect, it } from 'vitest'
+import { rawRequest } from '../helpers/http.js'
+import { EXAMPLES_DIR, FIXTURES_DIR, isAlive, spawnRunner, startRunner } from '../helpers/process.js'
+import { useNoLeftoverProcesses } from './setup.js'
+
+const echo = join(EXAMPLES_DIR, 'echo')
+const externalIPv4 = Object.values(networkInterfaces())
+  .flat()
+  .find((i) => i?.family === 'IPv4' && !i.internal)?.address
+
+describe('runner process lifecycle', () => {
+  useNoLeftoverProcesses()
+
+  it('exits 0 on SIGTERM', async () => {
+    const runner = await startRunner({ pluginDir: echo })
+    runner.child.kill('SIGTERM')
+    expect(await runner.exited).toEqual({ code: 0, signal: null })
+  })
+
+  it('exits 0 on SIGTERM while a keep-alive connection is idle', async () => {
+    const runner = await startRunner({ pluginDir: echo })
+    const res = await fetch(runner.url('/health')) // undici keeps the socket open afterwards
+    await res.text()
+    runner.child.kill('SIGTERM')
+    expect(await runner.exited).toEqual({ code: 0, signal: null })
+  })
+
+  it('exits by itself when the parent disconnects its IPC channel', async () => {
+    const runner = await startRunner({ pluginDir: echo })
+    runner.child.disconnect()
+    expect(await runner.exited).toEqual({ code: 0, signal: null })
+    expect(isAlive(runner.child.pid as number)).toBe(false)
+  })
+
+  it('exits on SIGTERM while onStart is still pending', async () => {
+    const runner = spawnRunner({ pluginDir: join(FIXTURES_DIR, 'never-ready'), port: await getPort() })
+    await runner.waitForStdout('never-ready: onStart entered')
+    await expect(rawRequest({ port: runner.port, path: '/health' })).rejects.toMatchObject({ code: 'ECONNREFUSED' })
+    runner.child.kill('SIGTERM')
+    expect(await runner.exited).toEqual({ code: 0, signal: null })
+  })
+
+  it('exits when the parent disconnects while onStart is still pending', async () => {
+    const runner = spawnRunner({ pluginDir: join(FIXTURES_DIR, 'never-ready'), port: await getPort() })
+    await runner.waitForStdout('never-ready: onStart entered')
+    runner.child.disconnect()
+    expect((await runner.exited).code).toBe(0)
+  })
+
+  it('exits 1 when onStart can never settle, instead of lingering on its IPC channel', async () => {
+    const runner = spawnRunner({ pluginDir: join(FIXTURES_DIR, 'start-never-settles'), port: await getPort() })
+    expect((await runner.exited).code).toBe(1)
+    expect(runner.stderr()).toMatch(/^plugin-runner: init failed: NEVER_SETTLED: /m)
+  })
+
+  it('runs without an IPC channel and serves all the same', async () => {
+    const runner = spawnRunner({ pluginDir: echo, port: await getPort(), ipc: false })
+    // No ready message without IPC: probe /health until it answers (what the gateway does for Hay).
+    let status = 0
+    while (status !== 200) status = await rawRequest({ port: runner.port, path: '/health' }).then((r) => r.status, () => 0)
+    runner.child.kill('SIGTERM')
+    expect((await runner.exited).code).toBe(0)
+  })
+
+  it('listens on 127.0.0.1 only', async () => {
+    const runner = await startRunner({ pluginDir: echo })
+    expect((await rawRequest({ port: runner.port, path: '/health' })).status).toBe(200)
+    await expect(rawRequest({ host: '::1', port: runner.port, path: '/health' })).rejects.toMatchObject({ code: 'ECONNREFUSED' })
+    if (externalIPv4) {
+      await expect(rawRequest({ host: externalIPv4, port: runner.port, path: '/health' })).rejects.toMatchObject({ code: 'ECONNREFUSED' })
+    }
+  })
+
+  it('exits 2 with LISTEN_FAILED when its port is taken', async () => {
+    const squatter = createServer()
+    squatter.listen(0, '127.0.0.1')
+    await once(squatter, 'listening')
+    try {
+      const port = (squatter.address() as { port: number }).port
+      const runner = spawnRunner({ pluginDir: echo, port })
+      expect((await runner.exited).code).toBe(2)
+      expect(runner.stderr()).toMatch(/^plugin-runner: runtime failed: LISTEN_FAILED: /m)
+    } finally {
+      squatter.close()
+    }
+  })
+
+  it('reports the real port in the ready message when asked for port 0', async () => {
+    const runner = spawnRunner({ pluginDir: echo, port: 0 })
+    const { port } = await runner.ready
+    expect(port).toBeGreaterThan(0)
+    expect((await rawRequest({ port, path: '/health' })).status).toBe(200)
+  })
+})
+
