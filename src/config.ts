@@ -8,6 +8,7 @@ import { z } from 'zod'
 
 const packageRoot = findPackageRoot(dirname(fileURLToPath(import.meta.url)))
 const defaultRunner = join(packageRoot, 'sdk', 'dist', 'runner', 'main.js')
+const watchdogPath = join(packageRoot, 'runtime', 'watchdog.cjs')
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max)
 const msList = z
@@ -86,6 +87,8 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()) {
       runnerCommand,
       /** Our runner pushes an IPC ready message; any other runner is probed on /health. */
       runnerPushesReady: !e.RUNNER_COMMAND,
+      /** Preloaded into node workers so they exit with the gateway even if the runner ignores it. */
+      watchdogPath,
       baseEnv,
       hostEnv,
       portRange: { min: e.PORT_RANGE[0], max: e.PORT_RANGE[1] },

@@ -68,11 +68,7 @@ export function createRuntimeRecorder(deps: RecorderDeps): RuntimeRecorder {
         return [event.worker.orgId, event.worker.pluginId, { runtimeState: 'stopping' }]
       case 'stopped':
         if (event.reason !== 'crashed') return [event.orgId, event.pluginId, { runtimeState: 'stopped', lastError: null }]
-        return [
-          event.orgId,
-          event.pluginId,
-          { runtimeState: 'error', lastError: describeExit(event.exit), restartsIncrement: 1 },
-        ]
+        return [event.orgId, event.pluginId, { runtimeState: 'error', lastError: event.error, restartsIncrement: 1 }]
       case 'start-failed':
         return [event.orgId, event.pluginId, { runtimeState: 'error', lastError: event.error.message }]
       case 'activity':
@@ -117,8 +113,4 @@ export function createRuntimeRecorder(deps: RecorderDeps): RuntimeRecorder {
       await this.flush()
     },
   }
-}
-
-function describeExit(exit: { code: number | null; signal: string | null }): string {
-  return exit.signal ? `worker exited unexpectedly (signal ${exit.signal})` : `worker exited unexpectedly (code ${exit.code})`
 }

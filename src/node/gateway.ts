@@ -14,6 +14,7 @@ import { createMetadataService } from '../metadata/index.js'
 import { createNodeForwarder } from '../proxy/index.js'
 import { createRegistry } from '../registry/index.js'
 import { callWorker, createWorkerPool, type SpawnFn } from '../workers/index.js'
+import { killOrphanedWorkers } from './orphans.js'
 
 export interface GatewayOptions {
   config: Config
@@ -45,12 +46,15 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   const plugins = createPluginsRepo(database.db, clock)
   const instances = createInstancesRepo(database.db, clock)
 
-  // Recovery: rows a dead gateway left live describe processes this gateway does not own.
-  const orphaned = await instances.resetOrphanedRuntime()
-  if (orphaned.length > 0) log.warn({ count: orphaned.length }, 'reset runtime state left by a previous gateway')
-
   const registry = createRegistry({ plugins, instances, log })
   await registry.load(await scanPlugins(config.pluginDirs))
+
+  // Recovery: rows a dead gateway left live describe processes nobody owns any more.
+  const orphaned = await instances.resetOrphanedRuntime()
+  if (orphaned.length > 0) {
+    const killed = await killOrphanedWorkers(orphaned, (id) => registry.plugin(id)?.dir, log)
+    log.warn({ count: orphaned.length, killed }, 'reset runtime state left by a previous gateway')
+  }
 
   const metadata = createMetadataService({ plugins, clock, log, fetch: config.metadata })
   const recorder = createRuntimeRecorder({ instances, clock, log, flushEveryMs: config.activityFlushMs })

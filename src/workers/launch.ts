@@ -14,7 +14,7 @@ export type SpawnFn = typeof nodeSpawn
 export interface LaunchDeps {
   config: Pick<
     PoolConfig,
-    'runnerCommand' | 'runnerPushesReady' | 'baseEnv' | 'hostEnv' | 'maxOldSpaceMb' | 'startTimeoutMs'
+    'runnerCommand' | 'runnerPushesReady' | 'baseEnv' | 'hostEnv' | 'maxOldSpaceMb' | 'startTimeoutMs' | 'watchdogPath'
   >
   clock: Clock
   spawn: SpawnFn
@@ -28,6 +28,8 @@ export interface Launched {
   dispatcher: Pool
   /** Armed at spawn, so an exit is never missed. */
   exited: Promise<ExitInfo>
+  /** The last lines the worker wrote to stderr, for lastError when it dies. */
+  stderrTail(): string
   spawnMs: number
   readyMs: number
 }
@@ -78,18 +80,32 @@ export async function launchWorker(spec: WorkerSpec, port: number, deps: LaunchD
   } finally {
     probeStop.abort()
   }
-  return { child, pid: child.pid ?? -1, port, dispatcher, exited, spawnMs, readyMs: clock.now() - t0 - spawnMs }
+  return {
+    child,
+    pid: child.pid ?? -1,
+    port,
+    dispatcher,
+    exited,
+    stderrTail,
+    spawnMs,
+    readyMs: clock.now() - t0 - spawnMs,
+  }
 }
 
 function buildCommand(spec: WorkerSpec, port: number, config: LaunchDeps['config']): [string, string[]] {
-  const heapFlags = config.maxOldSpaceMb ? [`--max-old-space-size=${config.maxOldSpaceMb}`] : []
-  if (spec.sdkVersion === 'v1') return [process.execPath, [...heapFlags, spec.entryPath]] // CONTRACT.md §2: legacy
+  const nodeFlags = [
+    '--require',
+    config.watchdogPath,
+    ...(config.maxOldSpaceMb ? [`--max-old-space-size=${config.maxOldSpaceMb}`] : []),
+  ]
+  if (spec.sdkVersion === 'v1') return [process.execPath, [...nodeFlags, spec.entryPath]] // CONTRACT.md §2: legacy
   const [command = process.execPath, ...rest] = config.runnerCommand
+  // Node flags only go to a node command; any other runner relies on start-up recovery (orphans.ts).
   const isNode = command === process.execPath || basename(command) === 'node'
   return [
     command,
     [
-      ...(isNode ? heapFlags : []),
+      ...(isNode ? nodeFlags : []),
       ...rest,
       `--plugin-path=${spec.pluginDir}`,
       `--org-id=${spec.orgId}`,

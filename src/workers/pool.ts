@@ -154,7 +154,7 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
         cancelIdle: armIdleTimer(key, gen, config.idleMs),
       }
       slots.set(key, ready)
-      launched.exited.then((exit) => onExit(key, worker, exit))
+      void launched.exited.then((exit) => onExit(key, worker, exit, launched.stderrTail()))
       wlog.info({ pid: worker.pid, port, ms: timing.totalMs }, 'worker ready')
       emit({ type: 'ready', worker, timing })
       return { worker, timing }
@@ -234,14 +234,15 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
     drainWaiters.delete(worker)
   }
 
-  function onExit(key: WorkerKey, worker: Worker, exit: ExitInfo): void {
+  function onExit(key: WorkerKey, worker: Worker, exit: ExitInfo, stderrTail: string): void {
     const slot = slots.get(key)
     if (slot?.state !== 'ready' || slot.worker !== worker) return // a planned stop, or superseded
     slot.cancelIdle()
     slots.delete(key)
     void worker.dispatcher.destroy()
-    log.warn({ orgId: worker.orgId, pluginId: worker.pluginId, gen: worker.gen, ...exit }, 'worker exited unexpectedly')
-    emit({ type: 'stopped', orgId: worker.orgId, pluginId: worker.pluginId, gen: worker.gen, reason: 'crashed', exit })
+    const error = describeCrash(exit, stderrTail, config.maxOldSpaceMb)
+    log.warn({ orgId: worker.orgId, pluginId: worker.pluginId, gen: worker.gen, ...exit, error }, 'worker exited unexpectedly')
+    emit({ type: 'stopped', orgId: worker.orgId, pluginId: worker.pluginId, gen: worker.gen, reason: 'crashed', exit, error })
   }
 
   // MAX_WORKERS and the per-org cap: evict the least recently used idle worker, or refuse.
@@ -334,6 +335,16 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
     list,
     close,
   }
+}
+
+/** What the operator reads in lastError after a crash; a heap-limit death is named as such. */
+function describeCrash(exit: ExitInfo, stderrTail: string, maxOldSpaceMb: number | undefined): string {
+  const how = exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`
+  if (/heap out of memory|Reached heap limit/i.test(stderrTail)) {
+    return `worker ran out of memory${maxOldSpaceMb ? ` (heap limit ${maxOldSpaceMb} MB)` : ''} and exited (${how})`
+  }
+  const lastLine = stderrTail.split('\n').filter(Boolean).slice(-1)[0]
+  return `worker exited unexpectedly (${how})${lastLine ? `: ${lastLine.slice(0, 300)}` : ''}`
 }
 
 function abortable<T>(promise: Promise<T>, signal?: AbortSignal): Promise<T> {

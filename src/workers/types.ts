@@ -76,7 +76,8 @@ export type PoolEvent =
   | { type: 'starting'; orgId: string; pluginId: string; gen: number; sdkVersion: SdkVersion }
   | { type: 'ready'; worker: Worker; timing: StartTiming }
   | { type: 'stopping'; worker: Worker; reason: StopReason }
-  | { type: 'stopped'; orgId: string; pluginId: string; gen: number; reason: StopReason | 'crashed'; exit: ExitInfo }
+  | { type: 'stopped'; orgId: string; pluginId: string; gen: number; reason: StopReason; exit: ExitInfo }
+  | { type: 'stopped'; orgId: string; pluginId: string; gen: number; reason: 'crashed'; exit: ExitInfo; error: string }
   | { type: 'start-failed'; orgId: string; pluginId: string; gen: number; error: GatewayError; retryAt: number }
   | { type: 'activity'; worker: Worker }
 
