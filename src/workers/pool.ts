@@ -247,11 +247,11 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
 
   // MAX_WORKERS and the per-org cap: evict the least recently used idle worker, or refuse.
   function makeRoom(orgId: string): void {
-    const live = [...slots.values()].filter((s) => s.state === 'starting' || s.state === 'ready')
-    const orgLive = live.filter((s) => (s.state === 'ready' ? s.worker.orgId : s.orgId) === orgId)
-    // The starting slot of this very request is already counted in `live`.
-    if (live.length > config.maxWorkers) evictIdle(live, 'MAX_WORKERS')
-    if (orgLive.length > config.maxWorkersPerOrg) evictIdle(orgLive, 'MAX_WORKERS_PER_ORG')
+    const live = () => [...slots.values()].filter((s) => s.state === 'starting' || s.state === 'ready')
+    // Called before the new slot exists: make room for one more. Recounted after each eviction.
+    if (live().length >= config.maxWorkers) evictIdle(live(), 'MAX_WORKERS')
+    const orgLive = live().filter((s) => (s.state === 'ready' ? s.worker.orgId : s.orgId) === orgId)
+    if (orgLive.length >= config.maxWorkersPerOrg) evictIdle(orgLive, 'MAX_WORKERS_PER_ORG')
   }
 
   function evictIdle(candidates: Slot[], limit: string): void {

@@ -1,0 +1,202 @@
+import { request as httpRequest } from 'node:http'
+import { describe, expect, it } from 'vitest'
+import { createManualClock } from '../helpers/manual-clock.js'
+import { exitOf, startTestGateway } from '../helpers/gateway.js'
+
+const json = async (res: Response) => (await res.json()) as { error: { code: string; message: string } }
+
+describe('faulty plugins', () => {
+  it('crash during start → 503 with Retry-After, state error, then backoff before the next attempt', async () => {
+    const clock = createManualClock(Date.now())
+    const t = await startTestGateway({ clock, env: { RESTART_BACKOFF_MS: '60000', RESTART_BACKOFF_MAX_MS: '600000' } })
+    await t.enable('acme', 'crash-on-start')
+
+    const first = await fetch(`${t.url}/orgs/acme/plugins/crash-on-start/anything`)
+    expect(first.status).toBe(503)
+    expect(first.headers.get('retry-after')).toBe('60')
+    expect((await json(first)).error.code).toBe('WORKER_START_FAILED')
+    const row = await t.instanceRow('acme', 'crash-on-start')
+    expect(row?.runtimeState).toBe('error')
+    expect(row?.lastError).toMatch(/exited during start \(code 1\)/)
+
+    const during = await fetch(`${t.url}/orgs/acme/plugins/crash-on-start/anything`)
+    expect(during.status).toBe(503)
+    expect(Number(during.headers.get('retry-after'))).toBeGreaterThan(0)
+    await during.body?.cancel()
+    expect(t.spawned).toHaveLength(1) // no new attempt inside the backoff
+
+    clock.advance(60_000)
+    const after = await fetch(`${t.url}/orgs/acme/plugins/crash-on-start/anything`)
+    expect(after.status).toBe(503)
+    expect(after.headers.get('retry-after')).toBe('120') // exponential
+    await after.body?.cancel()
+    expect(t.spawned).toHaveLength(2)
+  })
+
+  it('never ready → 504 after START_TIMEOUT_MS and the process is killed', async () => {
+    const t = await startTestGateway({ env: { START_TIMEOUT_MS: '400' } })
+    await t.enable('acme', 'never-ready')
+    const res = await fetch(`${t.url}/orgs/acme/plugins/never-ready/anything`)
+    expect(res.status).toBe(504)
+    expect((await json(res)).error.code).toBe('WORKER_START_TIMEOUT')
+    expect((await exitOf(t.spawned[0]!)).signal).toBe('SIGKILL')
+    expect(await t.instanceRow('acme', 'never-ready')).toMatchObject({ runtimeState: 'error', pid: null })
+  })
+
+  it('crash in the middle of a request → 502 for it; the next request gets a new worker', async () => {
+    const t = await startTestGateway()
+    await t.enable('acme', 'crash-mid-request')
+    await (await fetch(`${t.url}/orgs/acme/plugins/crash-mid-request/ping`)).body?.cancel()
+
+    const crashed = await fetch(`${t.url}/orgs/acme/plugins/crash-mid-request/crash`)
+    expect(crashed.status).toBe(502)
+    expect((await json(crashed)).error.code).toBe('UPSTREAM_ERROR')
+    await exitOf(t.spawned[0]!)
+    const row = await t.instanceRow('acme', 'crash-mid-request')
+    expect(row).toMatchObject({ runtimeState: 'error', restarts: 1 })
+    expect(row?.lastError).toMatch(/exited unexpectedly \(code 1\)/)
+
+    const next = await fetch(`${t.url}/orgs/acme/plugins/crash-mid-request/ping`)
+    expect(next.status).toBe(200)
+    expect(next.headers.get('x-plugin-cold-start')).toBe('1')
+    await next.body?.cancel()
+    expect(t.spawned).toHaveLength(2)
+  })
+
+  it('slow route → 504 after UPSTREAM_TIMEOUT_MS while the worker keeps serving others', async () => {
+    const t = await startTestGateway({ env: { UPSTREAM_TIMEOUT_MS: '300' } })
+    await t.enable('acme', 'slow-route')
+    const slow = fetch(`${t.url}/orgs/acme/plugins/slow-route/slow?ms=5000`)
+    const fast = await fetch(`${t.url}/orgs/acme/plugins/slow-route/ping`)
+    expect(fast.status).toBe(200)
+    await fast.body?.cancel()
+    const res = await slow
+    expect(res.status).toBe(504)
+    expect((await json(res)).error.code).toBe('UPSTREAM_TIMEOUT')
+    const again = await fetch(`${t.url}/orgs/acme/plugins/slow-route/ping`)
+    expect(again.status).toBe(200)
+    await again.body?.cancel()
+    expect(t.spawned).toHaveLength(1)
+  })
+
+  it('memory growth → the heap limit ends the worker, lastError says so, the next request restarts it', async () => {
+    const t = await startTestGateway({ env: { WORKER_MAX_OLD_SPACE_MB: '32' } })
+    await t.enable('acme', 'memory-hog')
+    const exited = (async () => {
+      await (await fetch(`${t.url}/orgs/acme/plugins/memory-hog/grow?mb=1`)).body?.cancel()
+      return exitOf(t.spawned[0]!)
+    })()
+    const leak = await fetch(`${t.url}/orgs/acme/plugins/memory-hog/leak`, { method: 'POST' })
+    await leak.body?.cancel()
+    const exit = await exited
+    expect(exit.code !== 0 || exit.signal !== null).toBe(true)
+    await t.gw.flush()
+    const row = await t.instanceRow('acme', 'memory-hog')
+    expect(row?.runtimeState).toBe('error')
+    expect(row?.lastError).toMatch(/out of memory \(heap limit 32 MB\)/)
+
+    const next = await fetch(`${t.url}/orgs/acme/plugins/memory-hog/grow?mb=1`)
+    expect(next.status).toBe(200)
+    await next.body?.cancel()
+    expect(t.spawned).toHaveLength(2)
+  })
+})
+
+describe('capacity', () => {
+  it('evicts the least recently used idle worker at MAX_WORKERS', async () => {
+    const t = await startTestGateway({ env: { MAX_WORKERS: '2' } })
+    for (const org of ['a', 'b', 'c']) await t.enable(org, 'echo')
+    for (const org of ['a', 'b']) await (await fetch(`${t.url}/orgs/${org}/plugins/echo/items/1`)).body?.cancel()
+    await (await fetch(`${t.url}/orgs/a/plugins/echo/items/1`)).body?.cancel() // b is now the LRU
+
+    const evicted = exitOf(t.spawned[1]!)
+    const res = await fetch(`${t.url}/orgs/c/plugins/echo/items/1`)
+    expect(res.status).toBe(200)
+    await res.body?.cancel()
+    await evicted
+    await t.gw.pool.stop('b', 'echo') // joins the eviction until its state is written
+    const live = (await t.admin('GET', '/workers')).body.workers.map((w: { orgId: string }) => w.orgId).sort()
+    expect(live).toEqual(['a', 'c'])
+    expect((await t.instanceRow('b', 'echo'))?.runtimeState).toBe('stopped')
+  })
+
+  it('answers 503 with Retry-After when MAX_WORKERS is reached and no worker is idle', async () => {
+    const t = await startTestGateway({ env: { MAX_WORKERS: '1' } })
+    await t.enable('a', 'slow-route')
+    await t.enable('b', 'echo')
+    await (await fetch(`${t.url}/orgs/a/plugins/slow-route/ping`)).body?.cancel()
+    const busy = fetch(`${t.url}/orgs/a/plugins/slow-route/slow?ms=1500`)
+    await waitUntil(() => t.gw.pool.list()[0]?.inFlight === 1)
+
+    const refused = await fetch(`${t.url}/orgs/b/plugins/echo/items/1`)
+    expect(refused.status).toBe(503)
+    expect(refused.headers.get('retry-after')).not.toBeNull()
+    expect((await json(refused)).error.code).toBe('CAPACITY_EXHAUSTED')
+    expect((await busy).status).toBe(200)
+    expect(t.spawned).toHaveLength(1)
+  })
+
+  it('caps pending requests per org with 429 so one tenant cannot starve the others', async () => {
+    const t = await startTestGateway({ env: { MAX_PENDING_PER_ORG: '5', SLOW_START_MS: '800' } })
+    await t.enable('storm', 'slow-start')
+    await t.enable('calm', 'echo')
+    const storm = Array.from({ length: 8 }, () => fetch(`${t.url}/orgs/storm/plugins/slow-start/ping`))
+    const calm = await fetch(`${t.url}/orgs/calm/plugins/echo/items/1`)
+    expect(calm.status).toBe(200)
+    await calm.body?.cancel()
+
+    const statuses = await Promise.all(storm.map(async (p) => {
+      const res = await p
+      if (res.status === 429) expect(res.headers.get('retry-after')).not.toBeNull()
+      await res.body?.cancel()
+      return res.status
+    }))
+    expect(statuses.filter((s) => s === 200)).toHaveLength(5)
+    expect(statuses.filter((s) => s === 429)).toHaveLength(3)
+  })
+})
+
+describe('bad input at the edge', () => {
+  it('refuses a body over MAX_BODY_BYTES with 413 without reading it all', async () => {
+    const t = await startTestGateway({ env: { MAX_BODY_BYTES: '1024' } })
+    await t.enable('acme', 'echo')
+    const { hostname, port } = new URL(t.url)
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = httpRequest({
+        hostname, port, method: 'POST', path: '/orgs/acme/plugins/echo/raw',
+        headers: { 'content-type': 'application/octet-stream', 'content-length': String(100 * 1024 * 1024) },
+      }, (res) => {
+        res.resume()
+        resolve(res.statusCode ?? 0)
+        req.destroy()
+      })
+      req.on('error', (err: NodeJS.ErrnoException) => (err.code === 'ECONNRESET' ? undefined : reject(err)))
+      req.write(Buffer.alloc(2048)) // far less than declared: the answer cannot depend on the rest
+    })
+    expect(status).toBe(413)
+
+    const chunked = await fetch(`${t.url}/orgs/acme/plugins/echo/raw`, {
+      method: 'POST',
+      body: new ReadableStream({
+        start(c) {
+          for (let i = 0; i < 8; i++) c.enqueue(new Uint8Array(512))
+          c.close()
+        },
+      }),
+      duplex: 'half',
+    } as RequestInit)
+    expect(chunked.status).toBe(413)
+    expect((await json(chunked)).error.code).toBe('PAYLOAD_TOO_LARGE')
+  })
+
+  it('refuses huge headers with 431', async () => {
+    const t = await startTestGateway({ env: { MAX_HEADER_BYTES: '4096' } })
+    const res = await fetch(`${t.url}/healthz`, { headers: { 'x-big': 'x'.repeat(8192) } })
+    expect(res.status).toBe(431)
+    expect((await fetch(`${t.url}/healthz`)).status).toBe(200)
+  })
+})
+
+async function waitUntil(predicate: () => boolean): Promise<void> {
+  while (!predicate()) await new Promise((resolve) => setImmediate(resolve))
+}
