@@ -27,6 +27,15 @@ const Env = z.object({
   PLUGINS_DIR: z.string().min(1).default(join(packageRoot, 'examples', 'plugins')),
   RUNNER_COMMAND: z.string().min(1).optional(),
   ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  SECRET_KEY: z
+    .string()
+    .optional()
+    .transform((s, ctx) => {
+      if (s === undefined) return undefined
+      const hex = secretKeyHex(s)
+      if (hex === null) ctx.addIssue({ code: 'custom', message: 'must be 32 bytes given as 64 hex characters or base64 (e.g. `openssl rand -hex 32`)' })
+      return hex ?? undefined
+    }),
   IDLE_TIMEOUT_MS: int(1).default(300_000),
   START_TIMEOUT_MS: int(1).default(10_000),
   STOP_TIMEOUT_MS: int(1).default(5_000),
@@ -60,6 +69,10 @@ export type Env = z.input<typeof Env>
 /** The variables a worker may inherit from the host (CONTRACT.md §2), besides its allow-list. */
 const WORKER_BASE_ENV = ['PATH', 'NODE_ENV', 'HOME', 'TMPDIR'] as const
 
+// CONTRACT.md §2: no admin token, database URL or key reaches a worker, even when a manifest's
+// env allow-list names one; they are left out of the host env that allow-lists draw from.
+const GATEWAY_SECRET_ENV = new Set(['ADMIN_TOKEN', 'SECRET_KEY', 'DATABASE_URL', 'DATABASE_AUTH_TOKEN'])
+
 export class ConfigError extends Error {
   override readonly name = 'ConfigError'
   readonly code = 'CONFIG_INVALID'
@@ -73,7 +86,10 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()) {
   }
   const e = parsed.data
   const runnerCommand = e.RUNNER_COMMAND ? parseCommand(e.RUNNER_COMMAND) : [process.execPath, defaultRunner]
-  const hostEnv = Object.fromEntries(Object.entries(env).filter((kv): kv is [string, string] => kv[1] !== undefined))
+  const hostEnv = Object.fromEntries(
+    Object.entries(env).filter((kv): kv is [string, string] => kv[1] !== undefined && !GATEWAY_SECRET_ENV.has(kv[0])),
+  )
+  const secretKey = e.SECRET_KEY
   const baseEnv: Record<string, string> = {}
   for (const name of WORKER_BASE_ENV) if (hostEnv[name] !== undefined) baseEnv[name] = hostEnv[name]
 
@@ -82,6 +98,10 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()) {
     database: { url: resolveFileUrl(e.DATABASE_URL, cwd), authToken: e.DATABASE_AUTH_TOKEN },
     pluginDirs: e.PLUGINS_DIR.split(':').filter(Boolean).map((dir) => resolve(cwd, dir)),
     adminToken: e.ADMIN_TOKEN,
+    secrets: {
+      /** The AES-256 key as 64 hex chars, or undefined. A function, so a logged config never shows it. */
+      key: secretKey === undefined ? undefined : () => secretKey,
+    },
     logLevel: e.LOG_LEVEL,
     pool: {
       runnerCommand,
@@ -120,6 +140,15 @@ function parseCommand(command: string): string[] {
     throw new ConfigError('invalid configuration:\n  RUNNER_COMMAND: must be a plain command line (no pipes, redirects or globs)')
   }
   return parts
+}
+
+/** SECRET_KEY as 64 lowercase hex chars: given as hex, or as base64 / base64url of exactly 32 bytes. */
+function secretKeyHex(value: string): string | null {
+  const s = value.trim()
+  if (/^[0-9a-fA-F]{64}$/.test(s)) return s.toLowerCase()
+  if (!/^[A-Za-z0-9+/_-]{43}=?$/.test(s)) return null
+  const bytes = Buffer.from(s.replace(/-/g, '+').replace(/_/g, '/'), 'base64')
+  return bytes.length === 32 ? bytes.toString('hex') : null
 }
 
 // A relative file: URL is taken relative to the working directory, like any CLI path.

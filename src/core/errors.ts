@@ -27,6 +27,8 @@ export type ErrorCode =
   | 'UPSTREAM_ERROR'
   | 'UPSTREAM_TIMEOUT'
   | 'SHUTTING_DOWN'
+  | 'SECRETS_UNAVAILABLE'
+  | 'SECRETS_UNREADABLE'
   | 'INTERNAL'
 
 export interface GatewayErrorOptions extends ErrorOptions {
