@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { dirname, isAbsolute, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -61,6 +62,11 @@ const Env = z.object({
   METADATA_BACKOFF_MS: msList.default([1_000, 2_000, 3_000]),
   METADATA_TIMEOUT_MS: int(1).default(5_000),
   WORKER_MAX_OLD_SPACE_MB: int(16).optional(),
+  GATEWAY_ID: z.string().regex(/^[\w.-]{1,64}$/, 'must be 1-64 letters, digits, dots, dashes or underscores').optional(),
+  INTERNAL_URL: z.url({ protocol: /^https?$/ }).optional(),
+  CLUSTER_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
+  LEASE_TTL_MS: int(500).default(10_000),
+  HEARTBEAT_MS: int(100).default(2_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 })
 
@@ -127,6 +133,19 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()) {
     },
     proxy: { upstreamTimeoutMs: e.UPSTREAM_TIMEOUT_MS, maxBodyBytes: e.MAX_BODY_BYTES },
     activityFlushMs: e.ACTIVITY_FLUSH_MS,
+    /** Several gateways on one database coordinate only when CLUSTER_SECRET is set. */
+    cluster: e.CLUSTER_SECRET
+      ? {
+          secret: e.CLUSTER_SECRET,
+          gatewayId: e.GATEWAY_ID ?? `gw-${randomUUID().slice(0, 8)}`,
+          /** Defaults to the address the gateway listens on, known once it listens. */
+          internalUrl: e.INTERNAL_URL?.replace(/\/$/, ''),
+          leaseTtlMs: e.LEASE_TTL_MS,
+          heartbeatMs: e.HEARTBEAT_MS,
+          /** A gateway silent for this long is dead: its leases may be taken and its rows reset. */
+          gatewayTtlMs: Math.max(e.LEASE_TTL_MS, 3 * e.HEARTBEAT_MS),
+        }
+      : undefined,
     metadata: { attempts: e.METADATA_ATTEMPTS, backoffMs: e.METADATA_BACKOFF_MS, timeoutMs: e.METADATA_TIMEOUT_MS },
   })
 }

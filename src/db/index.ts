@@ -13,13 +13,17 @@ export type {
   ResetOrphanedOptions,
   RuntimePatch,
 } from './instances-repo.js'
+export { createClusterRepo } from './cluster-repo.js'
+export type { ClusterRepo, LeaseRef } from './cluster-repo.js'
 export { METADATA_STATES, RUNTIME_STATES } from './schema.js'
 export type {
   AuthState,
+  GatewayRow,
   InstanceConfig,
   MetadataState,
   PluginInstanceRow,
   PluginRow,
   RuntimeState,
+  WorkerLeaseRow,
 } from './schema.js'
 export type { Database } from './types.js'

@@ -57,3 +57,28 @@ export const pluginInstances = sqliteTable(
   (t) => [primaryKey({ columns: [t.orgId, t.pluginId] })],
 )
 export type PluginInstanceRow = typeof pluginInstances.$inferSelect
+
+// Multi-instance: every gateway sharing the database registers here and heartbeats.
+export const gateways = sqliteTable('gateways', {
+  id: text('id').primaryKey(),
+  /** Internal base URL other gateways forward to (INTERNAL_URL). */
+  address: text('address').notNull(),
+  startedAt: integer('started_at', { mode: 'timestamp_ms' }).notNull(),
+  heartbeatAt: integer('heartbeat_at', { mode: 'timestamp_ms' }).notNull(),
+})
+export type GatewayRow = typeof gateways.$inferSelect
+
+// One owner per (org, plugin) across the cluster. `generation` is the fencing token: it grows on
+// every change of owner, so a stale owner's writes and forwarded requests can be told apart.
+export const workerLeases = sqliteTable(
+  'worker_leases',
+  {
+    orgId: text('org_id').notNull(),
+    pluginId: text('plugin_id').notNull(),
+    ownerGatewayId: text('owner_gateway_id').notNull(),
+    generation: integer('generation').notNull(),
+    expiresAt: integer('expires_at', { mode: 'timestamp_ms' }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.orgId, t.pluginId] })],
+)
+export type WorkerLeaseRow = typeof workerLeases.$inferSelect
