@@ -109,6 +109,21 @@ describe('runner with the echo example', () => {
     expect(reply.body.error.code).toBe('INVALID_JSON')
   })
 
+  it('refuses a body over 5 MiB with 413 and closes the connection', async () => {
+    const runner = await startRunner({ pluginDir })
+    const reply = await rawRequest({ port: runner.port, method: 'POST', path: '/raw', body: Buffer.alloc(5 * 1024 * 1024 + 1) })
+    expect(reply.status).toBe(413)
+    expect(reply.headers['connection']).toBe('close')
+    expect(JSON.parse(reply.body.toString()).error.code).toBe('PAYLOAD_TOO_LARGE')
+  })
+
+  it('serves HEAD through GET routes, without a body', async () => {
+    const runner = await startRunner({ pluginDir })
+    const reply = await rawRequest({ port: runner.port, method: 'HEAD', path: '/items/7' })
+    expect(reply.status).toBe(200)
+    expect(reply.body.length).toBe(0)
+  })
+
   it('applies POST /config-update so routes read the new values', async () => {
     const runner = await startRunner({ pluginDir, config: { prefix: 'old' } })
     expect(await postJson(runner.url('/config-update'), { config: { prefix: 'new' } })).toMatchObject({ status: 200, body: { success: true } })

@@ -62,12 +62,13 @@ describe('a Hay-style SDK v2 plugin under our runner', () => {
     })
   })
 
-  it('resolves config as org value, then allow-listed env, then default', async () => {
-    const keys = ['apiKey', 'clientId', 'clientSecret', 'retries', 'externalMcpUrl']
-    const fromEnv = await startRunner({ pluginDir, config: {}, env: { HAY_COMPAT_API_KEY: 'from-env' } })
-    expect((await fetchJson(fromEnv.url('/settings'))).body).toEqual({ apiKey: 'from-env', retries: 3, keys })
-    const fromOrg = await startRunner({ pluginDir, config: { apiKey: 'from-org', retries: 7 }, env: { HAY_COMPAT_API_KEY: 'from-env' } })
-    expect((await fetchJson(fromOrg.url('/settings'))).body).toEqual({ apiKey: 'from-org', retries: 7, keys })
+  it('resolves config as org value, then allow-listed env (never another), then default', async () => {
+    const keys = ['apiKey', 'clientId', 'clientSecret', 'retries', 'externalMcpUrl', 'token']
+    const env = { HAY_COMPAT_API_KEY: 'from-env', NOT_ALLOWED_TOKEN: 'leaked' }
+    const fromEnv = await startRunner({ pluginDir, config: {}, env })
+    expect((await fetchJson(fromEnv.url('/settings'))).body).toEqual({ apiKey: 'from-env', retries: 3, token: 'fallback', keys })
+    const fromOrg = await startRunner({ pluginDir, config: { apiKey: 'from-org', retries: 7, token: 't' }, env })
+    expect((await fetchJson(fromOrg.url('/settings'))).body).toEqual({ apiKey: 'from-org', retries: 7, token: 't', keys })
   })
 
   it('validates auth against stored config overlaid with the submitted credentials', async () => {

@@ -5,29 +5,190 @@
 //
 // Order: manifest → import entry → onInitialize → org env → onStart → listen on 127.0.0.1 →
 // IPC {"type":"ready","port"}. Exit 1: init failed; exit 2: could not serve; exit 0: SIGTERM,
-// SIGINT or parent IPC disconnect. This file only wires; it is on the cold-start path, so it
-// imports nothing that every plugin does not need.
-import type { Server } from 'node:http'
-import type { HayGlobalContext } from '../types.js'
-import type { WorkerRequest, WorkerResponse } from './http.js'
-import { parseArgs } from './args.js'
-import { exitCodeFor, messageOf, RunnerError } from './errors.js'
-import { createLifecycle, type Lifecycle } from './lifecycle.js'
-import { loadManifest } from './manifest.js'
-import { createLogger, loadOrgData } from './org-runtime.js'
-import { loadPlugin } from './plugin.js'
-import { createRegistry } from './registry.js'
-import { createWorkerServer } from './server.js'
+// SIGINT or parent IPC disconnect. This entry reads input and wires; worker.ts is the rest of the
+// cold-start path (see its header for why there are so few modules).
+import { readFileSync, statSync } from 'node:fs'
+import { basename, isAbsolute, join, relative, resolve } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import type { HayGlobalContext, HayPluginDefinition } from '../types.js'
+import {
+  createLogger,
+  createRegistry,
+  createWorker,
+  exitCodeFor,
+  isRecord,
+  messageOf,
+  RunnerError,
+  toAuthState,
+  type OrgData,
+  type Worker,
+} from './worker.js'
 
 const MAX_BODY_BYTES = 5 * 1024 * 1024
 // The gateway escalates to SIGKILL 5 s after SIGTERM (CONTRACT.md §5); finish well inside that.
 const SHUTDOWN_DEADLINE_MS = 3_000
 
-type Phase = 'onInitialize' | 'onStart' | 'serving'
+// ---------------------------------------------------------------------------------------------
+// Input: argv, manifest, entry module, org environment
+// ---------------------------------------------------------------------------------------------
 
-let phase: Phase = 'onInitialize'
-let server: Server<typeof WorkerRequest, typeof WorkerResponse> | undefined
-let lifecycle: Lifecycle | undefined
+interface RunnerArgs {
+  pluginPath: string
+  orgId: string
+  port: number
+  mode: 'production' | 'test'
+}
+
+const FLAGS = ['--plugin-path', '--org-id', '--port', '--mode']
+
+/**
+ * Hay's argv: `--plugin-path=… --org-id=… --port=… [--mode=production|test]`; `--flag value` works
+ * too. Unknown arguments are rejected, as Hay's runner does. Port 0 asks the OS for a free port;
+ * the ready message then carries the real one.
+ */
+function parseArgs(argv: readonly string[]): RunnerArgs {
+  const values = new Map<string, string>()
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string
+    const eq = arg.indexOf('=')
+    const name = eq === -1 ? arg : arg.slice(0, eq)
+    if (!FLAGS.includes(name)) throw new RunnerError('BAD_ARGS', `unknown argument: ${arg}`)
+    // Split on the first '=' only: a path may itself contain '='.
+    const value = eq === -1 ? argv[++i] : arg.slice(eq + 1)
+    if (!value) throw new RunnerError('BAD_ARGS', `${name} requires a value`)
+    values.set(name, value)
+  }
+  const pluginPath = values.get('--plugin-path')
+  const orgId = values.get('--org-id')
+  const portText = values.get('--port')
+  if (!pluginPath) throw new RunnerError('BAD_ARGS', 'missing required argument: --plugin-path')
+  if (!orgId) throw new RunnerError('BAD_ARGS', 'missing required argument: --org-id')
+  if (!portText) throw new RunnerError('BAD_ARGS', 'missing required argument: --port')
+  const port = Number(portText)
+  if (!/^\d+$/.test(portText) || port > 65_535) throw new RunnerError('BAD_ARGS', `invalid port: ${portText}`)
+  const mode = values.get('--mode') ?? 'production'
+  if (mode !== 'production' && mode !== 'test') throw new RunnerError('BAD_ARGS', `invalid mode: ${mode} (expected production or test)`)
+  return { pluginPath, orgId, port, mode }
+}
+
+interface Manifest {
+  /** Plugin id: the directory's name (CONTRACT.md §1). */
+  pluginId: string
+  pluginDir: string
+  displayName: string
+  entryPath: string
+  /** `hay-plugin.env`: the only host variables config fields may fall back to. */
+  envAllowList: ReadonlySet<string>
+}
+
+/**
+ * `hay-plugin` from the plugin's package.json. Only what running needs is checked (an object with
+ * a string `entry` inside the plugin directory, naming a file); the gateway validates the rest.
+ */
+function loadManifest(pluginPath: string): Manifest {
+  const pluginDir = resolve(pluginPath)
+  const file = join(pluginDir, 'package.json')
+  let pkg: unknown
+  try {
+    pkg = JSON.parse(readFileSync(file, 'utf8'))
+  } catch (err) {
+    throw new RunnerError('MANIFEST_INVALID', `cannot read ${file}: ${messageOf(err)}`, { cause: err })
+  }
+  const block = isRecord(pkg) ? pkg['hay-plugin'] : undefined
+  if (!isRecord(block)) throw new RunnerError('MANIFEST_INVALID', `${file} has no "hay-plugin" object`)
+  const entry = block['entry']
+  if (typeof entry !== 'string' || entry === '') {
+    throw new RunnerError('MANIFEST_INVALID', `${file}: "hay-plugin".entry must be a non-empty string`)
+  }
+  const entryPath = resolve(pluginDir, entry)
+  const rel = relative(pluginDir, entryPath)
+  if (rel === '' || rel.startsWith('..') || isAbsolute(rel)) {
+    throw new RunnerError('MANIFEST_INVALID', `entry ${entry} is outside the plugin directory`)
+  }
+  if (!statSync(entryPath, { throwIfNoEntry: false })?.isFile()) {
+    throw new RunnerError('ENTRY_NOT_FOUND', `entry file not found: ${entryPath}`)
+  }
+  const env = block['env']
+  const displayName = block['displayName']
+  return {
+    pluginId: basename(pluginDir),
+    pluginDir,
+    displayName: typeof displayName === 'string' ? displayName : basename(pluginDir),
+    entryPath,
+    envAllowList: new Set(Array.isArray(env) ? env.filter((v): v is string => typeof v === 'string') : []),
+  }
+}
+
+const HOOKS = ['onInitialize', 'onStart', 'onValidateAuth', 'onConfigUpdate', 'onDisable', 'onEnable'] as const
+
+/**
+ * As Hay's loader: the default export is a factory (what defineHayPlugin returns), called with the
+ * global context, or a definition object. Hooks, when present, must be functions.
+ */
+async function loadPlugin(entryPath: string, globalCtx: HayGlobalContext): Promise<HayPluginDefinition> {
+  let mod: { default?: unknown }
+  try {
+    mod = (await import(pathToFileURL(entryPath).href)) as { default?: unknown }
+  } catch (err) {
+    throw new RunnerError('ENTRY_LOAD_FAILED', `cannot import ${entryPath}: ${messageOf(err)}`, { cause: err })
+  }
+  const exported = mod.default
+  if (exported === undefined || exported === null) {
+    throw new RunnerError('NO_DEFAULT_EXPORT', `${entryPath} has no default export (export default defineHayPlugin(...))`)
+  }
+  let definition: unknown = exported
+  if (typeof exported === 'function') {
+    try {
+      definition = await (exported as (ctx: HayGlobalContext) => unknown)(globalCtx)
+    } catch (err) {
+      throw new RunnerError('INIT_FAILED', `plugin factory threw: ${messageOf(err)}`, { cause: err })
+    }
+  }
+  if (!isRecord(definition)) {
+    throw new RunnerError('PLUGIN_INVALID', 'the default export must be defineHayPlugin(factory) or a plugin definition object')
+  }
+  for (const hook of HOOKS) {
+    if (definition[hook] !== undefined && typeof definition[hook] !== 'function') {
+      throw new RunnerError('PLUGIN_INVALID', `hook ${hook} must be a function`)
+    }
+  }
+  return definition as HayPluginDefinition
+}
+
+/**
+ * HAY_ORG_CONFIG = {"org":{"id"},"config":{…}}, HAY_ORG_AUTH = {"methodId","credentials"} (optional).
+ * Malformed JSON fails the start; a missing HAY_ORG_CONFIG means an empty config for --org-id.
+ * Test mode ignores the environment, as in Hay's runner.
+ */
+function loadOrgData(env: NodeJS.ProcessEnv, orgId: string, mode: RunnerArgs['mode']): OrgData {
+  if (mode === 'test') return { org: { id: orgId, name: `Test Org ${orgId}` }, config: {}, auth: null }
+  const orgConfig = parseEnvJson(env, 'HAY_ORG_CONFIG')
+  if (orgConfig !== undefined && !isRecord(orgConfig)) throw new RunnerError('ORG_ENV_INVALID', 'HAY_ORG_CONFIG must be a JSON object')
+  const org = isRecord(orgConfig?.['org']) ? orgConfig['org'] : {}
+  const config = orgConfig?.['config']
+  return {
+    org: { id: typeof org['id'] === 'string' && org['id'] !== '' ? org['id'] : orgId, ...(typeof org['name'] === 'string' && { name: org['name'] }) },
+    config: isRecord(config) ? config : {},
+    auth: toAuthState(parseEnvJson(env, 'HAY_ORG_AUTH')),
+  }
+}
+
+function parseEnvJson(env: NodeJS.ProcessEnv, name: string): unknown {
+  const text = env[name]
+  if (text === undefined || text === '') return undefined
+  try {
+    return JSON.parse(text)
+  } catch (err) {
+    throw new RunnerError('ORG_ENV_INVALID', `${name} is not valid JSON: ${messageOf(err)}`, { cause: err })
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Process lifecycle
+// ---------------------------------------------------------------------------------------------
+
+let phase: 'onInitialize' | 'onStart' | 'serving' = 'onInitialize'
+let worker: Worker | undefined
 let stopping = false
 
 function fail(err: unknown): never {
@@ -37,15 +198,16 @@ function fail(err: unknown): never {
   process.exit(exitCode)
 }
 
-/** Stop accepting, run onDisable unless /disable already did, drain, exit 0, all bounded. */
+/** Stop accepting, run onDisable unless /disable already did, drain, exit 0; all bounded. */
 function shutdown(): void {
   if (stopping) return
   stopping = true
   setTimeout(() => process.exit(0), SHUTDOWN_DEADLINE_MS).unref()
-  if (!server || !lifecycle) process.exit(0) // nothing started that needs a goodbye
-  const closed = new Promise<void>((resolve) => server?.close(() => resolve()))
+  if (!worker?.server.listening) process.exit(0) // still starting: nothing to drain or say goodbye to
+  const { server } = worker
+  const closed = new Promise<void>((resolveClosed) => server.close(() => resolveClosed()))
   server.closeIdleConnections()
-  Promise.all([lifecycle.disable(), closed]).finally(() => process.exit(0))
+  void Promise.all([worker.disable(), closed]).finally(() => process.exit(0))
 }
 
 /**
@@ -73,33 +235,32 @@ async function run(): Promise<void> {
   }
 
   phase = 'onStart'
-  lifecycle = createLifecycle({ definition, registry, manifest, pluginDir: manifest.pluginDir, orgData, env, logger })
+  const { pluginDir, envAllowList } = manifest
+  const w = createWorker({ definition, registry, orgData, pluginDir, envAllowList, env, logger, maxBodyBytes: MAX_BODY_BYTES })
+  worker = w
   try {
-    await definition.onStart?.(lifecycle.startCtx)
+    await definition.onStart?.(w.startCtx)
   } catch (err) {
     throw new RunnerError('START_FAILED', `onStart threw: ${messageOf(err)}`, { cause: err })
   }
+  if (stopping) return
 
-  const healthJson = JSON.stringify({ status: 'healthy', pid: process.pid, orgId: orgData.org.id })
-  const srv = createWorkerServer({ healthJson, registry, lifecycle, logger, maxBodyBytes: MAX_BODY_BYTES })
-  server = srv
-  await new Promise<void>((resolve, reject) => {
-    srv.once('error', reject)
-    // Loopback only: workers are reachable through the gateway, never from the network.
-    srv.listen({ port: args.port, host: '127.0.0.1' }, () => {
-      srv.off('error', reject)
-      resolve()
+  await new Promise<void>((resolveListening, reject) => {
+    w.server.once('error', reject)
+    // Loopback only: workers are reached through the gateway, never from the network.
+    w.server.listen({ port: args.port, host: '127.0.0.1' }, () => {
+      w.server.off('error', reject)
+      resolveListening()
     })
   }).catch((err: unknown) => {
     throw new RunnerError('LISTEN_FAILED', `cannot listen on 127.0.0.1:${args.port}: ${messageOf(err)}`, { cause: err })
   })
   phase = 'serving'
   process.off('beforeExit', onBeforeExit)
-  if (stopping) return // a signal arrived while we were binding
 
-  const address = srv.address()
+  const address = w.server.address()
   const port = typeof address === 'object' && address ? address.port : args.port
-  // Push readiness (CONTRACT.md §2); a parent that has already gone is handled by 'disconnect'.
+  // Push readiness (CONTRACT.md §2). If the parent is already gone, 'disconnect' handles it.
   process.send?.({ type: 'ready', port }, undefined, undefined, () => {})
 }
 
@@ -107,7 +268,7 @@ process.on('SIGTERM', shutdown)
 process.on('SIGINT', shutdown)
 if (process.send) {
   // The parent gateway died or let go: leave with it (no orphans, CONTRACT.md §2). The channel
-  // must not keep the process alive by itself, or a worker whose server closed would linger.
+  // itself must not keep the process alive, or a worker that stopped serving would linger.
   process.on('disconnect', shutdown)
   process.channel?.unref()
 }

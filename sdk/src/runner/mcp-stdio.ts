@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process'
 import { resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import type { HayLogger, McpServerInstance, StdioMcpOptions } from '../types.js'
-import { isRecord } from './manifest.js'
+import { isRecord } from './worker.js'
 
 // Hay's `ctx.mcp.startLocalStdio`: a child speaking newline-delimited JSON-RPC 2.0 on stdio.
 // Loaded lazily: only plugins that use it pay for child_process and readline at start-up.

@@ -7,9 +7,7 @@ import type {
   McpTool,
   McpToolDefinition,
 } from '../types.js'
-import { isRecord } from './manifest.js'
-import { messageOf } from './errors.js'
-import { describeTool } from './registry.js'
+import { describeTool, isRecord, messageOf } from './worker.js'
 
 type McpServer = { kind: 'local'; id: string; instance: McpServerInstance } | { kind: 'external'; id: string; options: ExternalMcpOptions }
 
@@ -32,8 +30,9 @@ export interface McpRuntimeDeps {
 }
 
 /**
- * Serves the plugin's own tools plus the MCP servers onStart started (Hay's startLocal,
- * startLocalStdio, startExternal). The stdio client is loaded only by plugins that use it.
+ * Loaded on first use of ctx.mcp or an /mcp endpoint. Serves the plugin's own tools plus the MCP
+ * servers onStart started (Hay's startLocal, startLocalStdio, startExternal). The stdio client is
+ * loaded only by plugins that use it.
  */
 export function createMcpRuntime(deps: McpRuntimeDeps): McpRuntime {
   const servers = new Map<string, McpServer>()
