@@ -69,7 +69,7 @@ export interface WorkerInfo {
   lastError: string | null
 }
 
-export type StopReason = 'idle' | 'evicted' | 'admin' | 'shutdown' | 'replaced'
+export type StopReason = 'idle' | 'evicted' | 'admin' | 'shutdown' | 'replaced' | 'lease-lost'
 
 /** Runtime transitions the pool reports, in order per key, for persistence and metrics. */
 export type PoolEvent =

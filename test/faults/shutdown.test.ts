@@ -2,53 +2,10 @@ import { join } from 'node:path'
 import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { silentLogger } from '../../src/core/index.js'
 import { createInstancesRepo, openDatabase } from '../../src/db/index.js'
-import { EXAMPLES_DIR, FIXTURES_DIR, ROOT, isRunning, tempDir } from '../helpers/gateway.js'
-import { spawnNode, workerEnv, type Spawned } from '../helpers/process.js'
+import { ROOT, isRunning, tempDir } from '../helpers/gateway.js'
+import { startGatewayProcess, startWorker } from '../helpers/gateway-process.js'
 
 const DEAF_RUNNER = join(ROOT, 'test', 'fixtures', 'runners', 'deaf-runner.mjs')
-
-interface GatewayProcess {
-  proc: Spawned
-  url: string
-}
-
-/** The real gateway as `npm start` runs it (its own node process), on a database in dir. */
-async function startGatewayProcess(dir: string, env: Record<string, string> = {}): Promise<GatewayProcess> {
-  const proc = spawnNode([join(ROOT, 'dist', 'node', 'main.js')], {
-    env: workerEnv({
-      PORT: '0',
-      DATABASE_URL: `file:${join(dir, 'gateway.db')}`,
-      PLUGINS_DIR: `${EXAMPLES_DIR}:${FIXTURES_DIR}`,
-      LOG_LEVEL: 'silent',
-      ...env,
-    }),
-  })
-  onTestFinished(() => {
-    if (proc.child.exitCode === null && proc.child.signalCode === null) proc.child.kill('SIGKILL')
-  })
-  await proc.waitForStdout('listening on ')
-  const url = /listening on (\S+)/.exec(proc.stdout())?.[1] ?? ''
-  return { proc, url }
-}
-
-async function startWorker(url: string, orgId: string, pluginId: string, route: string): Promise<number> {
-  const enabled = await fetch(`${url}/admin/orgs/${orgId}/plugins/${pluginId}`, {
-    method: 'PUT',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ enabled: true }),
-  })
-  expect(enabled.status).toBe(200)
-  const res = await fetch(`${url}/orgs/${orgId}/plugins/${pluginId}${route}`)
-  expect(res.status).toBe(200)
-  await res.body?.cancel()
-  const { workers } = (await (await fetch(`${url}/admin/workers`)).json()) as { workers: Array<{ orgId: string; pid: number }> }
-  const pid = workers.find((w) => w.orgId === orgId)?.pid
-  expect(pid).toBeGreaterThan(0)
-  onTestFinished(() => {
-    if (pid && isRunning(pid)) process.kill(pid, 'SIGKILL')
-  })
-  return pid ?? -1
-}
 
 const gone = (pid: number) => vi.waitFor(() => expect(isRunning(pid)).toBe(false), { timeout: 10_000, interval: 20 })
 
