@@ -215,6 +215,9 @@ export interface HayResponse {
   /** string → text/html unless set; Buffer → application/octet-stream unless set; object → JSON. */
   send(body?: string | Buffer | Uint8Array | object | number | boolean | null): this
   sendStatus(code: number): this
+  /** 302 unless a status is given. */
+  redirect(url: string): this
+  redirect(status: number, url: string): this
   write(chunk: string | Uint8Array): boolean
   end(chunk?: string | Uint8Array): this
 }

@@ -14,6 +14,8 @@ import type { SpawnFn } from '../../src/workers/index.js'
 export const ROOT = resolve(import.meta.dirname, '..', '..')
 export const EXAMPLES_DIR = join(ROOT, 'examples', 'plugins')
 export const FIXTURES_DIR = join(ROOT, 'test', 'fixtures', 'plugins')
+/** SECRET_KEY of every test gateway unless a test passes its own (or null for none). */
+export const TEST_SECRET_KEY = '00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff'
 
 export interface TestGateway {
   gw: RunningGateway
@@ -35,6 +37,8 @@ export interface TestGatewayOptions {
   pluginDirs?: string[]
   /** Reuse a directory (and its database) from an earlier gateway. */
   dir?: string
+  /** SECRET_KEY; defaults to TEST_SECRET_KEY, null starts the gateway without one. */
+  secretKey?: string | null
 }
 
 /** A temp directory removed after the test; optionally seeded with copies of plugin dirs. */
@@ -77,6 +81,7 @@ export async function startTestGateway(opts: TestGatewayOptions = {}): Promise<T
     STOP_TIMEOUT_MS: '2000',
     RESTART_BACKOFF_MS: '0',
     LOG_LEVEL: 'silent',
+    ...(opts.secretKey !== null && { SECRET_KEY: opts.secretKey ?? TEST_SECRET_KEY }),
     ...opts.env,
   })
   const spawned: ChildProcess[] = []

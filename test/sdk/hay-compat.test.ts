@@ -4,7 +4,7 @@ import { createServer, type IncomingMessage } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { fetchJson, postJson } from '../helpers/http.js'
+import { fetchJson, postJson, rawRequest } from '../helpers/http.js'
 import { FIXTURES_DIR, startRunner } from '../helpers/process.js'
 import { useNoLeftoverProcesses } from './setup.js'
 
@@ -43,6 +43,7 @@ describe('a Hay-style SDK v2 plugin under our runner', () => {
         { method: 'POST', path: '/webhook' },
         { method: 'GET', path: '/health' },
         { method: 'GET', path: '/settings' },
+        { method: 'GET', path: '/oauth/callback' },
         { method: 'GET', path: '/cron-runs' },
       ],
       mcp: { local: [], external: [] },
@@ -60,6 +61,13 @@ describe('a Hay-style SDK v2 plugin under our runner', () => {
       received: true,
       type: 'payment_intent.succeeded',
     })
+  })
+
+  it('supports the Express response helpers plugins use, such as redirect', async () => {
+    const runner = await startRunner({ pluginDir })
+    const reply = await rawRequest({ port: runner.port, path: '/oauth/callback?code=abc' })
+    expect(reply.status).toBe(302)
+    expect(reply.headers['location']).toBe('/done?code=abc')
   })
 
   it('resolves config as org value, then allow-listed env (never another), then default', async () => {

@@ -343,6 +343,12 @@ export class WorkerResponse extends ServerResponse<WorkerRequest> {
     this.statusCode = code
     return this.type('text').end(STATUS_CODES[code] ?? String(code))
   }
+
+  redirect(statusOrUrl: number | string, url?: string): this {
+    const [status, location] = typeof statusOrUrl === 'number' ? [statusOrUrl, url ?? '/'] : [302, statusOrUrl]
+    this.statusCode = status
+    return this.setHeader('location', location).end()
+  }
 }
 
 // Routes: Express 4 semantics for the common cases (`:name`, `:name?`, `*`, case-insensitive,
