@@ -3,6 +3,17 @@ import type { Clock, Logger } from '../core/index.js'
 import { GatewayError } from '../core/index.js'
 import type { AuthState, InstanceConfig, PluginInstanceRow, PluginRow } from '../db/index.js'
 import type { PluginView, Registry } from '../registry/index.js'
+import type { InstanceRef, SecretBox } from '../secrets/index.js'
+import {
+  createUnavailableSecretBox,
+  isSecretField,
+  openAuth,
+  openConfig,
+  sealAuth,
+  sealConfig,
+  secretsUnavailable,
+  unmaskConfig,
+} from '../secrets/index.js'
 import type { ControlResult, Lease, Worker, WorkerPool, WorkerSpec } from '../workers/index.js'
 import { validateConfig } from './config-validation.js'
 
@@ -28,6 +39,8 @@ export interface ServiceDeps {
   clock: Clock
   log: Logger
   controlTimeoutMs: number
+  /** Seals config secrets and credentials at rest; without one, writes that need sealing are refused. */
+  secrets?: SecretBox
 }
 
 export interface Target {
@@ -44,6 +57,10 @@ const ConfigUpdateReply = z.object({ success: z.boolean(), error: z.string().opt
  */
 export function createGatewayService(deps: ServiceDeps) {
   const { registry, pool, metadata, log } = deps
+  const secrets = deps.secrets ?? createUnavailableSecretBox()
+  // Opened once per stored row (rows are replaced, never mutated, on save): the hot path builds a
+  // spec per request and must not decrypt each time.
+  const opened = new WeakMap<PluginInstanceRow, { config: InstanceConfig; authState: AuthState | null }>()
 
   function pluginOrThrow(pluginId: string): PluginView {
     const view = registry.plugin(pluginId)
@@ -63,7 +80,18 @@ export function createGatewayService(deps: ServiceDeps) {
     return { view, instance }
   }
 
+  /** The plaintext config and auth of an instance: only worker specs and validation calls see it. */
+  function plainOf(instance: PluginInstanceRow): { config: InstanceConfig; authState: AuthState | null } {
+    let plain = opened.get(instance)
+    if (!plain) {
+      plain = { config: openConfig(secrets, instance, instance.config), authState: openAuth(secrets, instance, instance.authState) }
+      opened.set(instance, plain)
+    }
+    return plain
+  }
+
   function specOf({ view, instance }: Target): WorkerSpec {
+    const plain = plainOf(instance)
     return {
       orgId: instance.orgId,
       pluginId: view.id,
@@ -71,9 +99,28 @@ export function createGatewayService(deps: ServiceDeps) {
       entryPath: view.entryPath,
       sdkVersion: view.sdkVersion,
       envAllowList: view.envAllowList,
-      config: instance.config,
-      authState: instance.authState ?? null,
+      config: plain.config,
+      authState: plain.authState,
     }
+  }
+
+  /**
+   * The stored form of a config: secret fields sealed. Refuses up front, naming the reason, when a
+   * secret would have to be stored and there is no key.
+   */
+  function sealForStorage(ref: InstanceRef, view: PluginView, config: InstanceConfig): InstanceConfig {
+    const schema = view.row.metadata?.configSchema ?? null
+    if (!secrets.hasKey) {
+      const field = Object.keys(config).find((f) => config[f] !== undefined && config[f] !== null && isSecretField(schema, f))
+      if (field !== undefined) {
+        throw secretsUnavailable(
+          schema === null
+            ? `cannot store config.${field}: plugin ${view.id}'s configSchema is not known yet (it is read on the plugin's first start), so every config value is treated as secret`
+            : `cannot store config.${field}: plugin ${view.id} marks it encrypted`,
+        )
+      }
+    }
+    return sealConfig(secrets, ref, schema, config)
   }
 
   /**
@@ -121,18 +168,28 @@ export function createGatewayService(deps: ServiceDeps) {
       return pluginOrThrow(pluginId)
     },
 
-    /** Creates or updates an org's instance; a running worker learns new config via /config-update. */
+    /**
+     * Creates or updates an org's instance; a running worker learns new config via /config-update.
+     * Secret fields are sealed before anything is stored; a masked value sent back keeps the stored one.
+     */
     async updateInstance(
       orgId: string,
       pluginId: string,
       patch: { enabled?: boolean | undefined; config?: InstanceConfig | undefined },
     ): Promise<PluginInstanceRow> {
       const view = pluginOrThrow(pluginId)
-      if (patch.config && view.row.metadata) validateConfig(view.row.metadata.configSchema, patch.config)
+      const ref = { orgId, pluginId }
+      let config: { plain: InstanceConfig; stored: InstanceConfig } | undefined
+      if (patch.config) {
+        const current = await registry.instance(orgId, pluginId)
+        const plain = unmaskConfig(secrets, ref, patch.config, current?.config)
+        if (view.row.metadata) validateConfig(view.row.metadata.configSchema, plain)
+        config = { plain, stored: sealForStorage(ref, view, plain) }
+      }
       const worker = pool.peek(orgId, pluginId)
       let restart = false
-      if (patch.config && worker && patch.enabled !== false) {
-        const reply = await call(worker, 'POST', '/config-update', { config: patch.config }).catch((err: unknown) => {
+      if (config && worker && patch.enabled !== false) {
+        const reply = await call(worker, 'POST', '/config-update', { config: config.plain }).catch((err: unknown) => {
           log.warn({ err, orgId, pluginId }, 'config-update failed; the worker will be restarted')
           return null
         })
@@ -144,24 +201,27 @@ export function createGatewayService(deps: ServiceDeps) {
       }
       const row = await registry.saveInstance(orgId, pluginId, {
         ...(patch.enabled !== undefined && { enabled: patch.enabled }),
-        ...(patch.config !== undefined && { config: patch.config }),
+        ...(config && { config: config.stored }),
       })
       if (!row.enabled || restart) await pool.stop(orgId, pluginId, 'replaced')
       return row
     },
 
-    /** Checks credentials with the worker's /validate-auth; stores them only when valid. */
+    /** Checks credentials with the worker's /validate-auth; stores them, sealed, only when valid. */
     async setAuth(orgId: string, pluginId: string, auth: AuthState): Promise<PluginInstanceRow> {
       const t = await target(orgId, pluginId, { requireEnabled: false })
       const methods = t.view.row.metadata?.authMethods
       if (methods && !methods.some((m) => m.id === auth.methodId)) {
         throw new GatewayError('AUTH_INVALID', 422, `plugin ${pluginId} has no auth method ${auth.methodId}`)
       }
-      const reply = await withWorker(t, (w) => call(w, 'POST', '/validate-auth', { config: t.instance.config, authState: auth }))
+      if (!secrets.hasKey) throw secretsUnavailable(`cannot store credentials for ${orgId}/${pluginId}`)
+      const stored = sealAuth(secrets, { orgId, pluginId }, auth)
+      const config = plainOf(t.instance).config
+      const reply = await withWorker(t, (w) => call(w, 'POST', '/validate-auth', { config, authState: auth }))
       const parsed = ValidateAuthReply.safeParse(reply.body)
       if (!parsed.success) throw new GatewayError('UPSTREAM_ERROR', 502, 'worker gave a malformed /validate-auth answer')
       if (!parsed.data.valid) throw new GatewayError('AUTH_INVALID', 422, parsed.data.error ?? 'credentials were rejected')
-      const row = await registry.saveInstance(orgId, pluginId, { authState: auth })
+      const row = await registry.saveInstance(orgId, pluginId, { authState: stored })
       // HAY_ORG_AUTH is read at start: the running worker restarts on its next request with the new credentials.
       await pool.stop(orgId, pluginId, 'replaced')
       return row

@@ -9,10 +9,11 @@ import type { Config } from '../config.js'
 import type { Clock, Logger } from '../core/index.js'
 import { systemClock } from '../core/index.js'
 import { createInstancesRepo, createPluginsRepo, openDatabase } from '../db/index.js'
-import { createGatewayService, createRuntimeRecorder } from '../gateway/index.js'
+import { checkStoredSecrets, createGatewayService, createRuntimeRecorder } from '../gateway/index.js'
 import { createMetadataService } from '../metadata/index.js'
 import { createNodeForwarder } from '../proxy/index.js'
 import { createRegistry } from '../registry/index.js'
+import { secretBoxFromHex } from '../secrets/node/index.js'
 import { callWorker, createWorkerPool, type SpawnFn } from '../workers/index.js'
 import { killOrphanedWorkers } from './orphans.js'
 
@@ -49,6 +50,13 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   const registry = createRegistry({ plugins, instances, log })
   await registry.load(await scanPlugins(config.pluginDirs))
 
+  // Secrets at rest: refuse to start when stored secrets cannot be opened with SECRET_KEY.
+  const secrets = secretBoxFromHex(config.secrets.key?.())
+  await checkStoredSecrets({ registry, secrets, log }).catch((err: unknown) => {
+    database.close()
+    throw err
+  })
+
   // Recovery: rows a dead gateway left live describe processes nobody owns any more.
   const orphaned = await instances.resetOrphanedRuntime()
   if (orphaned.length > 0) {
@@ -67,7 +75,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     afterReady: (worker) => service?.afterReady(worker) ?? Promise.resolve(),
     onEvent: recorder.record,
   })
-  service = createGatewayService({ registry, pool, metadata, callWorker, clock, log, controlTimeoutMs: CONTROL_TIMEOUT_MS })
+  service = createGatewayService({ registry, pool, metadata, callWorker, clock, log, controlTimeoutMs: CONTROL_TIMEOUT_MS, secrets })
 
   const clientAddress = (c: Context) => getConnInfo(c).remote.address
   const app = createApp({

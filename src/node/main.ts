@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import pino from 'pino'
 import { ConfigError, loadConfig } from '../config.js'
+import { isGatewayError } from '../core/index.js'
 import { startGateway } from './gateway.js'
 
 // Entry only wires: config → gateway → signals (STYLE.md §13).
@@ -14,7 +15,16 @@ try {
 }
 
 const log = pino({ level: config.logLevel, base: { service: 'plugin-gateway' } })
-const gateway = await startGateway({ config, log })
+let gateway
+try {
+  gateway = await startGateway({ config, log })
+} catch (err) {
+  // A coded refusal (e.g. SECRETS_UNAVAILABLE: sealed secrets and no SECRET_KEY) is an operator's
+  // fix, not a crash: say what to do and exit 1.
+  if (!isGatewayError(err)) throw err
+  process.stderr.write(`plugin-gateway: cannot start (${err.code}): ${err.message}\n`)
+  process.exit(1)
+}
 process.stdout.write(`plugin-gateway listening on ${gateway.url}\n`)
 
 let signals = 0

@@ -4,6 +4,7 @@ import { OrgId, PluginId } from '../contract/index.js'
 import type { GatewayService } from '../gateway/index.js'
 import type { PluginInstanceRow } from '../db/index.js'
 import type { PluginView, Registry } from '../registry/index.js'
+import { maskConfig, maskMetadata } from '../secrets/index.js'
 import type { WorkerInfo, WorkerPool } from '../workers/index.js'
 import type { AppEnv } from './env.js'
 import { jsonBody, params } from './validate.js'
@@ -41,17 +42,18 @@ function pluginJson(v: PluginView) {
     valid: true,
     metadataState: v.row.metadataState,
     metadataFetchedAt: iso(v.row.metadataFetchedAt),
-    metadata: v.row.metadata,
+    metadata: maskMetadata(v.row.metadata),
     error: v.row.metadataError,
   }
 }
 
-function instanceJson(row: PluginInstanceRow, worker: WorkerInfo | undefined) {
+// Secrets never leave the gateway: sealed values and `encrypted` fields show as MASK, auth as its method only.
+function instanceJson(row: PluginInstanceRow, worker: WorkerInfo | undefined, view: PluginView | undefined) {
   return {
     orgId: row.orgId,
     pluginId: row.pluginId,
     enabled: row.enabled,
-    config: row.config,
+    config: maskConfig(row.config, view?.row.metadata?.configSchema ?? null),
     auth: row.authState ? { methodId: row.authState.methodId, configured: true } : null,
     runtimeState: row.runtimeState,
     sdkVersion: row.sdkVersion,
@@ -103,22 +105,22 @@ export function adminRoutes(deps: AdminRouteDeps) {
 
   app.get('/orgs/:orgId/plugins/:pluginId', async (c) => {
     const { orgId, pluginId } = params(c, InstanceParams)
-    const { instance } = await service.target(orgId, pluginId, { requireEnabled: false })
-    return c.json(instanceJson(instance, workerOf(orgId, pluginId)))
+    const { view, instance } = await service.target(orgId, pluginId, { requireEnabled: false })
+    return c.json(instanceJson(instance, workerOf(orgId, pluginId), view))
   })
 
   app.put('/orgs/:orgId/plugins/:pluginId', async (c) => {
     const { orgId, pluginId } = params(c, InstanceParams)
     const body = await jsonBody(c, InstanceBody)
     const row = await service.updateInstance(orgId, pluginId, body)
-    return c.json(instanceJson(row, workerOf(orgId, pluginId)))
+    return c.json(instanceJson(row, workerOf(orgId, pluginId), registry.plugin(pluginId)))
   })
 
   app.put('/orgs/:orgId/plugins/:pluginId/auth', async (c) => {
     const { orgId, pluginId } = params(c, InstanceParams)
     const body = await jsonBody(c, AuthBody)
     const row = await service.setAuth(orgId, pluginId, body)
-    return c.json(instanceJson(row, workerOf(orgId, pluginId)))
+    return c.json(instanceJson(row, workerOf(orgId, pluginId), registry.plugin(pluginId)))
   })
 
   app.post('/orgs/:orgId/plugins/:pluginId/start', async (c) => {

@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto'
 import { GatewayError } from '../../core/index.js'
-import { isSealed, makeSealed, parseSealed } from '../sealed.js'
-import type { Sealed, SecretBox } from '../types.js'
+import { isSealed, makeSealed, parseSealed } from '../index.js'
+import type { Sealed, SecretBox } from '../index.js'
 
 // Format v1: AES-256-GCM, a fresh random 96-bit IV per value, a 128-bit tag; payload = iv | ciphertext | tag.
 const VERSION = 1
