@@ -1,14 +1,11 @@
 import { Hono } from 'hono'
-import { requestId } from 'hono/request-id'
 import type { Logger } from './core/index.js'
 import type { GatewayService } from './gateway/index.js'
+import { requestLogging, requestMetrics, type Metrics } from './observability/index.js'
 import type { Forwarder } from './proxy/index.js'
 import type { Registry } from './registry/index.js'
-import { adminAuth } from './routes/admin-auth.js'
-import { adminRoutes } from './routes/admin.js'
-import type { AppEnv, ClientAddress } from './routes/env.js'
-import { notFound, onError } from './routes/errors.js'
-import { publicRoutes } from './routes/public.js'
+import type { AppEnv, ClientAddress } from './routes/index.js'
+import { adminAuth, adminRoutes, metricsRoutes, notFound, onError, publicRoutes, requestIdMiddleware, uiRoutes } from './routes/index.js'
 import type { WorkerPool } from './workers/index.js'
 
 export interface AppDeps {
@@ -19,29 +16,31 @@ export interface AppDeps {
   log: Logger
   adminToken: string | undefined
   clientAddress: ClientAddress
+  /** Request counts and proxy latency are observed here; `GET /metrics` renders them. Absent: no /metrics. */
+  metrics?: Metrics
+  /** Wall clock for the status page's uptimes (the pool's clock). */
+  now?: () => number
 }
-
-// An incoming x-request-id is kept only when it is short and plain; otherwise a new one is made.
-const REQUEST_ID = /^[\w.:-]{1,128}$/
 
 /** The gateway's HTTP surface, runtime-agnostic: everything that touches processes or sockets is injected. */
 export function createApp(deps: AppDeps) {
   const app = new Hono<AppEnv>()
-  app.use(
-    requestId({
-      headerName: 'x-request-id',
-      limitLength: 128,
-      generator: (c) => {
-        const incoming = c.req.header('x-request-id')
-        return incoming && REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID()
-      },
-    }),
-  )
+  app.use(requestIdMiddleware())
+  app.use(requestLogging({ log: deps.log }))
+  if (deps.metrics) app.use(requestMetrics({ metrics: deps.metrics }))
   app.onError(onError(deps.log))
   app.notFound(notFound)
 
+  const guard = { token: deps.adminToken, clientAddress: deps.clientAddress }
   app.get('/healthz', (c) => c.json({ status: 'ok' }))
-  app.use('/admin/*', adminAuth({ token: deps.adminToken, clientAddress: deps.clientAddress }))
+  if (deps.metrics) {
+    app.use('/metrics', adminAuth(guard))
+    app.route('/', metricsRoutes({ metrics: deps.metrics }))
+  }
+  // Registered before the /admin/* guard, which it replaces for the page: a browser navigating there
+  // cannot send a bearer header, so the page also takes ?token= (its script then keeps it in sessionStorage).
+  app.route('/admin/ui', uiRoutes({ ...deps, auth: adminAuth({ ...guard, queryParam: 'token' }) }))
+  app.use('/admin/*', adminAuth(guard))
   app.route('/admin', adminRoutes(deps))
   app.route('/', publicRoutes(deps))
   return app

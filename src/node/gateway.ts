@@ -11,6 +11,8 @@ import { systemClock } from '../core/index.js'
 import { createInstancesRepo, createPluginsRepo, openDatabase } from '../db/index.js'
 import { checkStoredSecrets, createGatewayService, createRuntimeRecorder } from '../gateway/index.js'
 import { createMetadataService } from '../metadata/index.js'
+import { trackQueueDepth } from '../observability/index.js'
+import { createPrometheusMetrics } from '../observability/node/index.js'
 import { createNodeForwarder } from '../proxy/index.js'
 import { createRegistry } from '../registry/index.js'
 import { secretBoxFromHex } from '../secrets/node/index.js'
@@ -67,15 +69,21 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   const metadata = createMetadataService({ plugins, clock, log, fetch: config.metadata })
   const recorder = createRuntimeRecorder({ instances, clock, log, flushEveryMs: config.activityFlushMs })
   let service: ReturnType<typeof createGatewayService> | undefined
+  // Gauges are read from the pool at scrape time, so the pool may be created after the metrics.
+  const metrics = createPrometheusMetrics({ workers: () => pool.list(), queueDepth: () => queue.current() })
   const pool = createWorkerPool({
     config: config.pool,
     clock,
     spawn: opts.spawn ?? spawn,
     log,
     afterReady: (worker) => service?.afterReady(worker) ?? Promise.resolve(),
-    onEvent: recorder.record,
+    onEvent: (event) => {
+      recorder.record(event)
+      metrics.observePoolEvent(event)
+    },
   })
-  service = createGatewayService({ registry, pool, metadata, callWorker, clock, log, controlTimeoutMs: CONTROL_TIMEOUT_MS, secrets })
+  const queue = trackQueueDepth(pool)
+  service = createGatewayService({ registry, pool: queue.pool, metadata, callWorker, clock, log, controlTimeoutMs: CONTROL_TIMEOUT_MS, secrets })
 
   const clientAddress = (c: Context) => getConnInfo(c).remote.address
   const app = createApp({
@@ -86,6 +94,8 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     log,
     adminToken: config.adminToken,
     clientAddress,
+    metrics,
+    now: () => clock.now(),
   })
 
   const server = serve({

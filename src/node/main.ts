@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-import pino from 'pino'
 import { ConfigError, loadConfig } from '../config.js'
 import { isGatewayError } from '../core/index.js'
+import { createLogger } from '../observability/node/index.js'
 import { startGateway } from './gateway.js'
 
 // Entry only wires: config → gateway → signals (STYLE.md §13).
@@ -14,7 +14,7 @@ try {
   process.exit(1)
 }
 
-const log = pino({ level: config.logLevel, base: { service: 'plugin-gateway' } })
+const log = createLogger({ level: config.logLevel })
 let gateway
 try {
   gateway = await startGateway({ config, log })

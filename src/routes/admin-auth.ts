@@ -7,11 +7,21 @@ const LOOPBACK = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|::1|::ffff:127\.\d{1,3}\.\d{1
 
 export const isLoopback = (address: string | undefined): boolean => address !== undefined && LOOPBACK.test(address)
 
+export interface AdminAuthOptions {
+  token: string | undefined
+  clientAddress: ClientAddress
+  /**
+   * Also accept the token as this query parameter when no Authorization header is sent. Only for
+   * pages a browser navigates to (the status page), which cannot send a bearer header.
+   */
+  queryParam?: string
+}
+
 /**
  * Admin API guard: a configured token is required as `Authorization: Bearer <token>` and compared in
  * constant time; with no token configured, only loopback clients are answered.
  */
-export function adminAuth(opts: { token: string | undefined; clientAddress: ClientAddress }): MiddlewareHandler {
+export function adminAuth(opts: AdminAuthOptions): MiddlewareHandler {
   return async function requireAdmin(c, next) {
     if (opts.token === undefined) {
       if (!isLoopback(opts.clientAddress(c))) {
@@ -19,9 +29,9 @@ export function adminAuth(opts: { token: string | undefined; clientAddress: Clie
       }
       return next()
     }
-    const header = c.req.header('authorization') ?? ''
-    const match = /^Bearer\s+(.+)$/i.exec(header)
-    if (!match?.[1] || !(await timingSafeEqual(match[1], opts.token))) {
+    const header = c.req.header('authorization')
+    const given = header === undefined && opts.queryParam ? c.req.query(opts.queryParam) : /^Bearer\s+(.+)$/i.exec(header ?? '')?.[1]
+    if (!given || !(await timingSafeEqual(given, opts.token))) {
       c.header('www-authenticate', 'Bearer realm="plugin-gateway admin"')
       throw new GatewayError('UNAUTHORIZED', 401, 'a valid admin bearer token is required')
     }

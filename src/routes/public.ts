@@ -70,7 +70,8 @@ export function publicRoutes(deps: PublicRouteDeps) {
   return app
 }
 
-function isControlPath(path: string): boolean {
+/** DESIGN.md request path, step 1; also applied by the edge entry before it forwards. */
+export function isControlPath(path: string): boolean {
   const first = path.split('/')[1] ?? ''
   let segment = first
   try {

@@ -1,0 +1,60 @@
+import { GatewayError } from '../core/index.js'
+
+// RFC 9110 §7.6.1: connection-specific fields never cross a proxy (the same set as src/proxy/headers.ts,
+// which works on Node header records; this one works on fetch Headers).
+const HOP_BY_HOP = [
+  'connection',
+  'keep-alive',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'expect',
+  'host',
+]
+
+/** A copy of `headers` without hop-by-hop fields, including those the Connection header names. */
+export function endToEndHeaders(headers: Headers): Headers {
+  const out = new Headers(headers)
+  const named = (headers.get('connection') ?? '').split(',').map((t) => t.trim().toLowerCase())
+  for (const name of [...HOP_BY_HOP, ...named]) if (name) out.delete(name)
+  return out
+}
+
+export interface ForwardRequest {
+  /** Node gateway base URL. */
+  origin: string
+  /** Path and query as received, the gateway prefix included (the Node gateway routes it again). */
+  pathAndQuery: string
+  request: Request
+  /** Set on the upstream request after the copy: x-forwarded-*, x-request-id. */
+  headers: Record<string, string>
+  fetch: typeof fetch
+}
+
+/** Streams the request to the Node gateway and its answer back, both bodies untouched. */
+export async function forwardToGateway(f: ForwardRequest): Promise<Response> {
+  const headers = endToEndHeaders(f.request.headers)
+  for (const [name, value] of Object.entries(f.headers)) headers.set(name, value)
+  const hasBody = f.request.method !== 'GET' && f.request.method !== 'HEAD' && f.request.body !== null
+  let upstream: Response
+  try {
+    upstream = await f.fetch(f.origin + f.pathAndQuery, {
+      method: f.request.method,
+      headers,
+      body: hasBody ? f.request.body : null,
+      // A plugin's redirect is the client's to follow, not ours.
+      redirect: 'manual',
+    })
+  } catch (err) {
+    throw new GatewayError('UPSTREAM_ERROR', 502, 'the Node gateway for this plugin is unreachable', { cause: err, retryAfterSeconds: 1 })
+  }
+  return new Response(upstream.body, {
+    status: upstream.status,
+    statusText: upstream.statusText,
+    headers: endToEndHeaders(upstream.headers),
+  })
+}

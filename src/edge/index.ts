@@ -1,0 +1,7 @@
+export { createEdgeApp } from './app.js'
+export type { EdgeAppDeps, EdgeEnv } from './app.js'
+export { consoleLogger } from './console-logger.js'
+export { parseEdgeBindings } from './env.js'
+export type { EdgeBindings, EdgeConfig } from './env.js'
+export { endToEndHeaders } from './forward.js'
+export { pickOrigin } from './pick-origin.js'

@@ -1,0 +1,15 @@
+// The HTTP surface's door: route factories for app.ts, and the runtime-agnostic pieces the edge
+// entry reuses (error shape, request ids, id validation, the control-path rule).
+export { adminAuth, isLoopback } from './admin-auth.js'
+export type { AdminAuthOptions } from './admin-auth.js'
+export { adminRoutes } from './admin.js'
+export type { AdminRouteDeps } from './admin.js'
+export type { AppEnv, ClientAddress } from './env.js'
+export { errorResponse, notFound, onError } from './errors.js'
+export { metricsRoutes } from './metrics.js'
+export { isControlPath, publicRoutes } from './public.js'
+export type { PublicRouteDeps } from './public.js'
+export { isPlainRequestId, requestIdMiddleware } from './request-id.js'
+export { uiRoutes } from './ui.js'
+export type { UiRouteDeps } from './ui.js'
+export { jsonBody, params } from './validate.js'

@@ -1,0 +1,132 @@
+import { randomBytes } from 'node:crypto'
+import getPort from 'get-port'
+import { describe, expect, it } from 'vitest'
+import { pickOrigin } from '../../src/edge/index.js'
+import { startTestGateway } from '../helpers/gateway.js'
+import { buildEdgeBundle, startEdge } from './harness.js'
+
+const EDGE = 'http://edge.example'
+
+async function workersOf(t: Awaited<ReturnType<typeof startTestGateway>>) {
+  const { body } = await t.admin('GET', '/workers')
+  return (body.workers as { orgId: string; pluginId: string; state: string }[]).map((w) => `${w.orgId}/${w.pluginId}:${w.state}`)
+}
+
+describe('edge entry (wrangler bundle in miniflare) in front of a real Node gateway', () => {
+  it('builds with wrangler without nodejs_compat, and the bundle imports nothing from node:*', async () => {
+    const code = await buildEdgeBundle()
+    expect(code).toContain('GATEWAY_ORIGINS')
+    expect(code).not.toMatch(/(from\s*|import\s*\(\s*|require\s*\(\s*)["']node:/)
+  })
+
+  it('forwards a plugin request to the Node gateway, which cold-starts the worker', async () => {
+    const t = await startTestGateway()
+    await t.enable('acme', 'echo', { prefix: 'edge' })
+    const { mf } = await startEdge(t.url)
+
+    const res = await mf.dispatchFetch(`${EDGE}/orgs/acme/plugins/echo/echo?via=edge`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-request-id': 'edge-req-1', 'x-forwarded-for': '203.0.113.7' },
+      body: JSON.stringify({ hello: 'edge' }),
+    })
+    expect(res.status).toBe(200)
+    expect(res.headers.get('x-plugin-cold-start')).toBe('1')
+    expect(res.headers.get('server-timing')).toMatch(/^cold;dur=[\d.]+, queue;dur=[\d.]+, spawn;dur=[\d.]+, ready;dur=[\d.]+, metadata;dur=[\d.]+, proxy;dur=[\d.]+$/)
+    expect(res.headers.get('x-request-id')).toBe('edge-req-1')
+    const body = (await res.json()) as { prefix: string; path: string; query: object; body: object; headers: Record<string, string> }
+    expect(body).toMatchObject({ prefix: 'edge', path: '/echo', query: { via: 'edge' }, body: { hello: 'edge' } })
+    expect(body.headers['x-request-id']).toBe('edge-req-1') // the worker sees the id the client sent
+    expect(body.headers['x-forwarded-for']?.startsWith('203.0.113.7, ')).toBe(true)
+    expect(await workersOf(t)).toEqual(['acme/echo:ready'])
+    expect(t.spawned).toHaveLength(1)
+
+    const warm = await mf.dispatchFetch(`${EDGE}/orgs/acme/plugins/echo/items/7`)
+    expect(warm.status).toBe(200)
+    expect(warm.headers.get('x-plugin-cold-start')).toBeNull()
+    expect(warm.headers.get('x-request-id')).toMatch(/^[\w.:-]+$/) // minted at the edge, kept by the Node gateway
+    expect(await warm.json()).toMatchObject({ id: '7' })
+    expect(t.spawned).toHaveLength(1)
+  })
+
+  it('streams request and response bodies byte for byte', async () => {
+    const t = await startTestGateway()
+    await t.enable('acme', 'echo')
+    const { mf } = await startEdge(t.url)
+    const bytes = randomBytes(256 * 1024) // not valid UTF-8: any re-encoding would show
+
+    const res = await mf.dispatchFetch(`${EDGE}/orgs/acme/plugins/echo/raw`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream' },
+      body: bytes,
+    })
+    expect(res.status).toBe(200)
+    expect(Buffer.from(await res.arrayBuffer()).equals(bytes)).toBe(true)
+  })
+
+  it('refuses worker control endpoints itself, exactly as the Node gateway does, without reaching it', async () => {
+    const t = await startTestGateway()
+    await t.enable('acme', 'echo')
+    const { mf } = await startEdge(t.url)
+
+    for (const path of ['/metadata', '/health', '/HEALTH', '/%6detadata', '/disable', '/validate-auth', '/config-update', '/mcp/list-tools']) {
+      const res = await mf.dispatchFetch(`${EDGE}/orgs/acme/plugins/echo${path}`, { method: path === '/metadata' ? 'GET' : 'POST' })
+      expect({ path, status: res.status, body: await res.json() }).toEqual({
+        path,
+        status: 404,
+        body: { error: { code: 'ROUTE_NOT_FOUND', message: 'plugin echo has no such route' } },
+      })
+    }
+    const badId = await mf.dispatchFetch(`${EDGE}/orgs/ACME/plugins/echo/items/1`)
+    expect(badId.status).toBe(404)
+    expect(((await badId.json()) as { error: { code: string } }).error.code).toBe('NOT_FOUND')
+    const admin = await mf.dispatchFetch(`${EDGE}/admin/workers`)
+    expect(admin.status).toBe(404) // the admin API is not exposed at the edge
+
+    expect(t.spawned).toHaveLength(0)
+    const metrics = await fetch(`${t.url}/metrics`).then((r) => r.text())
+    expect(metrics).not.toMatch(/http_requests_total\{route="proxy"/) // nothing reached the Node gateway's public path
+  })
+
+  it('keeps each (org, plugin) pair on the same Node gateway, chosen by hashing the pair', async () => {
+    const [a, b] = await Promise.all([startTestGateway(), startTestGateway()])
+    const origins = [a.url, b.url]
+    // One org that hashes to each gateway, found with the edge's own function.
+    const candidates = Array.from({ length: 64 }, (_, i) => `org-${i}`)
+    const orgFor = (url: string) => candidates.find((org) => pickOrigin(origins, org, 'echo') === url)!
+    const [orgA, orgB] = [orgFor(a.url), orgFor(b.url)]
+    for (const t of [a, b]) for (const org of [orgA, orgB]) await t.enable(org, 'echo')
+    const { mf } = await startEdge(origins.join(','))
+
+    const cold = await Promise.all([orgA, orgB].map((org) => mf.dispatchFetch(`${EDGE}/orgs/${org}/plugins/echo/items/1`)))
+    const again = await Promise.all([orgA, orgB].map((org) => mf.dispatchFetch(`${EDGE}/orgs/${org}/plugins/echo/items/2`)))
+    expect(cold.map((r) => r.headers.get('x-plugin-cold-start'))).toEqual(['1', '1'])
+    expect(again.map((r) => r.headers.get('x-plugin-cold-start'))).toEqual([null, null])
+    await Promise.all([...cold, ...again].map((r) => r.arrayBuffer()))
+
+    expect(await workersOf(a)).toEqual([`${orgA}/echo:ready`])
+    expect(await workersOf(b)).toEqual([`${orgB}/echo:ready`])
+    expect([a.spawned.length, b.spawned.length]).toEqual([1, 1])
+  })
+
+  it('answers 502 UPSTREAM_ERROR in the gateway error shape when the Node gateway is unreachable', async () => {
+    const closedPort = await getPort() // free, and nothing listens on it
+    const { mf } = await startEdge(`http://127.0.0.1:${closedPort}`)
+    const res = await mf.dispatchFetch(`${EDGE}/orgs/acme/plugins/echo/items/1`, { headers: { 'x-request-id': 'down-1' } })
+    expect(res.status).toBe(502)
+    expect(res.headers.get('x-request-id')).toBe('down-1')
+    expect(await res.json()).toEqual({ error: { code: 'UPSTREAM_ERROR', message: 'the Node gateway for this plugin is unreachable' } })
+  })
+
+  it('answers 500 INTERNAL, without detail, when GATEWAY_ORIGINS is not a list of URLs', async () => {
+    const { mf, logs } = await startEdge('not a url')
+    const res = await mf.dispatchFetch(`${EDGE}/orgs/acme/plugins/echo/items/1`)
+    expect(res.status).toBe(500)
+    expect(await res.json()).toEqual({ error: { code: 'INTERNAL', message: 'the edge gateway is misconfigured' } })
+    // The detail goes to the operator's log, not to the client.
+    expect(logs.map((line) => JSON.parse(line) as { msg: string; error?: string })).toContainEqual(
+      expect.objectContaining({ msg: 'edge bindings are invalid', error: expect.stringContaining('GATEWAY_ORIGINS') }),
+    )
+    const health = await mf.dispatchFetch(`${EDGE}/healthz`)
+    expect(await health.json()).toEqual({ status: 'ok' })
+  })
+})
