@@ -7,6 +7,7 @@
 // --poll-ms. Needs `npm run build` first (it runs dist/, as the gateway does).
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
+import { existsSync } from 'node:fs'
 import { request } from 'node:http'
 import { dirname, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -15,6 +16,11 @@ import getPort from 'get-port'
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const runnerPath = resolve(root, 'sdk/dist/runner/main.js')
 const pluginPath = resolve(root, 'examples/plugins/echo')
+
+if (!existsSync(runnerPath)) {
+  console.error(`bench-runner: ${runnerPath} is missing; run \`npm run build\` first`)
+  process.exit(1)
+}
 
 const flag = (name: string, fallback: number): number => {
   const arg = process.argv.find((a) => a.startsWith(`--${name}=`))

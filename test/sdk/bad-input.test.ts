@@ -35,6 +35,7 @@ describe('runner on bad input: exits with one line on stderr, never hangs', () =
   it.each([
     ['a malformed package.json', 'bad-manifest', 'MANIFEST_INVALID'],
     ['an entry file that does not exist', 'missing-entry', 'ENTRY_NOT_FOUND'],
+    ['an entry outside the plugin directory', 'entry-outside', 'MANIFEST_INVALID'],
     ['an entry without a default export', 'no-default-export', 'NO_DEFAULT_EXPORT'],
     ['an onInitialize that throws', 'init-throws', 'INIT_FAILED'],
     ['an onStart that throws', 'crash-on-start', 'START_FAILED'],

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import getPort from 'get-port'
 import { describe, expect, it } from 'vitest'
 import { rawRequest } from '../helpers/http.js'
-import { EXAMPLES_DIR, FIXTURES_DIR, isAlive, spawnRunner, startRunner } from '../helpers/process.js'
+import { EXAMPLES_DIR, FIXTURES_DIR, isAlive, RUNNER_PATH, spawnRunner, startRunner } from '../helpers/process.js'
 import { useNoLeftoverProcesses } from './setup.js'
 
 const echo = join(EXAMPLES_DIR, 'echo')
@@ -88,6 +88,15 @@ describe('runner process lifecycle', () => {
     } finally {
       squatter.close()
     }
+  })
+
+  it('ignores HAY_ORG_CONFIG in --mode=test, as Hay does', async () => {
+    const port = await getPort()
+    const args = [RUNNER_PATH, `--plugin-path=${echo}`, '--org-id=org-test', `--port=${port}`, '--mode=test']
+    const runner = spawnRunner({ pluginDir: echo, port, args, config: { prefix: 'ignored' } })
+    await runner.ready
+    expect(await (await fetch(runner.url('/items/1'))).json()).toMatchObject({ prefix: 'echo' })
+    expect(await (await fetch(runner.url('/health'))).json()).toMatchObject({ orgId: 'org-test' })
   })
 
   it('reports the real port in the ready message when asked for port 0', async () => {

@@ -8,7 +8,7 @@
 // SIGINT or parent IPC disconnect. This entry reads input and wires; worker.ts is the rest of the
 // cold-start path (see its header for why there are so few modules).
 import { readFileSync, statSync } from 'node:fs'
-import { basename, isAbsolute, join, relative, resolve } from 'node:path'
+import { basename, join, resolve, sep } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import type { HayGlobalContext, HayPluginDefinition } from '../types.js'
 import {
@@ -83,7 +83,7 @@ interface Manifest {
 
 /**
  * `hay-plugin` from the plugin's package.json. Only what running needs is checked (an object with
- * a string `entry` inside the plugin directory, naming a file); the gateway validates the rest.
+ * a string `entry` inside the plugin directory); the gateway validates the rest.
  */
 function loadManifest(pluginPath: string): Manifest {
   const pluginDir = resolve(pluginPath)
@@ -101,12 +101,8 @@ function loadManifest(pluginPath: string): Manifest {
     throw new RunnerError('MANIFEST_INVALID', `${file}: "hay-plugin".entry must be a non-empty string`)
   }
   const entryPath = resolve(pluginDir, entry)
-  const rel = relative(pluginDir, entryPath)
-  if (rel === '' || rel.startsWith('..') || isAbsolute(rel)) {
+  if (!entryPath.startsWith(pluginDir + sep)) {
     throw new RunnerError('MANIFEST_INVALID', `entry ${entry} is outside the plugin directory`)
-  }
-  if (!statSync(entryPath, { throwIfNoEntry: false })?.isFile()) {
-    throw new RunnerError('ENTRY_NOT_FOUND', `entry file not found: ${entryPath}`)
   }
   const env = block['env']
   const displayName = block['displayName']
@@ -130,6 +126,10 @@ async function loadPlugin(entryPath: string, globalCtx: HayGlobalContext): Promi
   try {
     mod = (await import(pathToFileURL(entryPath).href)) as { default?: unknown }
   } catch (err) {
+    // Told apart only on this failure path: a stat up front would cost every start a syscall.
+    if (!statSync(entryPath, { throwIfNoEntry: false })?.isFile()) {
+      throw new RunnerError('ENTRY_NOT_FOUND', `entry file not found: ${entryPath}`, { cause: err })
+    }
     throw new RunnerError('ENTRY_LOAD_FAILED', `cannot import ${entryPath}: ${messageOf(err)}`, { cause: err })
   }
   const exported = mod.default
