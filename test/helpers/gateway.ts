@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { onTestFinished } from 'vitest'
 import { loadConfig } from '../../src/config.js'
-import type { Clock } from '../../src/core/index.js'
+import type { Clock, Logger } from '../../src/core/index.js'
 import { silentLogger } from '../../src/core/index.js'
 import { createInstancesRepo, createPluginsRepo, openDatabase } from '../../src/db/index.js'
 import { startGateway, type RunningGateway } from '../../src/node/gateway.js'
@@ -39,6 +39,8 @@ export interface TestGatewayOptions {
   dir?: string
   /** SECRET_KEY; defaults to TEST_SECRET_KEY, null starts the gateway without one. */
   secretKey?: string | null
+  /** The gateway's logger; silent by default. */
+  log?: Logger
 }
 
 /** A temp directory removed after the test; optionally seeded with copies of plugin dirs. */
@@ -90,7 +92,7 @@ export async function startTestGateway(opts: TestGatewayOptions = {}): Promise<T
     spawned.push(child)
     return child
   }) as SpawnFn
-  const gw = await startGateway({ config, log: silentLogger, spawn: countingSpawn, ...(opts.clock && { clock: opts.clock }) })
+  const gw = await startGateway({ config, log: opts.log ?? silentLogger, spawn: countingSpawn, ...(opts.clock && { clock: opts.clock }) })
   const reader = await openDatabase({ url: dbUrl, log: silentLogger })
   const clock = opts.clock ?? { now: Date.now, setTimer: () => () => {} }
   const instances = createInstancesRepo(reader.db, clock)
