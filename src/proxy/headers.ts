@@ -22,7 +22,10 @@ function connectionTokens(value: string | string[] | undefined): Set<string> | n
   return new Set(joined.split(',').map((t) => t.trim().toLowerCase()).filter(Boolean))
 }
 
-/** Copies end-to-end headers only; `extra` overrides (x-forwarded-*, x-request-id). */
+// Cluster headers (routes/cluster-headers.ts) carry the cluster secret between gateways: never to a worker.
+const INTERNAL_PREFIX = 'x-plugin-gateway-'
+
+/** Copies end-to-end headers only; `extra` overrides (x-forwarded-*, x-request-id, cluster headers to a peer). */
 export function forwardHeaders(
   incoming: IncomingHttpHeaders | Record<string, string | string[] | undefined>,
   extra: Record<string, string>,
@@ -31,7 +34,7 @@ export function forwardHeaders(
   const out: Record<string, string | string[]> = {}
   for (const name in incoming) {
     const value = incoming[name]
-    if (value === undefined || HOP_BY_HOP.has(name) || named?.has(name)) continue
+    if (value === undefined || HOP_BY_HOP.has(name) || named?.has(name) || name.startsWith(INTERNAL_PREFIX)) continue
     out[name] = value
   }
   return Object.assign(out, extra)
@@ -45,7 +48,7 @@ export function responseHeaders(
   const out: OutgoingHttpHeaders = {}
   for (const name in upstream) {
     const value = upstream[name]
-    if (value === undefined || HOP_BY_HOP.has(name) || named?.has(name)) continue
+    if (value === undefined || HOP_BY_HOP.has(name) || named?.has(name) || name === 'server-timing') continue
     out[name] = value
   }
   return Object.assign(out, extra)

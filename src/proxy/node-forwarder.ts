@@ -50,7 +50,7 @@ export function createNodeForwarder(opts: NodeForwarderOptions): Forwarder {
         const declared = Number(incoming.headers['content-length'] ?? 0)
         if (declared > opts.maxBodyBytes) throw tooLarge(opts.maxBodyBytes)
         const started = performance.now()
-        const upstream = await target.worker.dispatcher.request({
+        const upstream = await target.dispatcher.request({
           method: incoming.method as Dispatcher.HttpMethod,
           path: target.path,
           headers: forwardHeaders(incoming.headers, target.requestHeaders),
@@ -59,8 +59,11 @@ export function createNodeForwarder(opts: NodeForwarderOptions): Forwarder {
           headersTimeout: opts.upstreamTimeoutMs,
           bodyTimeout: opts.upstreamTimeoutMs,
         })
-        const proxyMs = performance.now() - started
-        const timing = `${target.serverTiming}${target.serverTiming ? ', ' : ''}proxy;dur=${proxyMs.toFixed(2)}`
+        const hopMs = performance.now() - started
+        const upstreamTiming = upstream.headers['server-timing']
+        const timing = [target.serverTiming, ...(upstreamTiming ? [upstreamTiming].flat() : []), `${target.hop};dur=${hopMs.toFixed(2)}`]
+          .filter(Boolean)
+          .join(', ')
         outgoing.writeHead(
           upstream.statusCode,
           responseHeaders(upstream.headers, { ...target.responseHeaders, 'server-timing': timing }),

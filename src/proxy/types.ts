@@ -1,16 +1,19 @@
 import type { Context } from 'hono'
-import type { Worker } from '../workers/index.js'
+import type { Dispatcher } from 'undici'
 
 export interface ForwardTarget {
-  worker: Worker
-  /** Path and query as the worker must see them (the gateway prefix removed, encoding untouched). */
+  /** Connection pool to the upstream: a worker, or the peer gateway that owns the worker. */
+  dispatcher: Dispatcher
+  /** Path and query as the upstream must see them. */
   path: string
   /** Added to the upstream request: x-forwarded-*, x-request-id. */
   requestHeaders: Record<string, string>
   /** Added to the response: x-plugin-cold-start, x-request-id. */
   responseHeaders: Record<string, string>
-  /** Server-Timing entries measured before forwarding; the proxy phase is appended. */
+  /** Server-Timing entries measured before forwarding; the upstream's own and this hop's are appended. */
   serverTiming: string
+  /** Server-Timing name of this hop: `proxy` to a worker, `peer` to the owning gateway. */
+  hop: 'proxy' | 'peer'
   /** Called exactly once when the response body has ended, failed or been abandoned. */
   onDone(): void
 }

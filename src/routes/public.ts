@@ -53,7 +53,8 @@ export function publicRoutes(deps: PublicRouteDeps) {
     const responseHeaders: Record<string, string> = { 'x-request-id': requestId }
     if (lease.cold) responseHeaders['x-plugin-cold-start'] = '1'
     return forwarder.forward(c, {
-      worker: lease.worker,
+      dispatcher: lease.worker.dispatcher,
+      hop: 'proxy',
       path: path + url.search,
       requestHeaders: {
         'x-forwarded-for': [c.req.header('x-forwarded-for'), client].filter(Boolean).join(', '),
