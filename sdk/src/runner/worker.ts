@@ -1,10 +1,10 @@
 // What a running worker is made of: the registry onInitialize fills, the per-org contexts, the
 // Express-compatible request/response, and the HTTP surface of CONTRACT.md §3.
 //
-// Deliberately one module (plus main.ts): the runner is on the cold-start path and every ES
-// module file costs about 1 ms to resolve, read and link (measured, see scripts/bench-runner.ts).
-// What only some plugins or only the control plane need (validate-auth, config-update, cron,
-// MCP) lives in control.ts / mcp.ts / mcp-stdio.ts and is imported on first use.
+// Deliberately one module (main.ts loads it alongside the plugin): the runner is on the cold-start
+// path and every ES module file costs about 1 ms to resolve, read and link (measured with
+// scripts/bench-runner.ts). What only some plugins or only the control plane need (validate-auth,
+// config-update, cron, MCP) lives in control.ts / mcp.ts / mcp-stdio.ts, imported on first use.
 import { createServer, IncomingMessage, ServerResponse, STATUS_CODES, type Server } from 'node:http'
 import type {
   AuthState,
@@ -31,38 +31,6 @@ import type {
 } from '../types.js'
 import type { Control } from './control.js'
 import type { McpRuntime } from './mcp.js'
-
-// ---------------------------------------------------------------------------------------------
-// Errors: a stable code per way the runner can fail; the gateway and tests branch on the exit
-// code and the code, never on the message.
-// ---------------------------------------------------------------------------------------------
-
-export type RunnerErrorCode =
-  | 'BAD_ARGS'
-  | 'MANIFEST_INVALID'
-  | 'ENTRY_NOT_FOUND'
-  | 'ENTRY_LOAD_FAILED'
-  | 'NO_DEFAULT_EXPORT'
-  | 'PLUGIN_INVALID'
-  | 'INIT_FAILED'
-  | 'ORG_ENV_INVALID'
-  | 'START_FAILED'
-  | 'NEVER_SETTLED'
-  | 'LISTEN_FAILED'
-
-export class RunnerError extends Error {
-  override readonly name = 'RunnerError'
-  constructor(
-    readonly code: RunnerErrorCode,
-    message: string,
-    options?: ErrorOptions,
-  ) {
-    super(message, options)
-  }
-}
-
-/** 1: the plugin could not be initialised (bad input, a hook threw); 2: it could not be served. */
-export const exitCodeFor = (code: RunnerErrorCode): 1 | 2 => (code === 'LISTEN_FAILED' ? 2 : 1)
 
 export const messageOf = (err: unknown): string => (err instanceof Error ? err.message : String(err))
 
