@@ -1,0 +1,237 @@
+// Scenario 2: cold start to first byte. Each row is one function returning a sampler; the
+// orchestration interleaves every row's samples so none of them always runs first.
+import { request } from 'node:http'
+import getPort from 'get-port'
+import { startBenchGateway, type BenchGatewayOptions } from './lib/gateway.js'
+import type { TimedResponse } from './lib/http.js'
+import { FIXTURES_DIR } from './lib/paths.js'
+import { minimalEnv, startProcess } from './lib/procs.js'
+import { target, type Section } from './lib/report.js'
+import { fmt, ratio, summarize, type Summary } from './lib/stats.js'
+
+export interface ColdStartOptions {
+  runs: number
+  warmupRuns: number
+}
+
+interface ColdSample {
+  ms: number
+  /** Server-Timing phases, when the sample came through the gateway. */
+  phases?: Record<string, number>
+}
+
+interface ColdSampler {
+  sample(): Promise<ColdSample>
+  stop(): Promise<void>
+  /** A one-off measured during setup and reported as its own row (the first start fetches metadata). */
+  first?: { name: string; sample: ColdSample }
+}
+
+/** One row of the table. Adding a row is adding one of these to ROWS. */
+interface ColdRow {
+  name: string
+  setup(): Promise<ColdSampler | { skipped: string }>
+}
+
+const FLOOR = 'bare `node -e` http server (floor)'
+const OURS = 'plugin-gateway cold request, our runner'
+
+const ROWS: ColdRow[] = [bareFloorRow(), ourRunnerRow(), prewarmedPoolRow(), hayRunnerRow()]
+
+export async function coldStart(opts: ColdStartOptions): Promise<Section> {
+  const active: Array<{ row: ColdRow; sampler: ColdSampler }> = []
+  const skipped: Array<{ row: ColdRow; reason: string }> = []
+  try {
+    for (const row of ROWS) {
+      const s = await row.setup()
+      if ('skipped' in s) skipped.push({ row, reason: s.skipped })
+      else active.push({ row, sampler: s })
+    }
+    const samples = new Map<string, ColdSample[]>(active.map((a) => [a.row.name, []]))
+    for (let i = 0; i < opts.warmupRuns + opts.runs; i++) {
+      // Rotate the order so each row runs first equally often.
+      const order = active.map((_, k) => active[(k + i) % active.length] as (typeof active)[number])
+      for (const { row, sampler } of order) {
+        const s = await sampler.sample()
+        if (i >= opts.warmupRuns) samples.get(row.name)?.push(s)
+      }
+    }
+    return report(opts, active, skipped, samples)
+  } finally {
+    await Promise.all(active.map((a) => a.sampler.stop()))
+  }
+}
+
+// --- rows -------------------------------------------------------------------------------------
+
+const BARE_SERVER = `require('node:http').createServer((q, s) => {
+  s.writeHead(200, { 'content-type': 'application/json' })
+  s.end(JSON.stringify({ status: 'healthy', pid: process.pid }))
+}).listen(Number(process.argv[1]), '127.0.0.1')`
+
+/** The floor: spawn → first 200, spawned with the same minimal env as a worker (NOTES.md). */
+function bareFloorRow(): ColdRow {
+  return {
+    name: FLOOR,
+    async setup() {
+      return {
+        async sample() {
+          const port = await getPort({ host: '127.0.0.1' })
+          const started = performance.now()
+          const proc = startProcess('bare node', process.execPath, ['-e', BARE_SERVER, String(port)], { env: minimalEnv(), stdout: false })
+          try {
+            return { ms: (await firstOk(port, 1)) - started }
+          } finally {
+            await proc.stop()
+          }
+        },
+        stop: async () => {},
+      }
+    },
+  }
+}
+
+/** The gateway's cold request with our SDK v2 runner. */
+function ourRunnerRow(): ColdRow {
+  return { name: OURS, setup: () => gatewayColdSampler({ name: OURS, pluginId: 'echo', route: '/items/1' }) }
+}
+
+/** Reserved: a colleague adds the prewarmed-pool variant here (same sampler, different gateway env). */
+function prewarmedPoolRow(): ColdRow {
+  return { name: 'plugin-gateway, prewarmed pool', setup: async () => ({ skipped: 'not implemented yet (placeholder)' }) }
+}
+
+/** Hay's own runner, when HAY_RUNNER names its entry (e.g. <hay-core>/packages/plugin-sdk/dist/runner/index.js). */
+function hayRunnerRow(): ColdRow {
+  const name = "plugin-gateway cold request, Hay's runner"
+  const runner = process.env['HAY_RUNNER']
+  return {
+    name,
+    setup: async () => {
+      if (!runner) return { skipped: 'HAY_RUNNER is not set' }
+      return gatewayColdSampler({
+        name,
+        pluginId: process.env['HAY_PLUGIN_ID'] ?? 'hay-compat',
+        route: process.env['HAY_PLUGIN_ROUTE'] ?? '/settings',
+        gateway: {
+          env: {
+            RUNNER_COMMAND: `${process.execPath} ${runner}`,
+            PLUGINS_DIR: process.env['HAY_PLUGINS_DIR'] ?? FIXTURES_DIR,
+          },
+        },
+      })
+    },
+  }
+}
+
+// --- samplers ---------------------------------------------------------------------------------
+
+/**
+ * A gateway in its own process with one enabled instance. The first request also fetches the
+ * plugin's metadata and is reported on its own; every sample after it stops the worker through the
+ * admin API (outside the timed part) and times a public request to its first byte.
+ */
+async function gatewayColdSampler(opts: { name: string; pluginId: string; route: string; gateway?: BenchGatewayOptions }): Promise<ColdSampler> {
+  const org = 'cold'
+  const gw = await startBenchGateway({ name: `gateway (${opts.name})`, ...opts.gateway })
+  try {
+    await gw.enable(org, opts.pluginId)
+    const coldRequest = async (): Promise<ColdSample> => {
+      const res = await gw.get(org, opts.pluginId, opts.route)
+      if (res.status !== 200 || res.headers['x-plugin-cold-start'] !== '1') {
+        throw new Error(`${opts.name}: expected a cold 200, got ${res.status} ${res.body.slice(0, 200)}`)
+      }
+      return { ms: res.ms, phases: serverTiming(res) }
+    }
+    const first = await coldRequest()
+    const metadata = await gw.plugin(opts.pluginId)
+    if (metadata.metadataState !== 'fresh') throw new Error(`${opts.name}: metadata is ${metadata.metadataState} after the first start`)
+    return {
+      first: { name: `${opts.name}: very first start (includes the /metadata fetch)`, sample: first },
+      async sample() {
+        await gw.stopWorker(org, opts.pluginId)
+        return coldRequest()
+      },
+      stop: () => gw.stop(),
+    }
+  } catch (err) {
+    await gw.stop()
+    throw err
+  }
+}
+
+/** Resolves with the time the first 200 arrived from 127.0.0.1:port, retrying refused connections every pollMs. */
+function firstOk(port: number, pollMs: number, timeoutMs = 10_000): Promise<number> {
+  const deadline = performance.now() + timeoutMs
+  return new Promise((resolve, reject) => {
+    const attempt = () => {
+      if (performance.now() > deadline) return reject(new Error(`nothing answered on port ${port} within ${timeoutMs} ms`))
+      const req = request({ host: '127.0.0.1', port, path: '/', agent: false }, (res) => {
+        const at = performance.now()
+        res.resume()
+        if (res.statusCode === 200) resolve(at)
+        else setTimeout(attempt, pollMs)
+      })
+      req.on('error', () => setTimeout(attempt, pollMs))
+      req.end()
+    }
+    attempt()
+  })
+}
+
+function serverTiming(res: TimedResponse): Record<string, number> {
+  const header = res.headers['server-timing']
+  const phases: Record<string, number> = {}
+  for (const part of String(header ?? '').split(',')) {
+    const m = /^\s*([\w-]+);dur=([\d.]+)/.exec(part)
+    if (m) phases[m[1] as string] = Number(m[2])
+  }
+  return phases
+}
+
+// --- report -----------------------------------------------------------------------------------
+
+function report(
+  opts: ColdStartOptions,
+  active: ReadonlyArray<{ row: ColdRow; sampler: ColdSampler }>,
+  skipped: ReadonlyArray<{ row: ColdRow; reason: string }>,
+  samples: Map<string, ColdSample[]>,
+): Section {
+  const stats = new Map<string, Summary>([...samples].map(([name, s]) => [name, summarize(s.map((x) => x.ms))]))
+  const floor = stats.get(FLOOR)?.p50 ?? NaN
+  const line = (name: string, s: Summary) => [name, String(s.n), fmt(s.p50), fmt(s.p95), fmt(s.min), fmt(s.max), `${fmt(ratio(s.p50, floor), 2)}×`]
+
+  const rows: string[][] = []
+  for (const { row, sampler } of active) {
+    rows.push(line(row.name, stats.get(row.name) as Summary))
+    if (sampler.first) rows.push(line(sampler.first.name, summarize([sampler.first.sample.ms])))
+  }
+  for (const { row, reason } of skipped) rows.push([row.name, '0', '—', '—', '—', '—', `skipped: ${reason}`])
+
+  const notes: string[] = []
+  for (const { row, sampler } of active) {
+    const withPhases = (samples.get(row.name) ?? []).filter((s) => s.phases)
+    if (withPhases.length === 0) continue
+    const phase = (k: string) => fmt(summarize(withPhases.map((s) => s.phases?.[k] ?? NaN)).p50)
+    notes.push(
+      `${row.name}, Server-Timing p50 (gateway-side): spawn ${phase('spawn')} ms, ready ${phase('ready')} ms, ` +
+        `metadata ${phase('metadata')} ms, cold total ${phase('cold')} ms, proxy ${phase('proxy')} ms.`,
+    )
+    const first = sampler.first?.sample.phases
+    if (first) notes.push(`${sampler.first?.name}: Server-Timing metadata ${fmt(first['metadata'])} ms of cold ${fmt(first['cold'])} ms.`)
+  }
+
+  const ours = stats.get(OURS)
+  const r = ratio(ours?.p50 ?? NaN, floor)
+  return {
+    title: 'Cold start to first byte',
+    method:
+      `${opts.runs} samples per row after ${opts.warmupRuns} discarded, rows interleaved (rotating order). The floor is timed ` +
+      `from spawn() to the first 200 (polled every 1 ms), spawned with the worker's minimal env (PATH, NODE_ENV, HOME, TMPDIR). ` +
+      `Gateway rows time a public request to its first byte after the worker was stopped through the admin API; metadata is ` +
+      `already fresh, so its fetch is not in the loop (the very first start, which fetches it, is its own row).`,
+    tables: [{ headers: ['row', 'n', 'p50 ms', 'p95 ms', 'min ms', 'max ms', 'p50 ÷ floor p50'], rows }],
+    notes,
+    targets: [target('cold start p50 vs bare floor', '≤ 1.3×', `${fmt(r, 2)}× (${fmt(ours?.p50)} vs ${fmt(floor)} ms)`, Number.isFinite(r) ? r <= 1.3 : null)],
+  }
+}

@@ -1,0 +1,120 @@
+// Scenario 4: fan-out. Many orgs × one plugin under a MAX_WORKERS cap: memory of the whole process
+// tree (gateway + workers, VmRSS from /proc), LRU evictions, errors; plus idle gateway and idle worker RSS.
+import type { BenchGateway } from './lib/gateway.js'
+import { startBenchGateway } from './lib/gateway.js'
+import { mapLimit, pollUntil } from './lib/http.js'
+import { rssBytes } from './lib/procs.js'
+import { target, type Section } from './lib/report.js'
+import { fmt, mb, mean } from './lib/stats.js'
+
+export interface FanoutOptions {
+  orgs: number
+  maxWorkers: number
+  /** Requests in flight at once while fanning out. */
+  concurrency: number
+}
+
+const ROUTE = '/items/1'
+const IDLE_GATEWAY_MB = 80
+const IDLE_WORKER_MB = 50
+
+export async function fanout(opts: FanoutOptions): Promise<Section> {
+  const gw = await startBenchGateway({ name: 'gateway (fan-out)', env: { LOG_LEVEL: 'info', MAX_WORKERS: String(opts.maxWorkers) } })
+  try {
+    const orgs = Array.from({ length: opts.orgs }, (_, i) => `fan-${i}`)
+    await mapLimit(orgs, 8, (org) => gw.enable(org, 'echo'))
+    await settle()
+    const gatewayIdle = rssBytes(gw.pid) ?? NaN
+
+    const evictions = gw.countLogs((e) => e['msg'] === 'worker stopped' && e['reason'] === 'evicted')
+    const spawns = gw.countLogs((e) => e['msg'] === 'worker ready')
+    let peakTree = 0
+    let peakGateway = 0
+    const sampler = setInterval(() => {
+      const tree = treeRss(gw)
+      peakTree = Math.max(peakTree, tree.total)
+      peakGateway = Math.max(peakGateway, tree.gateway)
+    }, 100)
+    const started = performance.now()
+    let statuses: number[]
+    try {
+      statuses = await mapLimit(orgs, opts.concurrency, async (org) => {
+        try {
+          return (await gw.get(org, 'echo', ROUTE)).status
+        } catch {
+          return 0
+        }
+      })
+    } finally {
+      clearInterval(sampler)
+    }
+    const wallMs = performance.now() - started
+    let lastStates = ''
+    // Evicted workers finish stopping in the background; measure once only live ones remain.
+    await pollUntil(
+      'evicted workers to finish stopping',
+      async () => {
+        const states = (await gw.workers()).map((w) => w.state)
+        lastStates = states.join(',')
+        return states.every((s) => s === 'ready') ? true : undefined
+      },
+      60_000,
+      100,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}; states: ${lastStates}`)
+    })
+    await settle()
+    const end = treeRss(gw)
+    const errors = statuses.filter((s) => s !== 200)
+    const perWorker = end.workers.length > 0 ? mean(end.workers) : NaN
+
+    return {
+      title: 'Fan-out under MAX_WORKERS',
+      method:
+        `${opts.orgs} orgs × the echo plugin, one request each (${opts.concurrency} in flight), MAX_WORKERS=${opts.maxWorkers}. ` +
+        `RSS is VmRSS from /proc/<pid>/status for the gateway and every worker process under it, sampled every 100 ms. ` +
+        `Evictions and spawns are counted from the gateway's 'worker stopped' (reason evicted) and 'worker ready' log lines.`,
+      tables: [
+        {
+          headers: ['orgs', 'spawns', 'evictions', 'errors', 'workers live at end', 'peak tree RSS MB', 'end tree RSS MB', 'wall s'],
+          rows: [
+            [
+              String(opts.orgs),
+              String(spawns()),
+              String(evictions()),
+              errors.length === 0 ? '0' : `${errors.length} (${[...new Set(errors)].join(', ')})`,
+              String(end.workers.length),
+              fmt(mb(peakTree)),
+              fmt(mb(end.total)),
+              fmt(wallMs / 1000),
+            ],
+          ],
+        },
+        {
+          headers: ['gateway RSS idle MB (no workers)', 'gateway RSS peak MB', 'gateway RSS end MB', 'per idle worker RSS MB (mean)', 'max worker RSS MB'],
+          rows: [[fmt(mb(gatewayIdle)), fmt(mb(peakGateway)), fmt(mb(end.gateway)), fmt(mb(perWorker)), fmt(mb(Math.max(...end.workers)))]],
+        },
+      ],
+      notes: [],
+      targets: [
+        target('gateway RSS idle', `≤ ${IDLE_GATEWAY_MB} MB`, `${fmt(mb(gatewayIdle))} MB`, mb(gatewayIdle) <= IDLE_GATEWAY_MB),
+        target('RSS per idle worker', `≤ ${IDLE_WORKER_MB} MB`, `${fmt(mb(perWorker))} MB`, mb(perWorker) <= IDLE_WORKER_MB),
+        target('fan-out errors', '0', String(errors.length), errors.length === 0),
+      ],
+    }
+  } finally {
+    await gw.stop()
+  }
+}
+
+function treeRss(gw: BenchGateway): { gateway: number; workers: number[]; total: number } {
+  const gateway = rssBytes(gw.pid) ?? 0
+  const workers = gw
+    .workerPids()
+    .map(rssBytes)
+    .filter((b): b is number => b !== null)
+  return { gateway, workers, total: gateway + workers.reduce((a, b) => a + b, 0) }
+}
+
+// Lets timers and GC of the last burst run before an "idle" reading.
+const settle = () => new Promise((r) => setTimeout(r, 500))

@@ -1,0 +1,185 @@
+// Scenario 1: warm proxy throughput and latency. Every target fronts the same warm echo worker
+// (the gateway's own child); runs are interleaved, and the order flips every round so no target
+// always runs on a freshly idle machine.
+import type { BenchGateway } from './lib/gateway.js'
+import { startBenchGateway } from './lib/gateway.js'
+import { timedRequest } from './lib/http.js'
+import { measureLoad, type LoadResult } from './lib/load.js'
+import { startFastifyProxy, startNginx, startUndiciProxy, type ProxyStart, type RunningProxy } from './lib/reference-proxies.js'
+import { target, type Section } from './lib/report.js'
+import { fmt, fmtInt, mean, ratio } from './lib/stats.js'
+
+export interface ThroughputOptions {
+  durationS: number
+  warmupS: number
+  rounds: number
+  connections: readonly number[]
+}
+
+interface LoadTarget {
+  name: string
+  url: string
+}
+
+const ORG = 'bench'
+const ROUTE = '/items/1'
+const GATEWAY = 'plugin-gateway'
+const FASTIFY = '@fastify/http-proxy'
+const UNDICI = 'node:http + undici Pool'
+const NGINX = 'nginx'
+const DIRECT = 'direct to worker'
+
+export async function throughput(opts: ThroughputOptions): Promise<Section> {
+  const gw = await startBenchGateway({ name: 'gateway (throughput)' })
+  const started: RunningProxy[] = []
+  const notes: string[] = []
+  try {
+    const upstream = await warmWorker(gw)
+    const targets: LoadTarget[] = [
+      { name: DIRECT, url: `${upstream}${ROUTE}` },
+      { name: GATEWAY, url: `${gw.url}/orgs/${ORG}/plugins/echo${ROUTE}` },
+    ]
+    const references: Array<[string, Promise<ProxyStart>]> = [
+      [FASTIFY, startFastifyProxy(upstream)],
+      [UNDICI, startUndiciProxy(upstream)],
+      [NGINX, startNginx(upstream)],
+    ]
+    for (const [name, starting] of references) {
+      const proxy = await starting
+      if ('skipped' in proxy) {
+        notes.push(`${name}: skipped, ${proxy.skipped}.`)
+        continue
+      }
+      started.push(proxy)
+      targets.push({ name, url: `${proxy.url}${ROUTE}` })
+    }
+    await assertSameAnswer(targets)
+
+    const results = new Map<string, LoadResult[]>() // `${name}@${c}` → one result per round
+    for (const c of opts.connections) {
+      for (let round = 0; round < opts.rounds; round++) {
+        const order = round % 2 === 0 ? targets : [...targets].reverse()
+        for (const t of order) {
+          const r = await measureLoad(t.url, { connections: c, durationS: opts.durationS, warmupS: opts.warmupS })
+          const key = `${t.name}@${c}`
+          results.set(key, [...(results.get(key) ?? []), r])
+        }
+      }
+    }
+    return report(targets, results, opts, notes)
+  } finally {
+    await Promise.all(started.map((p) => p.stop()))
+    await gw.stop()
+  }
+}
+
+/** Enables the echo plugin, makes its worker warm, and returns the worker's own origin. */
+async function warmWorker(gw: BenchGateway): Promise<string> {
+  await gw.enable(ORG, 'echo')
+  const first = await gw.get(ORG, 'echo', ROUTE)
+  if (first.status !== 200) throw new Error(`warm-up request failed: ${first.status} ${first.body}`)
+  const worker = (await gw.workers()).find((w) => w.orgId === ORG && w.state === 'ready')
+  if (!worker?.port) throw new Error('no ready worker after the warm-up request')
+  return `http://127.0.0.1:${worker.port}`
+}
+
+// Every target must serve the same bytes, or the comparison is meaningless.
+async function assertSameAnswer(targets: readonly LoadTarget[]): Promise<void> {
+  const bodies = await Promise.all(targets.map(async (t) => ({ t, res: await timedRequest(t.url) })))
+  const expected = bodies[0]?.res.body
+  for (const { t, res } of bodies) {
+    if (res.status !== 200 || res.body !== expected) throw new Error(`${t.name} answered ${res.status} ${res.body.slice(0, 200)}`)
+  }
+}
+
+interface Combined {
+  rps: number
+  meanMs: number
+  p50Ms: number
+  p99Ms: number
+  errors: number
+}
+
+function combine(rs: readonly LoadResult[] | undefined): Combined | undefined {
+  if (!rs || rs.length === 0) return undefined
+  const rps = mean(rs.map((r) => r.rps))
+  return {
+    rps,
+    meanMs: mean(rs.map((r) => r.meanMs)),
+    p50Ms: mean(rs.map((r) => r.p50Ms)),
+    p99Ms: mean(rs.map((r) => r.p99Ms)),
+    errors: rs.reduce((a, r) => a + r.errors, 0),
+  }
+}
+
+function report(targets: readonly LoadTarget[], results: Map<string, LoadResult[]>, opts: ThroughputOptions, notes: string[]): Section {
+  const lo = Math.min(...opts.connections)
+  const hi = Math.max(...opts.connections)
+  const at = (name: string, c: number) => combine(results.get(`${name}@${c}`))
+  const direct1 = at(DIRECT, lo)
+
+  const rows = targets.map((t) => {
+    const a = at(t.name, lo)
+    const b = at(t.name, hi)
+    const added = a && direct1 && t.name !== DIRECT ? a.meanMs - direct1.meanMs : NaN
+    return [
+      t.name,
+      fmtInt(a?.rps),
+      fmt(a?.meanMs, 3),
+      t.name === DIRECT ? '—' : fmt(added, 3),
+      fmtInt(b?.rps),
+      fmt(b?.p50Ms, 1),
+      fmt(b?.p99Ms, 1),
+      String((a?.errors ?? 0) + (b?.errors ?? 0)),
+    ]
+  })
+
+  const gw = (c: number) => at(GATEWAY, c)?.rps ?? NaN
+  const ratioRows = targets
+    .filter((t) => t.name !== GATEWAY)
+    .map((t) => [t.name, `${fmt(ratio(gw(lo), at(t.name, lo)?.rps ?? NaN), 2)}×`, `${fmt(ratio(gw(hi), at(t.name, hi)?.rps ?? NaN), 2)}×`])
+
+  const gwLo = at(GATEWAY, lo)
+  const addedMs = gwLo && direct1 ? gwLo.meanMs - direct1.meanMs : NaN
+  const vs = (name: string, min: number) => {
+    const ref = at(name, hi)?.rps
+    const r = ratio(gw(hi), ref ?? NaN)
+    return target(
+      `warm throughput vs ${name} (c=${hi})`,
+      `≥ ${min.toFixed(1)}×`,
+      ref === undefined ? 'not measured' : `${fmt(r, 2)}× (${fmtInt(gw(hi))} vs ${fmtInt(ref)} rps)`,
+      ref === undefined ? null : r >= min,
+    )
+  }
+
+  return {
+    title: 'Warm proxy throughput and latency',
+    method:
+      `GET ${ROUTE} of the echo example through each target to the same warm worker; autocannon in the bench process, ` +
+      `each proxy in its own process. ${opts.rounds} interleaved round(s) per concurrency (order reversed every round), ` +
+      `each ${opts.warmupS} s warm-up + ${opts.durationS} s measured; figures are the mean over rounds. ` +
+      `At c=${lo} the mean latency is ${lo}000 / rps (autocannon's percentiles are whole ms); "added" is that minus direct.`,
+    tables: [
+      {
+        headers: [
+          'target',
+          `rps c=${lo}`,
+          `mean ms c=${lo}`,
+          `added ms vs direct`,
+          `rps c=${hi}`,
+          `p50 ms c=${hi}`,
+          `p99 ms c=${hi}`,
+          'errors',
+        ],
+        rows,
+      },
+      { headers: ['plugin-gateway ÷ baseline', `rps ratio c=${lo}`, `rps ratio c=${hi}`], rows: ratioRows },
+    ],
+    notes,
+    targets: [
+      vs(FASTIFY, 1.0),
+      vs(UNDICI, 0.8),
+      target(`added latency at c=${lo}`, '≤ 0.15 ms', `${fmt(addedMs, 3)} ms`, Number.isFinite(addedMs) ? addedMs <= 0.15 : null),
+    ],
+  }
+}
