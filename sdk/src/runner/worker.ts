@@ -593,7 +593,8 @@ export function createWorker(deps: WorkerDeps): Worker {
         logger.error(`${req.method} ${req.url} failed`, err)
         // Once bytes are on the wire there is no status left to change: cut the response short.
         if (res.headersSent) return void res.destroy()
-        sendError(res, 500, 'INTERNAL', messageOf(err))
+        // Plugin routes face the public through the gateway: the details stay in the worker's log.
+        sendError(res, 500, 'INTERNAL', 'internal error')
       })
     },
   )
