@@ -3,8 +3,8 @@
 //
 //   node sdk/dist/runner/main.js --plugin-path=<abs dir> --org-id=<orgId> --port=<port> --mode=production
 //
-// Order: manifest → import entry → onInitialize → org env → onStart → listen on 127.0.0.1 →
-// IPC {"type":"ready","port"}. Exit 1: init failed; exit 2: could not serve; exit 0: SIGTERM,
+// Order: manifest → import entry (while worker.ts loads) → org env → onInitialize → onStart →
+// listen on 127.0.0.1 → IPC {"type":"ready","port"}. Exit 1: init failed; exit 2: could not serve; exit 0: SIGTERM,
 // SIGINT or parent IPC disconnect. This entry reads input and wires; worker.ts is the rest of the
 // cold-start path (see its header for why there are so few modules).
 import { readFileSync, statSync } from 'node:fs'
@@ -226,7 +226,7 @@ function parseEnvJson(env: NodeJS.ProcessEnv, name: string): unknown {
 // Process lifecycle
 // ---------------------------------------------------------------------------------------------
 
-let phase: 'onInitialize' | 'onStart' | 'serving' = 'onInitialize'
+let phase: 'loading the entry' | 'onInitialize' | 'onStart' | 'serving' = 'loading the entry'
 let worker: Worker | undefined
 let stopping = false
 
@@ -271,6 +271,7 @@ async function run(): Promise<void> {
   const registry = createRegistry()
   const globalCtx: HayGlobalContext = { register: registry.register, config: { field: (name) => ({ name }) }, logger }
   const definition = await loadPlugin(entryModule, manifest.entryPath, globalCtx)
+  phase = 'onInitialize'
   try {
     await definition.onInitialize?.(globalCtx)
   } catch (err) {
