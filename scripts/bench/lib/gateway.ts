@@ -46,6 +46,8 @@ export interface BenchGatewayOptions {
   name?: string
   /** Gateway environment on top of the bench defaults (LOG_LEVEL=warn, examples plugins, fresh DB). */
   env?: Record<string, string>
+  /** Node flags before the entry, e.g. --cpu-prof. */
+  nodeArgs?: string[]
 }
 
 export async function startBenchGateway(opts: BenchGatewayOptions = {}): Promise<BenchGateway> {
@@ -58,7 +60,7 @@ export async function startBenchGateway(opts: BenchGatewayOptions = {}): Promise
     LOG_LEVEL: 'warn',
     ...opts.env,
   })
-  const proc = startProcess(opts.name ?? 'gateway', process.execPath, [GATEWAY_MAIN], { env })
+  const proc = startProcess(opts.name ?? 'gateway', process.execPath, [...(opts.nodeArgs ?? []), GATEWAY_MAIN], { env })
   let url: string
   try {
     url = (await proc.waitForLine(/listening on (http:\/\/\S+)/, 20_000))[1] as string

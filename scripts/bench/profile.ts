@@ -1,0 +1,91 @@
+// CPU profile of the gateway's hot path: the gateway runs under --cpu-prof while autocannon drives
+// warm proxied requests at it; the profile's top self-time functions and modules are printed.
+//
+//   npm run build && npx tsx scripts/bench/profile.ts [--seconds=10] [--connections=32] [--top=40] [--keep]
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join, relative } from 'node:path'
+import { startBenchGateway } from './lib/gateway.js'
+import { closeHttp } from './lib/http.js'
+import { measureLoad } from './lib/load.js'
+import { ROOT } from './lib/paths.js'
+import { leftovers, stopAll } from './lib/procs.js'
+
+const flag = (name: string, fallback: number) => Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? fallback)
+const seconds = flag('seconds', 10)
+const connections = flag('connections', 32)
+const top = flag('top', 40)
+
+interface ProfileNode {
+  id: number
+  callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number }
+  hitCount?: number
+}
+interface CpuProfile {
+  nodes: ProfileNode[]
+  samples: number[]
+  timeDeltas: number[]
+}
+
+const dir = await mkdtemp(join(tmpdir(), 'plugin-gateway-prof-'))
+try {
+  const gw = await startBenchGateway({ name: 'gateway (profiled)', nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`] })
+  await gw.enable('prof', 'echo')
+  const url = `${gw.url}/orgs/prof/plugins/echo/items/1`
+  await gw.get('prof', 'echo', '/items/1')
+  const r = await measureLoad(url, { connections, durationS: seconds, warmupS: 1 })
+  await gw.stop() // SIGTERM: the gateway exits cleanly, which writes the profile
+  console.log(`load: ${Math.round(r.rps)} rps at c=${connections}, p99 ${r.p99Ms} ms, errors ${r.errors}\n`)
+  const file = (await readdir(dir)).find((f) => f.endsWith('.cpuprofile'))
+  if (!file) throw new Error('no .cpuprofile written')
+  summarize(JSON.parse(await readFile(join(dir, file), 'utf8')) as CpuProfile)
+  if (process.argv.includes('--keep')) console.log(`\nprofile kept: ${join(dir, file)}`)
+} finally {
+  await stopAll()
+  await closeHttp()
+  if (!process.argv.includes('--keep')) await rm(dir, { recursive: true, force: true })
+  const left = leftovers()
+  if (left.length > 0) console.error('left running:', left)
+}
+
+function summarize(p: CpuProfile): void {
+  // Self time per node: sum of the sampling intervals attributed to it.
+  const selfUs = new Map<number, number>()
+  p.samples.forEach((id, i) => selfUs.set(id, (selfUs.get(id) ?? 0) + (p.timeDeltas[i] ?? 0)))
+  const total = [...selfUs.values()].reduce((a, b) => a + b, 0)
+  const byFn = new Map<string, number>()
+  const byModule = new Map<string, number>()
+  for (const node of p.nodes) {
+    const us = selfUs.get(node.id) ?? 0
+    if (us === 0) continue
+    const { functionName, url, lineNumber } = node.callFrame
+    const where = shortUrl(url)
+    const fn = `${functionName || '(anonymous)'}  ${where}${url ? `:${lineNumber + 1}` : ''}`
+    byFn.set(fn, (byFn.get(fn) ?? 0) + us)
+    byModule.set(moduleOf(url, functionName), (byModule.get(moduleOf(url, functionName)) ?? 0) + us)
+  }
+  const print = (title: string, m: Map<string, number>, n: number) => {
+    console.log(title)
+    for (const [k, us] of [...m].sort((a, b) => b[1] - a[1]).slice(0, n)) {
+      console.log(`${((100 * us) / total).toFixed(1).padStart(6)}%  ${(us / 1000).toFixed(0).padStart(6)} ms  ${k}`)
+    }
+    console.log('')
+  }
+  print('self time by module', byModule, 25)
+  print('self time by function', byFn, top)
+}
+
+function shortUrl(url: string): string {
+  if (!url) return ''
+  const path = url.replace(/^file:\/\//, '')
+  return path.startsWith(ROOT) ? relative(ROOT, path) : path
+}
+
+function moduleOf(url: string, functionName: string): string {
+  if (!url) return functionName.startsWith('(') ? functionName : '(native)'
+  if (url.startsWith('node:')) return url
+  const path = shortUrl(url)
+  const nm = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(path)
+  if (nm) return nm[1] as string
+  return path.replace(/^dist\//, 'dist/')
+}
