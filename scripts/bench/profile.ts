@@ -15,11 +15,14 @@ const flag = (name: string, fallback: number) => Number(process.argv.find((a) =>
 const seconds = flag('seconds', 10)
 const connections = flag('connections', 32)
 const top = flag('top', 40)
+// --callers=<regex>: also print the call stacks (5 frames up) that spend self time in matching functions.
+const callers = process.argv.find((a) => a.startsWith('--callers='))?.slice('--callers='.length)
 
 interface ProfileNode {
   id: number
   callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number }
   hitCount?: number
+  children?: number[]
 }
 interface CpuProfile {
   nodes: ProfileNode[]
@@ -73,6 +76,30 @@ function summarize(p: CpuProfile): void {
   }
   print('self time by module', byModule, 25)
   print('self time by function', byFn, top)
+  if (callers) printCallers(p, selfUs, total, new RegExp(callers))
+}
+
+function printCallers(p: CpuProfile, selfUs: Map<number, number>, total: number, re: RegExp): void {
+  const byId = new Map(p.nodes.map((n) => [n.id, n]))
+  const parent = new Map<number, number>()
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id)
+  const label = (n: ProfileNode) => `${n.callFrame.functionName || '(anonymous)'}@${shortUrl(n.callFrame.url).split('/').pop()}:${n.callFrame.lineNumber + 1}`
+  const stacks = new Map<string, number>()
+  for (const n of p.nodes) {
+    const us = selfUs.get(n.id) ?? 0
+    if (us === 0 || !re.test(n.callFrame.functionName)) continue
+    const frames: string[] = []
+    for (let id: number | undefined = n.id; id !== undefined && frames.length < 6; id = parent.get(id)) {
+      const node = byId.get(id)
+      if (node) frames.push(label(node))
+    }
+    const key = frames.join(' ← ')
+    stacks.set(key, (stacks.get(key) ?? 0) + us)
+  }
+  console.log(`stacks into /${re.source}/`)
+  for (const [k, us] of [...stacks].sort((a, b) => b[1] - a[1]).slice(0, 15)) {
+    console.log(`${((100 * us) / total).toFixed(1).padStart(6)}%  ${k}`)
+  }
 }
 
 function shortUrl(url: string): string {
