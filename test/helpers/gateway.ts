@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { cp, mkdir, mkdtemp, rm, symlink } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { dirname, join, resolve } from 'node:path'
+import { basename, dirname, join, resolve } from 'node:path'
 import { onTestFinished } from 'vitest'
 import { loadConfig } from '../../src/config.js'
 import type { Clock, Logger } from '../../src/core/index.js'
@@ -23,6 +23,8 @@ export interface TestGateway {
   dir: string
   /** Every worker process the gateway spawned, in order: counted around the real spawn. */
   spawned: ChildProcess[]
+  /** Whose worker each spawn was, in the same order: the org from HAY_ORG_CONFIG, the plugin dir's name. */
+  spawnedFor: Array<{ orgId: string; pluginId: string }>
   admin(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }>
   enable(orgId: string, pluginId: string, config?: Record<string, unknown>): Promise<void>
   /** Reads the instance row from the database file itself, after flushing pending writes. */
@@ -87,7 +89,10 @@ export async function startTestGateway(opts: TestGatewayOptions = {}): Promise<T
     ...opts.env,
   })
   const spawned: ChildProcess[] = []
-  const countingSpawn = ((command: string, args: readonly string[], options: object) => {
+  const spawnedFor: Array<{ orgId: string; pluginId: string }> = []
+  const countingSpawn = ((command: string, args: readonly string[], options: { cwd?: string; env?: Record<string, string> }) => {
+    const orgConfig = JSON.parse(options.env?.['HAY_ORG_CONFIG'] ?? '{}') as { org?: { id?: string } }
+    spawnedFor.push({ orgId: orgConfig.org?.id ?? '?', pluginId: basename(options.cwd ?? '?') })
     const child = spawn(command, args, options)
     spawned.push(child)
     return child
@@ -126,6 +131,7 @@ export async function startTestGateway(opts: TestGatewayOptions = {}): Promise<T
     url: gw.url,
     dir,
     spawned,
+    spawnedFor,
     admin,
     async enable(orgId, pluginId, cfg) {
       const res = await admin('PUT', `/orgs/${orgId}/plugins/${pluginId}`, { enabled: true, ...(cfg && { config: cfg }) })
