@@ -12,7 +12,7 @@ interface Whoami {
 
 async function whoami(t: TestGateway, orgId: string): Promise<{ status: number; body: Whoami & { error?: { code: string } } }> {
   const res = await fetch(`${t.url}/orgs/${orgId}/plugins/env-probe/whoami`)
-  return { status: res.status, body: await res.json() }
+  return { status: res.status, body: (await res.json()) as Whoami & { error?: { code: string } } }
 }
 
 const pidOf = (t: TestGateway, orgId: string): number | undefined => t.gw.pool.peek(orgId, 'env-probe')?.pid
