@@ -48,6 +48,8 @@ export interface BenchGatewayOptions {
   env?: Record<string, string>
   /** Node flags before the entry, e.g. --cpu-prof. */
   nodeArgs?: string[]
+  /** Another checkout's dist/node/main.js (A/B comparisons); this checkout's by default. */
+  main?: string
 }
 
 export async function startBenchGateway(opts: BenchGatewayOptions = {}): Promise<BenchGateway> {
@@ -56,11 +58,12 @@ export async function startBenchGateway(opts: BenchGatewayOptions = {}): Promise
     PORT: '0',
     HOST: '127.0.0.1',
     DATABASE_URL: `file:${join(dir, 'gateway.db')}`,
-    PLUGINS_DIR: EXAMPLES_DIR,
+    // Another checkout serves its own examples, so its runner resolves its own SDK build.
+    PLUGINS_DIR: opts.main ? join(opts.main, '..', '..', '..', 'examples', 'plugins') : EXAMPLES_DIR,
     LOG_LEVEL: 'warn',
     ...opts.env,
   })
-  const proc = startProcess(opts.name ?? 'gateway', process.execPath, [...(opts.nodeArgs ?? []), GATEWAY_MAIN], { env })
+  const proc = startProcess(opts.name ?? 'gateway', process.execPath, [...(opts.nodeArgs ?? []), opts.main ?? GATEWAY_MAIN], { env })
   let url: string
   try {
     url = (await proc.waitForLine(/listening on (http:\/\/\S+)/, 20_000))[1] as string

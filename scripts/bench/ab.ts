@@ -1,0 +1,52 @@
+// A/B of the warm proxy path between two checkouts (e.g. before and after an optimisation), each
+// built, each gateway in its own process with its own warm echo worker; runs interleave A and B
+// so background load on the machine hits both alike. Prints per-round figures and the B/A ratio.
+//
+//   npx tsx scripts/bench/ab.ts --a=/path/to/checkout-a --b=/path/to/checkout-b [--rounds=6] [--seconds=3] [--connections=1,32]
+import { join, resolve } from 'node:path'
+import { startBenchGateway, type BenchGateway } from './lib/gateway.js'
+import { closeHttp } from './lib/http.js'
+import { measureLoad, type LoadResult } from './lib/load.js'
+import { leftovers, stopAll } from './lib/procs.js'
+import { fmt, fmtInt, mean } from './lib/stats.js'
+
+const arg = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3)
+const checkouts = { A: arg('a'), B: arg('b') }
+if (!checkouts.A || !checkouts.B) throw new Error('usage: --a=<checkout> --b=<checkout>')
+const rounds = Number(arg('rounds') ?? 6)
+const seconds = Number(arg('seconds') ?? 3)
+const connections = (arg('connections') ?? '1,32').split(',').map(Number)
+
+async function start(label: 'A' | 'B', dir: string): Promise<{ label: string; gw: BenchGateway; url: string }> {
+  const gw = await startBenchGateway({ name: `gateway ${label}`, main: join(resolve(dir), 'dist', 'node', 'main.js') })
+  await gw.enable('ab', 'echo')
+  const res = await gw.get('ab', 'echo', '/items/1')
+  if (res.status !== 200) throw new Error(`${label}: warm-up answered ${res.status}`)
+  return { label, gw, url: `${gw.url}/orgs/ab/plugins/echo/items/1` }
+}
+
+try {
+  const sides = [await start('A', checkouts.A), await start('B', checkouts.B)]
+  for (const c of connections) {
+    const results: Record<string, LoadResult[]> = { A: [], B: [] }
+    for (let r = 0; r < rounds; r++) {
+      for (const side of r % 2 === 0 ? sides : [...sides].reverse()) {
+        results[side.label]?.push(await measureLoad(side.url, { connections: c, durationS: seconds, warmupS: 0.5 }))
+      }
+      const last = (l: string) => results[l]?.at(-1)
+      console.log(`c=${c} round ${r + 1}: A ${fmtInt(last('A')?.rps)} rps, B ${fmtInt(last('B')?.rps)} rps`)
+    }
+    const rps = (l: string) => mean((results[l] ?? []).map((x) => x.rps))
+    const lat = (l: string) => mean((results[l] ?? []).map((x) => x.meanMs))
+    const ratios = (results['B'] ?? []).map((b, i) => b.rps / (results['A']?.[i]?.rps ?? NaN))
+    console.log(
+      `c=${c}: A ${fmtInt(rps('A'))} rps (${fmt(lat('A'), 3)} ms), B ${fmtInt(rps('B'))} rps (${fmt(lat('B'), 3)} ms); ` +
+        `B/A ${fmt(rps('B') / rps('A'), 3)} (per-round ratios ${ratios.map((x) => fmt(x, 2)).join(' ')})\n`,
+    )
+  }
+} finally {
+  await stopAll()
+  await closeHttp()
+  const left = leftovers()
+  if (left.length > 0) console.error('left running:', left)
+}
