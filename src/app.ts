@@ -1,7 +1,7 @@
 import { Hono } from 'hono'
 import type { Logger } from './core/index.js'
 import type { GatewayService } from './gateway/index.js'
-import { requestLogging, requestMetrics, type Metrics } from './observability/index.js'
+import { requestLogging, requestMetrics, type Metrics, type ResponseStatus } from './observability/index.js'
 import type { Forwarder } from './proxy/index.js'
 import type { Registry } from './registry/index.js'
 import type { AppEnv, ClientAddress } from './routes/index.js'
@@ -18,6 +18,8 @@ export interface AppDeps {
   clientAddress: ClientAddress
   /** Request counts and proxy latency are observed here; `GET /metrics` renders them. Absent: no /metrics. */
   metrics?: Metrics
+  /** The status actually sent, for logs and metrics; runtime-specific (see ResponseStatus). */
+  responseStatus?: ResponseStatus
   /** Wall clock for the status page's uptimes (the pool's clock). */
   now?: () => number
 }
@@ -26,8 +28,8 @@ export interface AppDeps {
 export function createApp(deps: AppDeps) {
   const app = new Hono<AppEnv>()
   app.use(requestIdMiddleware())
-  app.use(requestLogging({ log: deps.log }))
-  if (deps.metrics) app.use(requestMetrics({ metrics: deps.metrics }))
+  app.use(requestLogging({ log: deps.log, responseStatus: deps.responseStatus }))
+  if (deps.metrics) app.use(requestMetrics({ metrics: deps.metrics, responseStatus: deps.responseStatus }))
   app.onError(onError(deps.log))
   app.notFound(notFound)
 

@@ -12,7 +12,7 @@ import { createInstancesRepo, createPluginsRepo, openDatabase } from '../db/inde
 import { checkStoredSecrets, createGatewayService, createRuntimeRecorder } from '../gateway/index.js'
 import { createMetadataService } from '../metadata/index.js'
 import { trackQueueDepth } from '../observability/index.js'
-import { createPrometheusMetrics } from '../observability/node/index.js'
+import { createPrometheusMetrics, nodeResponseStatus } from '../observability/node/index.js'
 import { createNodeForwarder } from '../proxy/index.js'
 import { createRegistry } from '../registry/index.js'
 import { secretBoxFromHex } from '../secrets/node/index.js'
@@ -95,6 +95,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     adminToken: config.adminToken,
     clientAddress,
     metrics,
+    responseStatus: nodeResponseStatus,
     now: () => clock.now(),
   })
 

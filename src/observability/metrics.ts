@@ -9,7 +9,7 @@ export interface RequestSample {
   /** Time until the response headers were ready; a streamed body may go on after this. */
   durationMs: number
   /** Set on a proxied response that started, or waited for, its worker (`x-plugin-cold-start: 1`). */
-  cold: { queueMs: number | null } | null
+  cold: { queueMs: number } | null
 }
 
 /**

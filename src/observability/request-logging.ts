@@ -1,8 +1,11 @@
-import type { MiddlewareHandler } from 'hono'
+import type { Context, MiddlewareHandler } from 'hono'
 import type { Logger } from '../core/index.js'
+import type { ResponseStatus } from './request-metrics.js'
 
 export interface RequestLoggingDeps {
   log: Logger
+  /** The status actually sent (see ResponseStatus); defaults to `c.res.status`. */
+  responseStatus?: ResponseStatus
   /** Monotonic milliseconds; injectable so tests and other runtimes can supply their own. */
   now?: () => number
 }
@@ -13,6 +16,7 @@ export interface RequestLoggingDeps {
  */
 export function requestLogging(deps: RequestLoggingDeps): MiddlewareHandler {
   const now = deps.now ?? (() => performance.now())
+  const statusOf = deps.responseStatus ?? ((c: Context) => c.res.status)
   return async function logRequest(c, next) {
     const startedAt = now()
     try {
@@ -20,7 +24,7 @@ export function requestLogging(deps: RequestLoggingDeps): MiddlewareHandler {
     } finally {
       const ms = Math.round((now() - startedAt) * 10) / 10
       deps.log.debug(
-        { method: c.req.method, path: c.req.path, status: c.res.status, ms, requestId: c.get('requestId') as string | undefined },
+        { method: c.req.method, path: c.req.path, status: statusOf(c), ms, requestId: c.get('requestId') as string | undefined },
         'request',
       )
     }

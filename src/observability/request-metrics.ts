@@ -1,10 +1,19 @@
-import type { MiddlewareHandler } from 'hono'
+import type { Context, MiddlewareHandler } from 'hono'
+import type { AppEnv } from '../routes/env.js'
 import type { Metrics, RouteClass } from './metrics.js'
 
 export interface RequestMetricsDeps {
   metrics: Metrics
+  /** The status actually sent; see ResponseStatus. Defaults to `c.res.status`. */
+  responseStatus?: ResponseStatus
   now?: () => number
 }
+
+/**
+ * The status a response was sent with. Runtime-specific: the Node forwarder writes proxied responses
+ * to the socket itself and leaves `c.res` a placeholder, so the Node entry injects its own reader.
+ */
+export type ResponseStatus = (c: Context) => number
 
 export function routeClassOf(path: string): RouteClass {
   if (path.startsWith('/orgs/')) return 'proxy'
@@ -14,23 +23,21 @@ export function routeClassOf(path: string): RouteClass {
   return 'other'
 }
 
-// Server-Timing is the published measurement of a cold start (routes/public.ts); the queue phase is
-// per request, so it is read here rather than from the pool's once-per-start `ready` event.
-const QUEUE_TIMING = /(?:^|,)\s*queue;dur=([\d.]+)/
-
 /** Counts every response by route class and status; times proxied ones to their response headers. */
-export function requestMetrics(deps: RequestMetricsDeps): MiddlewareHandler {
+export function requestMetrics(deps: RequestMetricsDeps): MiddlewareHandler<AppEnv> {
   const now = deps.now ?? (() => performance.now())
+  const statusOf = deps.responseStatus ?? ((c: Context) => c.res.status)
   return async function measureRequest(c, next) {
     const startedAt = now()
     await next()
-    const isCold = c.res.headers.get('x-plugin-cold-start') === '1'
-    const queue = isCold ? QUEUE_TIMING.exec(c.res.headers.get('server-timing') ?? '')?.[1] : undefined
+    // The queue phase is per request (each waiter queues for its own time), so it comes from the
+    // request's lease, not from the pool's once-per-start `ready` event.
+    const cold = c.get('coldStart') ?? null
     deps.metrics.observeRequest({
       route: routeClassOf(c.req.path),
-      status: c.res.status,
+      status: statusOf(c),
       durationMs: now() - startedAt,
-      cold: isCold ? { queueMs: queue === undefined ? null : Number(queue) } : null,
+      cold: cold ? { queueMs: cold.queueMs } : null,
     })
   }
 }

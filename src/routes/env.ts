@@ -1,11 +1,14 @@
 import type { Context } from 'hono'
 import type { Logger } from '../core/index.js'
+import type { StartTiming } from '../workers/index.js'
 
 /** Hono environment shared by every route: request id (hono/request-id) and a request logger. */
 export interface AppEnv {
   Variables: {
     requestId: string
     log: Logger
+    /** Set by the public route when the request started, or waited for, its worker: for metrics. */
+    coldStart: StartTiming | null
   }
 }
 

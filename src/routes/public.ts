@@ -52,6 +52,7 @@ export function publicRoutes(deps: PublicRouteDeps) {
     const client = deps.clientAddress(c)
     const responseHeaders: Record<string, string> = { 'x-request-id': requestId }
     if (lease.cold) responseHeaders['x-plugin-cold-start'] = '1'
+    c.set('coldStart', lease.cold)
     return forwarder.forward(c, {
       dispatcher: lease.worker.dispatcher,
       hop: 'proxy',

@@ -106,7 +106,7 @@ export function createPrometheusMetrics(deps: PrometheusMetricsDeps): Metrics & 
       requests.inc({ route: s.route, status: String(s.status) })
       if (s.route !== 'proxy') return
       proxyDuration.observe({ cold: s.cold ? 'true' : 'false' }, seconds(s.durationMs))
-      if (s.cold?.queueMs != null) coldStart.observe({ phase: 'queue' }, seconds(s.cold.queueMs))
+      if (s.cold) coldStart.observe({ phase: 'queue' }, seconds(s.cold.queueMs))
     },
     observePoolEvent(e: PoolEvent) {
       switch (e.type) {
