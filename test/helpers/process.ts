@@ -20,7 +20,7 @@ export interface Exit {
 
 export interface Spawned {
   child: ChildProcess
-  /** Settles when the process exits; armed at spawn, so a fast exit is never missed. */
+  /** Settles when the process has exited and its output is all read; armed at spawn. */
   exited: Promise<Exit>
   stdout(): string
   stderr(): string
@@ -55,7 +55,12 @@ export function spawnNode(args: readonly string[], options: SpawnOptions & { ipc
   let err = ''
   child.stdout?.setEncoding('utf8').on('data', (s: string) => (out += s))
   child.stderr?.setEncoding('utf8').on('data', (s: string) => (err += s))
-  const exited = waitForExit(child)
+  // After 'exit', also wait for stdout/stderr to end, so every byte the child wrote is collected.
+  // (Not the child's 'close': after a parent-side disconnect() it does not always come.)
+  const exited = waitForExit(child).then(async (exit) => {
+    await Promise.all([child.stdout, child.stderr].map((stream) => (!stream || stream.closed ? undefined : once(stream, 'close'))))
+    return exit
+  })
   const waitForStdout = (text: string) =>
     new Promise<void>((resolvePromise, reject) => {
       const check = () => {
@@ -74,7 +79,7 @@ export interface RunnerOptions {
   pluginDir: string
   port: number
   orgId?: string
-  /** HAY_ORG_CONFIG's `config`; omit `orgConfig` and `env.HAY_ORG_CONFIG` to send none. */
+  /** HAY_ORG_CONFIG's `config` (default `{}`); pass `env: { HAY_ORG_CONFIG: undefined }` to send none. */
   config?: Record<string, unknown>
   auth?: { methodId: string; credentials: Record<string, unknown> }
   env?: Record<string, string | undefined>
