@@ -8,7 +8,9 @@ import { startBenchGateway, type BenchGateway } from './lib/gateway.js'
 import { closeHttp } from './lib/http.js'
 import { measureLoad, type LoadResult } from './lib/load.js'
 import { leftovers, stopAll } from './lib/procs.js'
-import { fmt, fmtInt, mean } from './lib/stats.js'
+import { fmt, fmtInt, mean, percentile } from './lib/stats.js'
+
+const median = (xs: number[]) => percentile(xs, 50)
 
 const arg = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3)
 const checkouts = { A: arg('a'), B: arg('b') }
@@ -21,7 +23,7 @@ async function start(label: 'A' | 'B', dir: string): Promise<{ label: string; gw
   const gw = await startBenchGateway({ name: `gateway ${label}`, main: join(resolve(dir), 'dist', 'node', 'main.js') })
   await gw.enable('ab', 'echo')
   const res = await gw.get('ab', 'echo', '/items/1')
-  if (res.status !== 200) throw new Error(`${label}: warm-up answered ${res.status}`)
+  if (res.status !== 200) throw new Error(`${label}: warm-up answered ${res.status} ${res.body}`)
   return { label, gw, url: `${gw.url}/orgs/ab/plugins/echo/items/1` }
 }
 
@@ -31,17 +33,20 @@ try {
     const results: Record<string, LoadResult[]> = { A: [], B: [] }
     for (let r = 0; r < rounds; r++) {
       for (const side of r % 2 === 0 ? sides : [...sides].reverse()) {
-        results[side.label]?.push(await measureLoad(side.url, { connections: c, durationS: seconds, warmupS: 0.5 }))
+        results[side.label]?.push(await measureLoad(side.url, { connections: c, durationS: seconds, warmupS: 0.5, cpuPids: [side.gw.pid] }))
       }
       const last = (l: string) => results[l]?.at(-1)
-      console.log(`c=${c} round ${r + 1}: A ${fmtInt(last('A')?.rps)} rps, B ${fmtInt(last('B')?.rps)} rps`)
+      const show = (l: string) => `${l} ${fmtInt(last(l)?.rps)} rps ${fmt(last(l)?.cpuUsPerRequest, 1)} µs cpu/req`
+      console.log(`c=${c} round ${r + 1}: ${show('A')}, ${show('B')}`)
     }
     const rps = (l: string) => mean((results[l] ?? []).map((x) => x.rps))
     const lat = (l: string) => mean((results[l] ?? []).map((x) => x.meanMs))
+    const cpu = (l: string) => median((results[l] ?? []).map((x) => x.cpuUsPerRequest))
     const ratios = (results['B'] ?? []).map((b, i) => b.rps / (results['A']?.[i]?.rps ?? NaN))
     console.log(
       `c=${c}: A ${fmtInt(rps('A'))} rps (${fmt(lat('A'), 3)} ms), B ${fmtInt(rps('B'))} rps (${fmt(lat('B'), 3)} ms); ` +
-        `B/A ${fmt(rps('B') / rps('A'), 3)} (per-round ratios ${ratios.map((x) => fmt(x, 2)).join(' ')})\n`,
+        `B/A ${fmt(rps('B') / rps('A'), 3)} (per-round ratios ${ratios.map((x) => fmt(x, 2)).join(' ')})\n` +
+        `c=${c}: gateway CPU per request, median: A ${fmt(cpu('A'), 1)} µs, B ${fmt(cpu('B'), 1)} µs; B/A ${fmt(cpu('B') / cpu('A'), 3)}\n`,
     )
   }
 } finally {

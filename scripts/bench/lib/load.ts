@@ -1,4 +1,5 @@
 import autocannon from 'autocannon'
+import { cpuNs } from './procs.js'
 
 export interface LoadResult {
   rps: number
@@ -9,12 +10,16 @@ export interface LoadResult {
   meanMs: number
   requests: number
   errors: number
+  /** CPU the measured processes used per request (µs), when `cpuPids` were given: robust to background load. */
+  cpuUsPerRequest: number
 }
 
 export interface LoadOptions {
   connections: number
   durationS: number
   warmupS: number
+  /** Processes whose CPU time is charged to the requests (the proxy under test). */
+  cpuPids?: readonly number[]
 }
 
 function run(url: string, connections: number, durationS: number): Promise<autocannon.Result> {
@@ -31,7 +36,10 @@ function run(url: string, connections: number, durationS: number): Promise<autoc
 /** Warm-up (discarded), then one measured run against url. */
 export async function measureLoad(url: string, opts: LoadOptions): Promise<LoadResult> {
   if (opts.warmupS > 0) await run(url, opts.connections, opts.warmupS)
+  const cpu = () => (opts.cpuPids ?? []).reduce((sum, pid) => sum + cpuNs(pid), 0)
+  const cpuBefore = cpu()
   const r = await run(url, opts.connections, opts.durationS)
+  const cpuUsed = cpu() - cpuBefore
   const seconds = (new Date(r.finish).getTime() - new Date(r.start).getTime()) / 1000 || r.duration
   const rps = r.requests.total / seconds
   return {
@@ -41,5 +49,6 @@ export async function measureLoad(url: string, opts: LoadOptions): Promise<LoadR
     meanMs: (1000 * opts.connections) / rps,
     requests: r.requests.total,
     errors: r.errors + r.timeouts + r.non2xx,
+    cpuUsPerRequest: opts.cpuPids?.length ? cpuUsed / 1000 / r.requests.total : NaN,
   }
 }

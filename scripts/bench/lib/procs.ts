@@ -191,3 +191,20 @@ export function rssBytes(pid: number): number | null {
     return null
   }
 }
+
+/** CPU time the process has used so far, all threads, in ns (/proc/<pid>/task/<tid>/schedstat); NaN when gone. */
+export function cpuNs(pid: number): number {
+  let total = 0
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        total += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0])
+      } catch {
+        // thread exited between the listing and the read
+      }
+    }
+  } catch {
+    return NaN
+  }
+  return total
+}
