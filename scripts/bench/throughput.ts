@@ -19,6 +19,8 @@ export interface ThroughputOptions {
 interface LoadTarget {
   name: string
   url: string
+  /** The process doing the proxying (the worker itself for direct), for CPU time per request. */
+  pid: number
 }
 
 const ORG = 'bench'
@@ -34,10 +36,10 @@ export async function throughput(opts: ThroughputOptions): Promise<Section> {
   const started: RunningProxy[] = []
   const notes: string[] = []
   try {
-    const upstream = await warmWorker(gw)
+    const { upstream, workerPid } = await warmWorker(gw)
     const targets: LoadTarget[] = [
-      { name: DIRECT, url: `${upstream}${ROUTE}` },
-      { name: GATEWAY, url: `${gw.url}/orgs/${ORG}/plugins/echo${ROUTE}` },
+      { name: DIRECT, url: `${upstream}${ROUTE}`, pid: workerPid },
+      { name: GATEWAY, url: `${gw.url}/orgs/${ORG}/plugins/echo${ROUTE}`, pid: gw.pid },
     ]
     const references: Array<[string, Promise<ProxyStart>]> = [
       [FASTIFY, startFastifyProxy(upstream)],
@@ -51,7 +53,7 @@ export async function throughput(opts: ThroughputOptions): Promise<Section> {
         continue
       }
       started.push(proxy)
-      targets.push({ name, url: `${proxy.url}${ROUTE}` })
+      targets.push({ name, url: `${proxy.url}${ROUTE}`, pid: proxy.pid })
     }
     await assertSameAnswer(targets)
 
@@ -60,7 +62,7 @@ export async function throughput(opts: ThroughputOptions): Promise<Section> {
       for (let round = 0; round < opts.rounds; round++) {
         const order = round % 2 === 0 ? targets : [...targets].reverse()
         for (const t of order) {
-          const r = await measureLoad(t.url, { connections: c, durationS: opts.durationS, warmupS: opts.warmupS })
+          const r = await measureLoad(t.url, { connections: c, durationS: opts.durationS, warmupS: opts.warmupS, cpuPids: [t.pid] })
           const key = `${t.name}@${c}`
           results.set(key, [...(results.get(key) ?? []), r])
         }
@@ -73,14 +75,14 @@ export async function throughput(opts: ThroughputOptions): Promise<Section> {
   }
 }
 
-/** Enables the echo plugin, makes its worker warm, and returns the worker's own origin. */
-async function warmWorker(gw: BenchGateway): Promise<string> {
+/** Enables the echo plugin, makes its worker warm, and returns the worker's own origin and pid. */
+async function warmWorker(gw: BenchGateway): Promise<{ upstream: string; workerPid: number }> {
   await gw.enable(ORG, 'echo')
   const first = await gw.get(ORG, 'echo', ROUTE)
   if (first.status !== 200) throw new Error(`warm-up request failed: ${first.status} ${first.body}`)
   const worker = (await gw.workers()).find((w) => w.orgId === ORG && w.state === 'ready')
-  if (!worker?.port) throw new Error('no ready worker after the warm-up request')
-  return `http://127.0.0.1:${worker.port}`
+  if (!worker?.port || !worker.pid) throw new Error('no ready worker after the warm-up request')
+  return { upstream: `http://127.0.0.1:${worker.port}`, workerPid: worker.pid }
 }
 
 // Every target must serve the same bytes, or the comparison is meaningless.
@@ -98,6 +100,7 @@ interface Combined {
   p50Ms: number
   p99Ms: number
   errors: number
+  cpuUs: number
 }
 
 function combine(rs: readonly LoadResult[] | undefined): Combined | undefined {
@@ -109,6 +112,7 @@ function combine(rs: readonly LoadResult[] | undefined): Combined | undefined {
     p50Ms: mean(rs.map((r) => r.p50Ms)),
     p99Ms: mean(rs.map((r) => r.p99Ms)),
     errors: rs.reduce((a, r) => a + r.errors, 0),
+    cpuUs: mean(rs.map((r) => r.cpuUsPerRequest)),
   }
 }
 
@@ -130,14 +134,21 @@ function report(targets: readonly LoadTarget[], results: Map<string, LoadResult[
       fmtInt(b?.rps),
       fmt(b?.p50Ms, 1),
       fmt(b?.p99Ms, 1),
+      fmt(b?.cpuUs, 1),
       String((a?.errors ?? 0) + (b?.errors ?? 0)),
     ]
   })
 
   const gw = (c: number) => at(GATEWAY, c)?.rps ?? NaN
+  const gwCpu = at(GATEWAY, hi)?.cpuUs ?? NaN
   const ratioRows = targets
     .filter((t) => t.name !== GATEWAY)
-    .map((t) => [t.name, `${fmt(ratio(gw(lo), at(t.name, lo)?.rps ?? NaN), 2)}×`, `${fmt(ratio(gw(hi), at(t.name, hi)?.rps ?? NaN), 2)}×`])
+    .map((t) => [
+      t.name,
+      `${fmt(ratio(gw(lo), at(t.name, lo)?.rps ?? NaN), 2)}×`,
+      `${fmt(ratio(gw(hi), at(t.name, hi)?.rps ?? NaN), 2)}×`,
+      t.name === DIRECT ? '—' : `${fmt(ratio(gwCpu, at(t.name, hi)?.cpuUs ?? NaN), 2)}×`,
+    ])
 
   const gwLo = at(GATEWAY, lo)
   const addedMs = gwLo && direct1 ? gwLo.meanMs - direct1.meanMs : NaN
@@ -158,7 +169,9 @@ function report(targets: readonly LoadTarget[], results: Map<string, LoadResult[
       `GET ${ROUTE} of the echo example through each target to the same warm worker; autocannon in the bench process, ` +
       `each proxy in its own process. ${opts.rounds} interleaved round(s) per concurrency (order reversed every round), ` +
       `each ${opts.warmupS} s warm-up + ${opts.durationS} s measured; figures are the mean over rounds. ` +
-      `At c=${lo} the mean latency is ${lo}000 / rps (autocannon's percentiles are whole ms); "added" is that minus direct.`,
+      `At c=${lo} the mean latency is ${lo}000 / rps (autocannon's percentiles are whole ms); "added" is that minus direct. ` +
+      `CPU µs/req is the CPU time (all threads, /proc/<pid>/task/*/schedstat) of the proxy's own process per request ` +
+      `(for direct: the worker's), which background load on the machine disturbs far less than rps.`,
     tables: [
       {
         headers: [
@@ -169,11 +182,15 @@ function report(targets: readonly LoadTarget[], results: Map<string, LoadResult[
           `rps c=${hi}`,
           `p50 ms c=${hi}`,
           `p99 ms c=${hi}`,
+          `CPU µs/req c=${hi}`,
           'errors',
         ],
         rows,
       },
-      { headers: ['plugin-gateway ÷ baseline', `rps ratio c=${lo}`, `rps ratio c=${hi}`], rows: ratioRows },
+      {
+        headers: ['plugin-gateway ÷ baseline', `rps ratio c=${lo}`, `rps ratio c=${hi}`, `CPU per request ratio c=${hi} (lower is better)`],
+        rows: ratioRows,
+      },
     ],
     notes,
     targets: [

@@ -9,6 +9,8 @@ import { minimalEnv, startProcess } from './procs.js'
 
 export interface RunningProxy {
   url: string
+  /** The proxy's own process, whose CPU time is charged to the requests. */
+  pid: number
   stop(): Promise<void>
 }
 
@@ -21,7 +23,7 @@ async function startNodeProxy(name: string, script: string, upstream: string): P
     cwd: ROOT,
   })
   const url = (await proc.waitForLine(/listening on (http:\/\/\S+)/))[1] as string
-  return { url, stop: () => proc.stop() }
+  return { url, pid: proc.pid, stop: () => proc.stop() }
 }
 
 export const startUndiciProxy = (upstream: string) => startNodeProxy('undici-proxy', 'undici-proxy.ts', upstream)
@@ -73,5 +75,5 @@ http {
     await stop()
     throw new Error(`nginx did not start: ${proc.stderrTail() || (err as Error).message}`)
   }
-  return { url, stop }
+  return { url, pid: proc.pid, stop }
 }
