@@ -76,7 +76,31 @@ function summarize(p: CpuProfile): void {
   }
   print('self time by module', byModule, 25)
   print('self time by function', byFn, top)
+  printInclusive(p, selfUs, total, top)
   if (callers) printCallers(p, selfUs, total, new RegExp(callers))
+}
+
+/** Inclusive (self + callees) time per function, each sample counted once per function on its stack. */
+function printInclusive(p: CpuProfile, selfUs: Map<number, number>, total: number, n: number): void {
+  const byId = new Map(p.nodes.map((node) => [node.id, node]))
+  const inclusive = new Map<string, number>()
+  const visit = (id: number, onStack: ReadonlySet<string>) => {
+    const node = byId.get(id)
+    if (!node) return
+    const { functionName, url, lineNumber } = node.callFrame
+    const key = `${functionName || '(anonymous)'}  ${shortUrl(url)}${url ? `:${lineNumber + 1}` : ''}`
+    const stack = onStack.has(key) ? onStack : new Set([...onStack, key])
+    const us = selfUs.get(id) ?? 0
+    if (us > 0) for (const k of stack) inclusive.set(k, (inclusive.get(k) ?? 0) + us)
+    for (const child of node.children ?? []) visit(child, stack)
+  }
+  const root = p.nodes[0]
+  if (root) visit(root.id, new Set())
+  console.log('inclusive time by function')
+  for (const [k, us] of [...inclusive].sort((a, b) => b[1] - a[1]).slice(0, n)) {
+    console.log(`${((100 * us) / total).toFixed(1).padStart(6)}%  ${(us / 1000).toFixed(0).padStart(6)} ms  ${k}`)
+  }
+  console.log('')
 }
 
 function printCallers(p: CpuProfile, selfUs: Map<number, number>, total: number, re: RegExp): void {
