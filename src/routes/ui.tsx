@@ -44,7 +44,7 @@ export function uiRoutes(deps: UiRouteDeps) {
     const nonce = newNonce()
     secure(c, nonce)
     const page = (
-      <Layout nonce={nonce} base={base} page="status" refreshMs={refreshMs}>
+      <Layout nonce={nonce} base={base} page="status" refreshMs={refreshOf(c.req.query('refresh'), refreshMs)}>
         <Panel {...await snapshot()} />
       </Layout>
     )
@@ -89,6 +89,12 @@ function unlockOnUnauthorized(auth: MiddlewareHandler, base: string): Middleware
       return c.html(html`<!doctype html>${page}`, 401)
     }
   }
+}
+
+/** `?refresh=<ms>` picks the page's refresh period, within 250 ms … 60 s. */
+function refreshOf(query: string | undefined, fallbackMs: number): number {
+  const ms = Number(query)
+  return query !== undefined && Number.isFinite(ms) ? Math.min(60_000, Math.max(250, Math.round(ms))) : fallbackMs
 }
 
 function newNonce(): string {

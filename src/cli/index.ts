@@ -1,0 +1,7 @@
+export { runCli } from './run.js'
+export type { CliIo } from './run.js'
+export { parseInvocation, USAGE } from './args.js'
+export type { Command, Invocation } from './args.js'
+export { cliConfig, DEFAULT_GATEWAY_URL } from './config.js'
+export { createAdminClient } from './client.js'
+export { CliError } from './errors.js'

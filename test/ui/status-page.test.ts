@@ -1,0 +1,132 @@
+import { existsSync } from 'node:fs'
+import { chromium, type Browser, type Page } from 'playwright-core'
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
+import { exitOf, startTestGateway, type TestGateway } from '../helpers/gateway.js'
+
+const TOKEN = 'status-page-token-0123456789'
+const CHROMIUM = '/usr/bin/chromium'
+const hasBrowser = existsSync(CHROMIUM)
+
+const html = (t: TestGateway, path: string, headers: Record<string, string> = {}) =>
+  fetch(`${t.url}${path}`, { headers: { accept: 'text/html', ...headers } })
+
+describe('status page over HTTP', () => {
+  it('is guarded like the admin API: JSON 401 for API clients, an unlock page for browsers', async () => {
+    const t = await startTestGateway({ env: { ADMIN_TOKEN: TOKEN } })
+    const api = await fetch(`${t.url}/admin/ui`)
+    expect(api.status).toBe(401)
+    expect(await api.json()).toMatchObject({ error: { code: 'UNAUTHORIZED' } })
+    const panel = await fetch(`${t.url}/admin/ui/panel`, { headers: { accept: 'text/html' } })
+    expect(panel.status).toBe(401) // only the page itself offers the unlock form
+
+    const browser = await html(t, '/admin/ui')
+    expect(browser.status).toBe(401)
+    const body = await browser.text()
+    expect(body).toContain('<form id="unlock">')
+    expect(body).not.toContain('echo') // nothing about the gateway before the token
+    const rejected = await html(t, '/admin/ui?token=wrong-token-0123456789')
+    expect(await rejected.text()).toContain('data-rejected="1"')
+  })
+
+  it('renders plugins with metadata state, and sends a strict CSP with a fresh nonce', async () => {
+    const t = await startTestGateway({ env: { ADMIN_TOKEN: TOKEN } })
+    const res = await html(t, '/admin/ui', { authorization: `Bearer ${TOKEN}` })
+    expect(res.status).toBe(200)
+    const csp = res.headers.get('content-security-policy') ?? ''
+    const nonce = /script-src 'nonce-([^']+)'/.exec(csp)?.[1]
+    expect(nonce).toBeTruthy()
+    expect(csp).toContain("frame-ancestors 'none'")
+    expect(res.headers.get('referrer-policy')).toBe('no-referrer')
+    const body = await res.text()
+    expect(body.startsWith('<!doctype html>')).toBe(true)
+    expect(body).toContain(`<script nonce="${nonce}">`)
+    expect(body).toMatch(/<tr data-plugin="echo">.*?<span class="badge s-missing">missing<\/span>/)
+
+    const again = await html(t, '/admin/ui', { authorization: `Bearer ${TOKEN}` })
+    expect(again.headers.get('content-security-policy')).not.toContain(nonce!)
+  })
+
+  it('answers loopback clients without a token when ADMIN_TOKEN is unset', async () => {
+    const t = await startTestGateway()
+    await t.enable('acme', 'echo')
+    const res = await fetch(`${t.url}/admin/ui/panel`)
+    expect(res.status).toBe(200)
+    expect(await res.text()).toContain('<tr data-instance="acme/echo">')
+  })
+})
+
+describe.skipIf(!hasBrowser)(`status page in headless Chromium${hasBrowser ? '' : ` (skipped: no browser at ${CHROMIUM}; apt-get install -y chromium)`}`, () => {
+  let browser: Browser
+  beforeAll(async () => {
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    })
+  })
+  afterAll(() => browser?.close())
+
+  async function open(t: TestGateway, path: string): Promise<Page> {
+    const context = await browser.newContext()
+    onTestFinished(() => context.close())
+    const page = await context.newPage()
+    await page.goto(`${t.url}${path}`)
+    return page
+  }
+
+  const workerRow = (orgId: string, pluginId: string) => `tr[data-worker="${orgId}/${pluginId}"]`
+
+  it('shows a live worker with its state; its Stop button stops it and the row disappears', async () => {
+    const t = await startTestGateway({ env: { ADMIN_TOKEN: TOKEN } })
+    await t.enable('acme', 'echo')
+    expect((await fetch(`${t.url}/orgs/acme/plugins/echo/items/1`)).status).toBe(200)
+
+    const page = await open(t, `/admin/ui?token=${TOKEN}`)
+    await page.waitForURL((u) => u.pathname === '/admin/ui' && u.search === '') // the token left the address bar
+    expect(await page.textContent('tr[data-plugin="echo"] .badge')).toBe('fresh')
+    expect(await page.textContent('tr[data-instance="acme/echo"] .badge')).toBe('ready')
+    const row = page.locator(workerRow('acme', 'echo'))
+    expect(await row.getAttribute('data-state')).toBe('ready')
+    expect(await row.locator('td').nth(4).textContent()).toBe(String(t.spawned[0]?.pid))
+
+    const exited = exitOf(t.spawned[0]!)
+    const gone = page.waitForSelector(workerRow('acme', 'echo'), { state: 'detached' })
+    await row.locator('button[data-action="stop"]').click()
+    await gone
+    expect(await exited).toBeDefined()
+    expect(t.gw.pool.list()).toEqual([])
+    expect(await page.textContent('#status')).toBe('')
+    expect(await page.isVisible('tr[data-instance="acme/echo"] button[data-action="start"]')).toBe(true)
+  })
+
+  it('starts a worker from its instance row, picks up workers started elsewhere, and survives a reload', async () => {
+    const t = await startTestGateway({ env: { ADMIN_TOKEN: TOKEN } })
+    await t.enable('acme', 'echo')
+    await t.enable('globex', 'echo')
+    const page = await open(t, `/admin/ui?refresh=250&token=${TOKEN}`)
+
+    await page.click('tr[data-instance="acme/echo"] button[data-action="start"]')
+    await page.waitForSelector(`${workerRow('acme', 'echo')}[data-state="ready"]`)
+    expect(t.spawned).toHaveLength(1)
+
+    // Started by traffic, not by the page: the periodic refresh brings it in.
+    const refreshed = page.waitForSelector(workerRow('globex', 'echo'))
+    expect((await fetch(`${t.url}/orgs/globex/plugins/echo/items/1`)).status).toBe(200)
+    await refreshed
+
+    // A reload arrives without the token; the tab's sessionStorage reopens the page.
+    await page.reload()
+    await page.waitForSelector(workerRow('globex', 'echo'))
+    expect(new URL(page.url()).search).toBe('')
+    expect(await page.locator('tr[data-worker]').count()).toBe(2)
+  })
+
+  it('says a wrong token was rejected, and opens the page once the right one is entered', async () => {
+    const t = await startTestGateway({ env: { ADMIN_TOKEN: TOKEN } })
+    const page = await open(t, '/admin/ui?token=wrong-token-0123456789')
+    expect(await page.textContent('#unlock p')).toContain('rejected')
+    await page.fill('#unlock input[name="token"]', TOKEN)
+    await page.click('#unlock button[type="submit"]')
+    await page.waitForSelector('table#workers')
+    expect(new URL(page.url()).search).toBe('')
+  })
+})
