@@ -1,8 +1,9 @@
 // A/B of the warm proxy path between two checkouts (e.g. before and after an optimisation), each
-// built, each gateway in its own process with its own warm echo worker; runs interleave A and B
-// so background load on the machine hits both alike. Prints per-round figures and the B/A ratio.
+// built, each gateway in its own process with its own warm echo worker. By default A and B are
+// loaded at the same time (--together), so background load on a shared machine hits both alike and
+// the per-round B/A ratio is paired; --alternate runs them one after the other instead.
 //
-//   npx tsx scripts/bench/ab.ts --a=/path/to/checkout-a --b=/path/to/checkout-b [--rounds=6] [--seconds=3] [--connections=1,32]
+//   npx tsx scripts/bench/ab.ts --a=/path/to/checkout-a --b=/path/to/checkout-b [--rounds=6] [--seconds=3] [--connections=1,32] [--alternate]
 import { join, resolve } from 'node:path'
 import { startBenchGateway, type BenchGateway } from './lib/gateway.js'
 import { closeHttp } from './lib/http.js'
@@ -18,6 +19,7 @@ if (!checkouts.A || !checkouts.B) throw new Error('usage: --a=<checkout> --b=<ch
 const rounds = Number(arg('rounds') ?? 6)
 const seconds = Number(arg('seconds') ?? 3)
 const connections = (arg('connections') ?? '1,32').split(',').map(Number)
+const together = !process.argv.includes('--alternate')
 
 async function start(label: 'A' | 'B', dir: string): Promise<{ label: string; gw: BenchGateway; url: string }> {
   const gw = await startBenchGateway({ name: `gateway ${label}`, main: join(resolve(dir), 'dist', 'node', 'main.js') })
@@ -32,8 +34,14 @@ try {
   for (const c of connections) {
     const results: Record<string, LoadResult[]> = { A: [], B: [] }
     for (let r = 0; r < rounds; r++) {
-      for (const side of r % 2 === 0 ? sides : [...sides].reverse()) {
-        results[side.label]?.push(await measureLoad(side.url, { connections: c, durationS: seconds, warmupS: 0.5, cpuPids: [side.gw.pid] }))
+      const measure = (side: (typeof sides)[number]) =>
+        measureLoad(side.url, { connections: c, durationS: seconds, warmupS: 0.5, cpuPids: [side.gw.pid] })
+      if (together) {
+        const [a, b] = await Promise.all(sides.map(measure))
+        results['A']?.push(a as LoadResult)
+        results['B']?.push(b as LoadResult)
+      } else {
+        for (const side of r % 2 === 0 ? sides : [...sides].reverse()) results[side.label]?.push(await measure(side))
       }
       const last = (l: string) => results[l]?.at(-1)
       const show = (l: string) => `${l} ${fmtInt(last(l)?.rps)} rps ${fmt(last(l)?.cpuUsPerRequest, 1)} µs cpu/req`
@@ -45,7 +53,7 @@ try {
     const ratios = (results['B'] ?? []).map((b, i) => b.rps / (results['A']?.[i]?.rps ?? NaN))
     console.log(
       `c=${c}: A ${fmtInt(rps('A'))} rps (${fmt(lat('A'), 3)} ms), B ${fmtInt(rps('B'))} rps (${fmt(lat('B'), 3)} ms); ` +
-        `B/A ${fmt(rps('B') / rps('A'), 3)} (per-round ratios ${ratios.map((x) => fmt(x, 2)).join(' ')})\n` +
+        `B/A ${fmt(rps('B') / rps('A'), 3)}, median per-round ratio ${fmt(median(ratios), 3)} (${ratios.map((x) => fmt(x, 2)).join(' ')})\n` +
         `c=${c}: gateway CPU per request, median: A ${fmt(cpu('A'), 1)} µs, B ${fmt(cpu('B'), 1)} µs; B/A ${fmt(cpu('B') / cpu('A'), 3)}\n`,
     )
   }
