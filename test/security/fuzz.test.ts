@@ -8,6 +8,7 @@ import { startTestGateway, type TestGateway } from '../helpers/gateway.js'
 const ADMIN_TOKEN = 'fuzz-admin-token-0123456789'
 // FUZZ_RUNS=5000 for a deeper local hunt; the suite stays fast with 200.
 const RUNS = Number(process.env['FUZZ_RUNS'] ?? 200)
+const TIMEOUT_MS = 30_000 + RUNS * 10
 
 interface RawAnswer {
   status: number
@@ -135,7 +136,7 @@ function describeFailure(r: FuzzRequest, a: RawAnswer): string {
 // --- properties ------------------------------------------------------------------------------------
 
 describe('fuzzing a running gateway', () => {
-  it('public path: never a 500, never a control endpoint, never a worker for ids that are not enabled', async () => {
+  it('public path: never a 500, never a control endpoint, never a worker for ids that are not enabled', { timeout: TIMEOUT_MS }, async () => {
     const t = await startTestGateway({ env: { ADMIN_TOKEN } })
     await t.enable('acme', 'echo')
     expect((await fetch(`${t.url}/orgs/acme/plugins/echo/items/1`)).status).toBe(200) // the one worker that may run
@@ -193,7 +194,7 @@ describe('fuzzing a running gateway', () => {
     expect((await t.admin('GET', '/workers')).body.workers.map((w: { orgId: string }) => w.orgId)).toEqual(['acme'])
   })
 
-  it('admin API: never a 500 whatever the path, token, headers or body; workers only for instances that exist', async () => {
+  it('admin API: never a 500 whatever the path, token, headers or body; workers only for instances that exist', { timeout: TIMEOUT_MS }, async () => {
     const t = await startTestGateway({ env: { ADMIN_TOKEN } })
     const org = fc.oneof(validId.filter((s) => s !== 'acme').map((s) => Buffer.from(s)), segment)
     const tail = fc.constantFrom('', '/', '/auth', '/start', '/stop', '/mcp/tools', '/mcp/call', '/mcp', '/x', '/auth/..', '/%2e%2e/auth')

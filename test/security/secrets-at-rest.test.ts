@@ -12,15 +12,16 @@ const OTHER_KEY = 'ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221
 
 const sign = (body: string, secret: string) => `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`
 
-async function postWebhook(t: TestGateway, orgId: string, secret: string): Promise<number> {
+/** A signed webhook delivery's answer as `<status>` or `<status> <code>`, so a failure names its cause. */
+async function postWebhook(t: TestGateway, orgId: string, secret: string): Promise<string> {
   const body = '{"type":"invoice.paid"}'
   const res = await fetch(`${t.url}/orgs/${orgId}/plugins/webhook/webhook`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', 'x-signature': sign(body, secret) },
     body,
   })
-  await res.body?.cancel()
-  return res.status
+  const reply = (await res.json()) as { error?: { code?: string } }
+  return res.status === 200 ? '200' : `${res.status} ${reply.error?.code ?? ''}`
 }
 
 /** Every byte of the database files (main file, WAL, shared memory), after pending writes land. */
@@ -60,8 +61,8 @@ describe('secrets at rest', () => {
     const secret = `whsec-${randomBytes(12).toString('hex')}`
     const apiKey = `whk_${randomBytes(12).toString('hex')}`
     await t.enable('acme', 'webhook', { webhookSecret: secret })
-    expect(await postWebhook(t, 'acme', secret)).toBe(200) // the worker verified the HMAC with the plaintext
-    expect(await postWebhook(t, 'acme', 'not-the-secret')).toBe(401)
+    expect(await postWebhook(t, 'acme', secret)).toBe('200') // the worker verified the HMAC with the plaintext
+    expect(await postWebhook(t, 'acme', 'not-the-secret')).toBe('401 BAD_SIGNATURE')
 
     const auth = await t.admin('PUT', '/orgs/acme/plugins/webhook/auth', { methodId: 'apiKey', credentials: { apiKey } })
     expect(auth.status).toBe(200)
@@ -74,7 +75,7 @@ describe('secrets at rest', () => {
     expect(JSON.parse(raw.auth_state ?? 'null')).toEqual({ methodId: 'apiKey', credentials: { $sealed: expect.stringMatching(/^v1:/) } })
 
     // The restarted worker (new credentials) still gets the secret, and its HAY_ORG_AUTH.
-    expect(await postWebhook(t, 'acme', secret)).toBe(200)
+    expect(await postWebhook(t, 'acme', secret)).toBe('200')
   })
 
   it('masks secrets in every admin response: PUT and GET of the instance, auth, plugins, workers', async () => {
@@ -83,7 +84,7 @@ describe('secrets at rest', () => {
     const token = `tok-${randomBytes(12).toString('hex')}`
     const put = await t.admin('PUT', '/orgs/acme/plugins/webhook', { enabled: true, config: { webhookSecret: secret } })
     expect(put).toMatchObject({ status: 200, body: { config: { webhookSecret: MASK } } })
-    expect(await postWebhook(t, 'acme', secret)).toBe(200) // metadata (configSchema) is known from here on
+    expect(await postWebhook(t, 'acme', secret)).toBe('200') // metadata (configSchema) is known from here on
 
     const again = await t.admin('PUT', '/orgs/acme/plugins/webhook', { config: { webhookSecret: secret } })
     expect(again).toMatchObject({ status: 200, body: { config: { webhookSecret: MASK } } })
@@ -117,18 +118,18 @@ describe('secrets at rest', () => {
   it('keeps the stored secret when a masked value is sent back, and pushes a new one to the running worker', async () => {
     const t = await startTestGateway()
     await t.enable('acme', 'webhook', { webhookSecret: 'first-secret' })
-    expect(await postWebhook(t, 'acme', 'first-secret')).toBe(200)
+    expect(await postWebhook(t, 'acme', 'first-secret')).toBe('200')
 
     const shown = await t.admin('GET', '/orgs/acme/plugins/webhook')
     expect(shown.body.config).toEqual({ webhookSecret: MASK })
     expect(await t.admin('PUT', '/orgs/acme/plugins/webhook', { config: shown.body.config })).toMatchObject({ status: 200 })
-    expect(await postWebhook(t, 'acme', 'first-secret')).toBe(200)
+    expect(await postWebhook(t, 'acme', 'first-secret')).toBe('200')
     await t.admin('POST', '/orgs/acme/plugins/webhook/stop')
-    expect(await postWebhook(t, 'acme', 'first-secret')).toBe(200) // a fresh worker opened the kept value
+    expect(await postWebhook(t, 'acme', 'first-secret')).toBe('200') // a fresh worker opened the kept value
 
     expect(await t.admin('PUT', '/orgs/acme/plugins/webhook', { config: { webhookSecret: 'second-secret' } })).toMatchObject({ status: 200 })
-    expect(await postWebhook(t, 'acme', 'second-secret')).toBe(200)
-    expect(await postWebhook(t, 'acme', 'first-secret')).toBe(401)
+    expect(await postWebhook(t, 'acme', 'second-secret')).toBe('200')
+    expect(await postWebhook(t, 'acme', 'first-secret')).toBe('401 BAD_SIGNATURE')
     expect(t.spawned).toHaveLength(2) // the new secret reached the live worker through /config-update
 
     const forged = await t.admin('PUT', '/orgs/acme/plugins/webhook', { config: { webhookSecret: { $sealed: 'v1:00000000:AAAA' } } })
@@ -178,7 +179,7 @@ describe('secrets at rest', () => {
     expect(badKey.stderr()).toContain('SECRET_KEY')
 
     const ok = await startTestGateway({ dir: first.dir, secretKey: TEST_SECRET_KEY })
-    expect(await postWebhook(ok, 'acme', 'shh')).toBe(200)
+    expect(await postWebhook(ok, 'acme', 'shh')).toBe('200')
   })
 
   it('never hands a worker a secret that fails authentication: tampered or moved between orgs', async () => {
@@ -198,13 +199,13 @@ describe('secrets at rest', () => {
     expect(res.status).toBe(500)
     expect(await res.json()).toMatchObject({ error: { code: 'SECRETS_UNREADABLE' } })
     expect(t.spawned).toHaveLength(0)
-    expect(await postWebhook(t, 'beta', 'beta-secret')).toBe(200)
+    expect(await postWebhook(t, 'beta', 'beta-secret')).toBe('200')
   })
 
   it('seals plaintext credentials and encrypted fields an earlier version stored, at start-up', async () => {
     const first = await startTestGateway()
     await first.enable('acme', 'webhook')
-    expect(await postWebhook(first, 'acme', 'x')).toBe(503) // metadata fetched: webhookSecret is known to be encrypted
+    expect(await postWebhook(first, 'acme', 'x')).toBe('503 NOT_CONFIGURED') // metadata fetched: webhookSecret is known to be encrypted
     await first.gw.close()
     const client = createClient({ url: `file:${join(first.dir, 'gateway.db')}` })
     await client.execute({
@@ -218,6 +219,6 @@ describe('secrets at rest', () => {
     expect(raw.config).toContain('$sealed')
     expect(raw.auth_state).toContain('$sealed')
     expect(raw.config + raw.auth_state).not.toMatch(/legacy/)
-    expect(await postWebhook(t, 'acme', 'legacy-secret')).toBe(200)
+    expect(await postWebhook(t, 'acme', 'legacy-secret')).toBe('200')
   })
 })
