@@ -8,6 +8,7 @@ import {
   isSealed,
   MASK,
   maskConfig,
+  maskMetadata,
   openAuth,
   openConfig,
   parseSealed,
@@ -130,6 +131,25 @@ describe('instance secrets', () => {
     expect(unmaskConfig(box, ref, { webhookSecret: MASK, label: 'new' }, stored)).toEqual({ webhookSecret: 'shh', label: 'new' })
     expect(codeOf(() => unmaskConfig(box, ref, { webhookSecret: MASK }, {}))).toBe('CONFIG_INVALID')
     expect(codeOf(() => unmaskConfig(box, ref, { label: stored.webhookSecret }, stored))).toBe('CONFIG_INVALID')
+  })
+
+  it('masks an OAuth client secret in plugin metadata, and leaves the rest alone', () => {
+    const metadata = {
+      configSchema: {},
+      authMethods: [
+        { type: 'oauth2' as const, id: 'oauth', label: 'OAuth', authorizationUrl: 'https://a', tokenUrl: 'https://t', scopes: [], clientId: 'id', clientSecret: 'cs-123' },
+        { type: 'apiKey' as const, id: 'apiKey', label: 'API key' },
+      ],
+      uiExtensions: [],
+      pages: [],
+      routes: [],
+      mcp: { local: [], external: [] },
+    }
+    const masked = maskMetadata(metadata)
+    expect(JSON.stringify(masked)).not.toContain('cs-123')
+    expect(masked?.authMethods[0]).toMatchObject({ clientId: 'id', clientSecret: MASK })
+    expect(masked?.authMethods[1]).toBe(metadata.authMethods[1])
+    expect(maskMetadata(null)).toBeNull()
   })
 
   it('seals the whole credentials object of an auth state', () => {
