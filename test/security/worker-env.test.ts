@@ -80,7 +80,9 @@ describe('worker environment isolation', () => {
   it('does not hand over the gateway secrets even when a manifest allow-lists them', async () => {
     const t = await startTestGateway({ env: HOST_ENV, pluginDirs: [await greedyPluginDir()] })
     await t.enable('acme', 'env-greedy')
-    const probe = (await (await fetch(`${t.url}/orgs/acme/plugins/env-greedy/env`)).json()) as ProbeEnv
+    const res = await fetch(`${t.url}/orgs/acme/plugins/env-greedy/env`)
+    const probe = (await res.json()) as ProbeEnv
+    expect([res.status, probe]).toEqual([200, expect.objectContaining({ keys: expect.any(Array) })])
     expectContractEnvOnly(probe, `file:${join(t.dir, 'gateway.db')}`)
   })
 
