@@ -5,7 +5,18 @@ import { requestLogging, requestMetrics, type Metrics, type ResponseStatus } fro
 import type { Forwarder } from './proxy/index.js'
 import type { Registry } from './registry/index.js'
 import type { AppEnv, ClientAddress } from './routes/index.js'
-import { adminAuth, adminRoutes, metricsRoutes, notFound, onError, publicRoutes, requestIdMiddleware, uiRoutes } from './routes/index.js'
+import type { ClusterRouting } from './routes/index.js'
+import {
+  adminAuth,
+  adminRoutes,
+  internalRoutes,
+  metricsRoutes,
+  notFound,
+  onError,
+  publicRoutes,
+  requestIdMiddleware,
+  uiRoutes,
+} from './routes/index.js'
 import type { WorkerPool } from './workers/index.js'
 
 export interface AppDeps {
@@ -22,6 +33,8 @@ export interface AppDeps {
   responseStatus?: ResponseStatus
   /** Wall clock for the status page's uptimes (the pool's clock). */
   now?: () => number
+  /** Present when several gateways share the database (CLUSTER_SECRET set). */
+  cluster?: ClusterRouting
 }
 
 /** The gateway's HTTP surface, runtime-agnostic: everything that touches processes or sockets is injected. */
@@ -44,6 +57,7 @@ export function createApp(deps: AppDeps) {
   app.route('/admin/ui', uiRoutes({ ...deps, auth: adminAuth({ ...guard, queryParam: 'token' }) }))
   app.use('/admin/*', adminAuth(guard))
   app.route('/admin', adminRoutes(deps))
+  if (deps.cluster) app.route('/internal', internalRoutes({ service: deps.service, cluster: deps.cluster }))
   app.route('/', publicRoutes(deps))
   return app
 }

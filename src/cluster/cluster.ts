@@ -56,6 +56,7 @@ export function createCluster(deps: ClusterDeps): Cluster {
   const remote = new Map<WorkerKey, { owner: PeerOwner; until: number }>()
   const placing = new Map<WorkerKey, Promise<Placement>>()
   const addresses = new Map<string, string>()
+  const releasing = new Set<Promise<void>>()
   let selfUrl = ''
   let stopTimers: Array<() => void> = []
   let closed = false
@@ -149,9 +150,11 @@ export function createCluster(deps: ClusterDeps): Cluster {
     const generation = owned.get(key)?.generation
     if (generation === undefined) return
     owned.delete(key)
-    repo.releaseLease(self, { orgId, pluginId, generation }).catch((err: unknown) => {
+    const released = repo.releaseLease(self, { orgId, pluginId, generation }).catch((err: unknown) => {
       log.warn({ err, orgId, pluginId }, 'failed to release lease; it will expire')
     })
+    releasing.add(released)
+    void released.finally(() => releasing.delete(released))
   }
 
   async function renew(): Promise<void> {
@@ -209,6 +212,7 @@ export function createCluster(deps: ClusterDeps): Cluster {
     async close() {
       closed = true
       for (const stop of stopTimers) stop()
+      await Promise.all([...releasing])
       await repo.removeGateway(self).catch((err: unknown) => log.warn({ err }, 'failed to deregister gateway'))
     },
   }

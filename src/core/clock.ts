@@ -1,7 +1,10 @@
 // Pool and metadata logic never read Date.now() or call setTimeout directly: tests drive time.
 export interface Clock {
   now(): number
-  /** Runs fn after ms; returns a function that cancels it. The timer never keeps the process alive. */
+  /**
+   * Runs fn after ms; returns a function that cancels it. A pending timer keeps the process alive
+   * (an awaited backoff must not let the event loop run dry), so owners cancel theirs on close.
+   */
   setTimer(ms: number, fn: () => void): () => void
 }
 
@@ -9,7 +12,6 @@ export const systemClock: Clock = {
   now: () => Date.now(),
   setTimer(ms, fn) {
     const timer = setTimeout(fn, ms)
-    timer.unref()
     return () => clearTimeout(timer)
   },
 }

@@ -22,7 +22,7 @@ export interface BusyRetryOptions {
   backoffMs?: readonly number[]
 }
 
-const DEFAULT_BACKOFF_MS = [20, 50, 100, 250] as const
+const DEFAULT_BACKOFF_MS = [20, 50, 100, 250, 500, 1000] as const
 
 /**
  * Runs a write, retrying it while the database is busy. The connection's busy timeout already
@@ -31,7 +31,7 @@ const DEFAULT_BACKOFF_MS = [20, 50, 100, 250] as const
  * once, so a short async pause and a fresh try is the fix. Any other error is rethrown as is.
  */
 export async function withBusyRetry<T>(fn: () => Promise<T>, opts: BusyRetryOptions): Promise<T> {
-  const attempts = Math.max(1, opts.attempts ?? 5)
+  const attempts = Math.max(1, opts.attempts ?? 8)
   const backoffMs = opts.backoffMs ?? DEFAULT_BACKOFF_MS
   for (let attempt = 1; ; attempt++) {
     try {

@@ -1,4 +1,4 @@
-import { and, asc, eq, inArray, sql } from 'drizzle-orm'
+import { and, asc, eq, inArray, isNull, or, sql } from 'drizzle-orm'
 import type { BatchItem } from 'drizzle-orm/batch'
 import type { SdkVersion } from '../contract/index.js'
 import type { Clock } from '../core/index.js'
@@ -29,6 +29,11 @@ export interface RuntimePatch {
   ownerGatewayId?: string | null
   /** Added to the restart counter (crash restarts). */
   restartsIncrement?: number
+  /**
+   * Fencing in a cluster: write only while the row names this gateway as owner (or none), so a
+   * gateway that lost a worker's lease cannot overwrite what the new owner recorded.
+   */
+  onlyIfOwner?: string
 }
 
 export interface ActivityEntry {
@@ -138,7 +143,14 @@ export function createInstancesRepo(db: Database, clock: Clock): InstancesRepo {
               : {}),
             updatedAt: now(),
           })
-          .where(key(orgId, pluginId))
+          .where(
+            patch.onlyIfOwner === undefined
+              ? key(orgId, pluginId)
+              : and(
+                  key(orgId, pluginId),
+                  or(isNull(pluginInstances.ownerGatewayId), eq(pluginInstances.ownerGatewayId, patch.onlyIfOwner)),
+                ),
+          )
           .returning()
         return row
       }),
@@ -162,23 +174,37 @@ export function createInstancesRepo(db: Database, clock: Clock): InstancesRepo {
       await write(() => db.batch([first, ...rest]))
     },
 
-    resetOrphanedRuntime: (opts = {}) =>
-      write(async () => {
-        const owners = opts.ownerGatewayIds
-        if (owners !== undefined && owners.length === 0) return []
-        const match = and(
-          inArray(pluginInstances.runtimeState, LIVE_STATES),
-          owners === undefined ? undefined : inArray(pluginInstances.ownerGatewayId, [...owners]),
-        )
-        // One batch is one transaction: the rows returned are exactly the rows reset.
-        const [before] = await db.batch([
-          db.select().from(pluginInstances).where(match),
+    resetOrphanedRuntime: async (opts = {}) => {
+      const owners = opts.ownerGatewayIds
+      if (owners !== undefined && owners.length === 0) return []
+      const match = and(
+        inArray(pluginInstances.runtimeState, LIVE_STATES),
+        owners === undefined ? undefined : inArray(pluginInstances.ownerGatewayId, [...owners]),
+      )
+      // Each row is reset by one statement that also checks it is unchanged since it was read, so
+      // the rows returned are exactly those reset (a live gateway may claim one meanwhile). No
+      // read-then-write transaction: under contention that fails at once with SQLITE_BUSY_SNAPSHOT.
+      const reset: PluginInstanceRow[] = []
+      for (const row of await db.select().from(pluginInstances).where(match).all()) {
+        const [done] = await write(() =>
           db
             .update(pluginInstances)
             .set({ runtimeState: 'stopped', pid: null, port: null, updatedAt: now() })
-            .where(match),
-        ])
-        return before
-      }),
+            .where(
+              and(
+                key(row.orgId, row.pluginId),
+                eq(pluginInstances.runtimeState, row.runtimeState),
+                row.pid === null ? isNull(pluginInstances.pid) : eq(pluginInstances.pid, row.pid),
+                row.ownerGatewayId === null
+                  ? isNull(pluginInstances.ownerGatewayId)
+                  : eq(pluginInstances.ownerGatewayId, row.ownerGatewayId),
+              ),
+            )
+            .returning({ orgId: pluginInstances.orgId }),
+        )
+        if (done) reset.push(row)
+      }
+      return reset
+    },
   }
 }

@@ -1,5 +1,5 @@
 export { createGatewayService } from './service.js'
-export type { CallWorker, GatewayService, MetadataPort, ServiceDeps, Target } from './service.js'
+export type { CallWorker, ClusterPort, GatewayService, MetadataPort, ServiceDeps, Target } from './service.js'
 export { createRuntimeRecorder } from './recorder.js'
 export type { RecorderDeps, RuntimeRecorder } from './recorder.js'
 export { validateConfig } from './config-validation.js'

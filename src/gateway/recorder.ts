@@ -31,7 +31,13 @@ export function createRuntimeRecorder(deps: RecorderDeps): RuntimeRecorder {
   let cancelTimer = clock.setTimer(deps.flushEveryMs, tick)
   let closed = false
 
-  function enqueue(orgId: string, pluginId: string, patch: RuntimePatch): void {
+  function enqueue(orgId: string, pluginId: string, transition: RuntimePatch): void {
+    // In a cluster the owner claims the row when it starts a worker; later writes are fenced on it.
+    const patch: RuntimePatch = !deps.gatewayId
+      ? transition
+      : transition.runtimeState === 'starting'
+        ? { ...transition, ownerGatewayId: deps.gatewayId }
+        : { ...transition, onlyIfOwner: deps.gatewayId }
     const key = workerKey(orgId, pluginId)
     const next = (chains.get(key) ?? Promise.resolve())
       .then(() => instances.setRuntime(orgId, pluginId, patch))

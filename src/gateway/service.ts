@@ -31,6 +31,16 @@ export type CallWorker = (
   timeoutMs: number,
 ) => Promise<ControlResult>
 
+/** What the service needs from the cluster; absent on a single gateway. */
+export interface ClusterPort {
+  /** A control call run on the worker's owner when another gateway owns it; null when this one does. */
+  remoteControl(orgId: string, pluginId: string, method: 'GET' | 'POST', path: string, payload: unknown): Promise<ControlResult | null>
+  /** Stops the worker on its owner when another gateway owns it; false when this one does. */
+  remoteStop(orgId: string, pluginId: string): Promise<boolean>
+  /** Tells every other gateway that an instance changed, so owners apply it to their workers. */
+  instanceChanged(orgId: string, pluginId: string): Promise<void>
+}
+
 export interface ServiceDeps {
   registry: Registry
   pool: WorkerPool
@@ -39,6 +49,7 @@ export interface ServiceDeps {
   clock: Clock
   log: Logger
   controlTimeoutMs: number
+  cluster?: ClusterPort
   /** Seals config secrets and credentials at rest; without one, writes that need sealing are refused. */
   secrets?: SecretBox
 }
@@ -151,6 +162,33 @@ export function createGatewayService(deps: ServiceDeps) {
   const call = (worker: Worker, method: 'GET' | 'POST', path: string, payload?: unknown) =>
     deps.callWorker(worker, method, path, payload, deps.controlTimeoutMs)
 
+  /** A control call on the instance's worker, wherever in the cluster it runs (started if needed). */
+  async function control(t: Target, method: 'GET' | 'POST', path: string, payload?: unknown): Promise<ControlResult> {
+    const remote = await deps.cluster?.remoteControl(t.instance.orgId, t.view.id, method, path, payload)
+    return remote ?? withWorker(t, (w) => call(w, method, path, payload))
+  }
+
+  const stopLocal = (orgId: string, pluginId: string) => pool.stop(orgId, pluginId, 'replaced')
+
+  /**
+   * Brings the local worker (if any) in line with the stored instance: disabled or new credentials
+   * restart it, new config reaches it through /config-update (a refusal restarts it too).
+   */
+  async function applyToWorker(before: PluginInstanceRow | undefined, after: PluginInstanceRow | undefined): Promise<void> {
+    if (!after) return
+    const { orgId, pluginId } = after
+    const worker = pool.peek(orgId, pluginId)
+    if (!worker) return
+    if (!after.enabled || !sameJson(before?.authState, after.authState)) return stopLocal(orgId, pluginId)
+    if (sameJson(before?.config, after.config)) return
+    const reply = await call(worker, 'POST', '/config-update', { config: plainOf(after).config }).catch(() => null)
+    const parsed = reply && ConfigUpdateReply.safeParse(reply.body)
+    if (!parsed?.success || !parsed.data.success) {
+      log.warn({ orgId, pluginId }, 'config-update refused or failed; restarting the worker')
+      await stopLocal(orgId, pluginId)
+    }
+  }
+
   return {
     target,
     pluginOrThrow,
@@ -203,7 +241,8 @@ export function createGatewayService(deps: ServiceDeps) {
         ...(patch.enabled !== undefined && { enabled: patch.enabled }),
         ...(config && { config: config.stored }),
       })
-      if (!row.enabled || restart) await pool.stop(orgId, pluginId, 'replaced')
+      if (!row.enabled || restart) await stopLocal(orgId, pluginId)
+      await deps.cluster?.instanceChanged(orgId, pluginId)
       return row
     },
 
@@ -217,36 +256,63 @@ export function createGatewayService(deps: ServiceDeps) {
       if (!secrets.hasKey) throw secretsUnavailable(`cannot store credentials for ${orgId}/${pluginId}`)
       const stored = sealAuth(secrets, { orgId, pluginId }, auth)
       const config = plainOf(t.instance).config
-      const reply = await withWorker(t, (w) => call(w, 'POST', '/validate-auth', { config, authState: auth }))
+      const reply = await control(t, 'POST', '/validate-auth', { config, authState: auth })
       const parsed = ValidateAuthReply.safeParse(reply.body)
       if (!parsed.success) throw new GatewayError('UPSTREAM_ERROR', 502, 'worker gave a malformed /validate-auth answer')
       if (!parsed.data.valid) throw new GatewayError('AUTH_INVALID', 422, parsed.data.error ?? 'credentials were rejected')
       const row = await registry.saveInstance(orgId, pluginId, { authState: stored })
       // HAY_ORG_AUTH is read at start: the running worker restarts on its next request with the new credentials.
-      await pool.stop(orgId, pluginId, 'replaced')
+      await stopLocal(orgId, pluginId)
+      await deps.cluster?.instanceChanged(orgId, pluginId)
       return row
     },
 
-    async start(orgId: string, pluginId: string): Promise<Worker> {
+    /** Starts the worker where it belongs; returns it when that is this gateway. */
+    async start(orgId: string, pluginId: string): Promise<Worker | null> {
       const t = await target(orgId, pluginId, { requireEnabled: true })
+      if (await deps.cluster?.remoteControl(orgId, pluginId, 'GET', '/health', undefined)) return null
       return withWorker(t, async (w) => w)
+    },
+
+    /** Stops the worker wherever it runs; true when there was one. */
+    async stop(orgId: string, pluginId: string): Promise<boolean> {
+      pluginOrThrow(pluginId)
+      if (await deps.cluster?.remoteStop(orgId, pluginId)) return true
+      const wasRunning = pool.list().some((w) => w.orgId === orgId && w.pluginId === pluginId)
+      await pool.stop(orgId, pluginId, 'admin')
+      return wasRunning
+    },
+
+    /** A control call for a peer gateway that forwarded it here (this gateway owns the worker). */
+    async localControl(orgId: string, pluginId: string, method: 'GET' | 'POST', path: string, payload: unknown) {
+      const t = await target(orgId, pluginId, { requireEnabled: false })
+      return withWorker(t, (w) => call(w, method, path, payload))
+    },
+
+    /** Another gateway changed this instance: reload it and apply the change to a local worker. */
+    async instanceChangedElsewhere(orgId: string, pluginId: string): Promise<void> {
+      const before = await registry.instance(orgId, pluginId)
+      registry.forgetInstance(orgId, pluginId)
+      await applyToWorker(before, await registry.instance(orgId, pluginId))
     },
 
     async listTools(orgId: string, pluginId: string): Promise<unknown> {
       const t = await target(orgId, pluginId, { requireEnabled: true })
-      const reply = await withWorker(t, (w) => call(w, 'GET', '/mcp/list-tools'))
+      const reply = await control(t, 'GET', '/mcp/list-tools')
       return passThrough(reply)
     },
 
     async callTool(orgId: string, pluginId: string, toolName: string, args: unknown): Promise<unknown> {
       const t = await target(orgId, pluginId, { requireEnabled: true })
-      const reply = await withWorker(t, (w) => call(w, 'POST', '/mcp/call-tool', { toolName, arguments: args }))
+      const reply = await control(t, 'POST', '/mcp/call-tool', { toolName, arguments: args })
       return passThrough(reply)
     },
   }
 }
 
 export type GatewayService = ReturnType<typeof createGatewayService>
+
+const sameJson = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null)
 
 function passThrough(reply: ControlResult): unknown {
   if (reply.status === 404) throw new GatewayError('NOT_FOUND', 404, messageOf(reply.body) ?? 'not found on the worker')

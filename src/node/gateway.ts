@@ -8,7 +8,8 @@ import { scanPlugins } from '../catalog/index.js'
 import type { Config } from '../config.js'
 import type { Clock, Logger } from '../core/index.js'
 import { systemClock } from '../core/index.js'
-import { createInstancesRepo, createPluginsRepo, openDatabase } from '../db/index.js'
+import { createCluster, type Cluster } from '../cluster/index.js'
+import { createClusterRepo, createInstancesRepo, createPluginsRepo, openDatabase } from '../db/index.js'
 import { checkStoredSecrets, createGatewayService, createRuntimeRecorder } from '../gateway/index.js'
 import { createMetadataService } from '../metadata/index.js'
 import { trackQueueDepth } from '../observability/index.js'
@@ -17,6 +18,7 @@ import { createNodeForwarder } from '../proxy/index.js'
 import { createRegistry } from '../registry/index.js'
 import { secretBoxFromHex } from '../secrets/node/index.js'
 import { callWorker, createWorkerPool, type SpawnFn } from '../workers/index.js'
+import { createClusterLink } from './cluster-link.js'
 import { killOrphanedWorkers } from './orphans.js'
 
 export interface GatewayOptions {
@@ -59,15 +61,28 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     throw err
   })
 
-  // Recovery: rows a dead gateway left live describe processes nobody owns any more.
-  const orphaned = await instances.resetOrphanedRuntime()
+  // Recovery: rows a dead gateway left live describe processes nobody owns any more. In a cluster
+  // only rows of gateways that stopped heartbeating (and our own previous life) are orphaned.
+  const clusterRepo = createClusterRepo(database.db, clock)
+  const orphaned = await instances.resetOrphanedRuntime(
+    config.cluster && {
+      ownerGatewayIds: [...(await clusterRepo.deadGatewayIds(config.cluster.gatewayTtlMs)), config.cluster.gatewayId],
+    },
+  )
   if (orphaned.length > 0) {
     const killed = await killOrphanedWorkers(orphaned, (id) => registry.plugin(id)?.dir, log)
     log.warn({ count: orphaned.length, killed }, 'reset runtime state left by a previous gateway')
   }
 
   const metadata = createMetadataService({ plugins, clock, log, fetch: config.metadata })
-  const recorder = createRuntimeRecorder({ instances, clock, log, flushEveryMs: config.activityFlushMs })
+  const recorder = createRuntimeRecorder({
+    instances,
+    clock,
+    log,
+    flushEveryMs: config.activityFlushMs,
+    ...(config.cluster && { gatewayId: config.cluster.gatewayId }),
+  })
+  let cluster: Cluster | undefined
   let service: ReturnType<typeof createGatewayService> | undefined
   // Gauges are read from the pool at scrape time, so the pool may be created after the metrics.
   const metrics = createPrometheusMetrics({ workers: () => pool.list(), queueDepth: () => queue.current() })
@@ -80,10 +95,16 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     onEvent: (event) => {
       recorder.record(event)
       metrics.observePoolEvent(event)
+      cluster?.onPoolEvent(event)
     },
   })
+  cluster = config.cluster && createCluster({ config: config.cluster, repo: clusterRepo, pool, clock, log })
+  const link =
+    cluster && config.cluster
+      ? createClusterLink({ cluster, repo: clusterRepo, secret: config.cluster.secret, clock, log, timeoutMs: CONTROL_TIMEOUT_MS })
+      : undefined
   const queue = trackQueueDepth(pool)
-  service = createGatewayService({ registry, pool: queue.pool, metadata, callWorker, clock, log, controlTimeoutMs: CONTROL_TIMEOUT_MS, secrets })
+  service = createGatewayService({ registry, pool: queue.pool, metadata, callWorker, clock, log, controlTimeoutMs: CONTROL_TIMEOUT_MS, secrets, ...(link && { cluster: link.port }) })
 
   const clientAddress = (c: Context) => getConnInfo(c).remote.address
   const app = createApp({
@@ -97,6 +118,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     metrics,
     responseStatus: nodeResponseStatus,
     now: () => clock.now(),
+    ...(link && { cluster: link.routing }),
   })
 
   const server = serve({
@@ -111,7 +133,9 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   })
   const port = (server.address() as AddressInfo).port
   const host = config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host
-  log.info({ host: config.server.host, port, plugins: registry.plugins().length }, 'gateway listening')
+  const url = `http://${host}:${port}`
+  await cluster?.start(config.cluster?.internalUrl ?? url)
+  log.info({ host: config.server.host, port, plugins: registry.plugins().length, gatewayId: cluster?.gatewayId }, 'gateway listening')
 
   let closing: Promise<void> | null = null
   const close = () =>
@@ -120,13 +144,15 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()))
       await pool.close()
       if ('closeIdleConnections' in server) server.closeIdleConnections()
+      await cluster?.close()
+      await link?.close()
       await recorder.close()
       await serverClosed
       database.close()
       log.info('gateway stopped')
     })())
 
-  return { url: `http://${host}:${port}`, port, flush: recorder.flush, close, pool, registry }
+  return { url, port, flush: recorder.flush, close, pool, registry }
 }
 
 export type { HttpBindings }

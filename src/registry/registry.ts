@@ -37,6 +37,8 @@ export interface Registry {
   instance(orgId: string, pluginId: string): Promise<PluginInstanceRow | undefined>
   saveInstance(orgId: string, pluginId: string, patch: InstancePatch): Promise<PluginInstanceRow>
   removeInstance(orgId: string, pluginId: string): Promise<boolean>
+  /** Drops the cached instance, so the next read comes from the database (changed by another gateway). */
+  forgetInstance(orgId: string, pluginId: string): void
   listInstances(orgId?: string): Promise<PluginInstanceRow[]>
 }
 
@@ -107,6 +109,9 @@ export function createRegistry(deps: RegistryDeps): Registry {
       const row = await deps.instances.upsert(orgId, pluginId, patch)
       remember(workerKey(orgId, pluginId), row)
       return row
+    },
+    forgetInstance(orgId, pluginId) {
+      instances.delete(workerKey(orgId, pluginId))
     },
     async removeInstance(orgId, pluginId) {
       instances.delete(workerKey(orgId, pluginId))

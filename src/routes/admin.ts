@@ -132,10 +132,7 @@ export function adminRoutes(deps: AdminRouteDeps) {
 
   app.post('/orgs/:orgId/plugins/:pluginId/stop', async (c) => {
     const { orgId, pluginId } = params(c, InstanceParams)
-    service.pluginOrThrow(pluginId)
-    const wasRunning = workerOf(orgId, pluginId) !== undefined
-    await pool.stop(orgId, pluginId, 'admin')
-    return c.json({ stopped: wasRunning })
+    return c.json({ stopped: await service.stop(orgId, pluginId) })
   })
 
   app.get('/orgs/:orgId/plugins/:pluginId/mcp/tools', async (c) => {

@@ -1,4 +1,4 @@
-import { Hono } from 'hono'
+import { Hono, type Context } from 'hono'
 import { z } from 'zod'
 import { OrgId, PluginId } from '../contract/index.js'
 import { GatewayError } from '../core/index.js'
@@ -6,6 +6,7 @@ import type { GatewayService } from '../gateway/index.js'
 import type { Forwarder } from '../proxy/index.js'
 import type { StartTiming } from '../workers/index.js'
 import type { AppEnv, ClientAddress } from './env.js'
+import { isFromPeer, isRetryableAfter, notOwner, peerHeaders, seenGeneration, type ClusterRouting } from './cluster.js'
 import { params } from './validate.js'
 
 // DESIGN.md request path, step 1: worker control endpoints are never reachable from outside.
@@ -17,6 +18,8 @@ export interface PublicRouteDeps {
   service: GatewayService
   forwarder: Forwarder
   clientAddress: ClientAddress
+  /** Several gateways on one database: the worker of a key runs on its lease owner. */
+  cluster?: ClusterRouting
 }
 
 export function publicRoutes(deps: PublicRouteDeps) {
@@ -36,6 +39,11 @@ export function publicRoutes(deps: PublicRouteDeps) {
     const known = t.view.row.metadataState === 'fresh' || t.view.row.metadataState === 'error'
     if (known && t.view.routes && !t.view.routes.matches(method, path)) throw routeNotFound(pluginId)
 
+    if (deps.cluster) {
+      const forwarded = await routeInCluster(c, deps.cluster, orgId, pluginId, url)
+      if (forwarded) return forwarded
+    }
+
     const lease = await service.acquire(t, forwarder.clientSignal(c))
     try {
       if (!known) {
@@ -49,7 +57,6 @@ export function publicRoutes(deps: PublicRouteDeps) {
     }
 
     const requestId = c.get('requestId')
-    const client = deps.clientAddress(c)
     const responseHeaders: Record<string, string> = { 'x-request-id': requestId }
     if (lease.cold) responseHeaders['x-plugin-cold-start'] = '1'
     c.set('coldStart', lease.cold)
@@ -57,17 +64,53 @@ export function publicRoutes(deps: PublicRouteDeps) {
       dispatcher: lease.worker.dispatcher,
       hop: 'proxy',
       path: path + url.search,
-      requestHeaders: {
-        'x-forwarded-for': [c.req.header('x-forwarded-for'), client].filter(Boolean).join(', '),
-        'x-forwarded-proto': url.protocol.slice(0, -1),
-        'x-forwarded-host': c.req.header('host') ?? url.host,
-        'x-request-id': requestId,
-      },
+      requestHeaders: forwardedFor(c, url),
       responseHeaders,
       serverTiming: lease.cold ? coldTiming(lease.cold) : '',
       onDone: lease.release,
     })
   })
+
+  /**
+   * Serves here when this gateway owns (or may take) the key's lease; otherwise forwards to the owner.
+   * An owner that cannot be reached is replaced once its lease lapses, and a bodyless request is
+   * sent again to wherever the worker lives then. A forwarded request is never forwarded again.
+   */
+  async function routeInCluster(c: Context<AppEnv>, cluster: ClusterRouting, orgId: string, pluginId: string, url: URL) {
+    if (await isFromPeer(c, cluster.secret)) {
+      const placement = await cluster.claim(orgId, pluginId, seenGeneration(c))
+      if (placement.kind === 'remote') throw notOwner(orgId, pluginId)
+      return null
+    }
+    let placement = await cluster.place(orgId, pluginId)
+    for (let attempt = 0; placement.kind === 'remote'; attempt++) {
+      const { owner } = placement
+      try {
+        return await forwarder.forward(c, {
+          dispatcher: cluster.peerDispatcher(owner.url),
+          hop: 'peer',
+          path: url.pathname + url.search,
+          requestHeaders: { ...forwardedFor(c, url), ...peerHeaders(cluster.secret, owner.generation) },
+          responseHeaders: {},
+          serverTiming: '',
+          onDone: () => {},
+        })
+      } catch (err) {
+        if (attempt > 0 || !isRetryableAfter(err, c)) throw err
+        placement = await cluster.ownerUnreachable(orgId, pluginId, owner, forwarder.clientSignal(c))
+      }
+    }
+    return null
+  }
+
+  function forwardedFor(c: Context<AppEnv>, url: URL): Record<string, string> {
+    return {
+      'x-forwarded-for': [c.req.header('x-forwarded-for'), deps.clientAddress(c)].filter(Boolean).join(', '),
+      'x-forwarded-proto': url.protocol.slice(0, -1),
+      'x-forwarded-host': c.req.header('host') ?? url.host,
+      'x-request-id': c.get('requestId'),
+    }
+  }
 
   return app
 }

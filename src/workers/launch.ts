@@ -135,7 +135,14 @@ function captureOutput(child: ChildProcess, log: Logger): () => string {
   return () => tail.trim()
 }
 
-function startFailed(spec: WorkerSpec, exit: ExitInfo, stderr: string): GatewayError {
+/** The port was free when checked but taken before the worker bound it: worth another port. */
+export class PortInUseError extends Error {
+  override readonly name = 'PortInUseError'
+  readonly code = 'PORT_IN_USE'
+}
+
+function startFailed(spec: WorkerSpec, exit: ExitInfo, stderr: string): Error {
+  if (/EADDRINUSE/.test(stderr)) return new PortInUseError(`port taken before ${spec.pluginId}'s worker could bind it`)
   const how = exit.signal ? `signal ${exit.signal}` : exit.code === null ? 'could not be spawned' : `code ${exit.code}`
   const detail = stderr ? `: ${stderr.split('\n').slice(-3).join(' | ')}` : ''
   return new GatewayError('WORKER_START_FAILED', 503, `worker for ${spec.pluginId} exited during start (${how})${detail}`)

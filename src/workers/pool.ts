@@ -1,7 +1,7 @@
 import type { Clock, Logger, WorkerKey } from '../core/index.js'
 import { GatewayError, errorText, splitWorkerKey, withDeadline, workerKey } from '../core/index.js'
 import type { PoolConfig } from '../config.js'
-import { launchWorker, type SpawnFn } from './launch.js'
+import { launchWorker, PortInUseError, type SpawnFn } from './launch.js'
 import { allocatePort } from './ports.js'
 import { stopProcess } from './stop.js'
 import type {
@@ -26,6 +26,8 @@ export interface PoolDeps {
   /** Ordered runtime transitions, for persistence and metrics. Must not throw. */
   onEvent?: (event: PoolEvent) => void
 }
+
+const PORT_ATTEMPTS = 3
 
 // One slot per key. Each state holds only its own data; `gen` fences every continuation.
 type Slot =
@@ -109,9 +111,8 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
     await Promise.resolve() // let beginStart publish the slot before anything can fail synchronously
     try {
       emit({ type: 'starting', orgId: spec.orgId, pluginId: spec.pluginId, gen, sdkVersion: spec.sdkVersion })
-      const port = await allocatePort(config.portRange, portsInUse())
       const wlog = log.child({ orgId: spec.orgId, pluginId: spec.pluginId, gen })
-      const launched = await launchWorker(spec, port, { config, clock, spawn: deps.spawn, log: wlog })
+      const { port, launched } = await launchOnFreePort(spec, wlog)
       const worker: Worker = {
         key,
         orgId: spec.orgId,
@@ -174,6 +175,19 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
       emit({ type: 'start-failed', orgId: spec.orgId, pluginId: spec.pluginId, gen, error, retryAt })
       log.warn({ orgId: spec.orgId, pluginId: spec.pluginId, gen, code: error.code, err: error.message }, 'worker start failed')
       throw error
+    }
+  }
+
+  // Another process may bind a port between our check and the worker's listen: try a few more.
+  async function launchOnFreePort(spec: WorkerSpec, wlog: Logger) {
+    for (let attempt = 1; ; attempt++) {
+      const port = await allocatePort(config.portRange, portsInUse())
+      try {
+        return { port, launched: await launchWorker(spec, port, { config, clock, spawn: deps.spawn, log: wlog }) }
+      } catch (err) {
+        if (!(err instanceof PortInUseError) || attempt >= PORT_ATTEMPTS) throw err
+        wlog.debug({ port }, 'port taken meanwhile; trying another')
+      }
     }
   }
 

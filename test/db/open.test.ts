@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -5,6 +6,11 @@ import { describe, expect, it } from 'vitest'
 import { silentLogger } from '../../src/core/index.js'
 import { findMigrationsFolder, localFilePath, openDatabase } from '../../src/db/index.js'
 import { openTempDb, tempDir } from './harness.js'
+
+// One row per migration file in drizzle/meta/_journal.json: each applied exactly once.
+const MIGRATIONS = (
+  JSON.parse(readFileSync(join(findMigrationsFolder(), 'meta', '_journal.json'), 'utf8')) as { entries: unknown[] }
+).entries.length
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 
@@ -37,7 +43,7 @@ describe('openDatabase', () => {
 
     const second = await openTempDb({ dir, url })
     const applied = await second.client.execute('select count(*) as n from __drizzle_migrations')
-    expect(applied.rows[0]?.n).toBe(1)
+    expect(applied.rows[0]?.n).toBe(MIGRATIONS)
     const rows = await second.client.execute('select org_id from plugin_instances')
     expect(rows.rows.map((r) => r.org_id)).toEqual(['acme'])
   })
@@ -47,7 +53,7 @@ describe('openDatabase', () => {
     const url = `file:${join(dir, 'gateway.db')}`
     const [a, b] = await Promise.all([openTempDb({ dir, url }), openTempDb({ dir, url })])
     const applied = await a.client.execute('select count(*) as n from __drizzle_migrations')
-    expect(applied.rows[0]?.n).toBe(1)
+    expect(applied.rows[0]?.n).toBe(MIGRATIONS)
     await expect(b.client.execute('select count(*) from plugins')).resolves.toBeDefined()
   })
 })

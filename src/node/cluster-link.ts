@@ -1,0 +1,107 @@
+import { Pool } from 'undici'
+import type { Cluster } from '../cluster/index.js'
+import type { ControlResult } from '../workers/index.js'
+import type { ClusterRepo } from '../db/index.js'
+import type { Clock, Logger } from '../core/index.js'
+import { GatewayError, errorText } from '../core/index.js'
+import type { ClusterPort } from '../gateway/index.js'
+import { peerHeaders, type ClusterRouting } from '../routes/index.js'
+
+export interface ClusterLinkDeps {
+  cluster: Cluster
+  repo: ClusterRepo
+  secret: string
+  clock: Clock
+  log: Logger
+  /** Bound on one internal call to a peer. */
+  timeoutMs: number
+}
+
+/**
+ * The Node side of a cluster: keep-alive pools to peer gateways, and the service's cluster port
+ * (control calls, stops and change notices carried to the owner over its internal URL).
+ */
+export function createClusterLink(deps: ClusterLinkDeps) {
+  const { cluster, repo, secret, clock, log } = deps
+  const pools = new Map<string, Pool>()
+
+  function peerDispatcher(url: string): Pool {
+    let pool = pools.get(url)
+    if (!pool) {
+      pool = new Pool(url, { connections: 32, keepAliveTimeout: 30_000 })
+      pools.set(url, pool)
+    }
+    return pool
+  }
+
+  async function internalCall(url: string, path: string, generation: number, payload: unknown): Promise<ControlResult> {
+    const res = await peerDispatcher(url).request({
+      method: 'POST',
+      path,
+      headers: { 'content-type': 'application/json', ...peerHeaders(secret, generation) },
+      body: JSON.stringify(payload),
+      headersTimeout: deps.timeoutMs,
+      bodyTimeout: deps.timeoutMs,
+    })
+    const text = await res.body.text()
+    return { status: res.statusCode, body: text ? (JSON.parse(text) as unknown) : null }
+  }
+
+  const routing: ClusterRouting = {
+    secret,
+    place: cluster.place,
+    claim: cluster.claim,
+    ownerUnreachable: cluster.ownerUnreachable,
+    peerDispatcher,
+  }
+
+  const port: ClusterPort = {
+    async remoteControl(orgId, pluginId, method, path, payload) {
+      const placement = await cluster.place(orgId, pluginId)
+      if (placement.kind === 'local') return null
+      const { owner } = placement
+      const reply = await internalCall(owner.url, `/internal/orgs/${orgId}/plugins/${pluginId}/control`, owner.generation, {
+        method,
+        path,
+        payload,
+      }).catch((err: unknown) => {
+        throw new GatewayError('UPSTREAM_ERROR', 502, `owner gateway ${owner.gatewayId} failed: ${errorText(err)}`, { cause: err })
+      })
+      if (reply.status !== 200) {
+        const error = (reply.body as { error?: { code?: string; message?: string } } | null)?.error
+        throw new GatewayError('UPSTREAM_ERROR', 502, error?.message ?? `owner gateway answered ${reply.status}`)
+      }
+      return reply.body as ControlResult
+    },
+
+    async remoteStop(orgId, pluginId) {
+      // Only a read: stopping must not take a lease nobody holds.
+      const lease = await repo.lease(orgId, pluginId)
+      if (!lease || lease.ownerGatewayId === cluster.gatewayId || lease.expiresAt.getTime() <= clock.now()) return false
+      const owner = await repo.gateway(lease.ownerGatewayId)
+      if (!owner) return false
+      const reply = await internalCall(owner.address, `/internal/orgs/${orgId}/plugins/${pluginId}/stop`, lease.generation, {})
+      return (reply.body as { stopped?: boolean } | null)?.stopped === true
+    },
+
+    async instanceChanged(orgId, pluginId) {
+      const peers = await cluster.peers()
+      await Promise.all(
+        peers.map((peer) =>
+          internalCall(peer.url, `/internal/orgs/${orgId}/plugins/${pluginId}/changed`, 0, {}).catch((err: unknown) => {
+            // A dead peer has no worker to update; it reads the row afresh when it comes back.
+            log.warn({ err, peer: peer.gatewayId, orgId, pluginId }, 'could not tell a peer about an instance change')
+          }),
+        ),
+      )
+    },
+  }
+
+  return {
+    routing,
+    port,
+    async close() {
+      await Promise.all([...pools.values()].map((p) => p.close()))
+    },
+  }
+}

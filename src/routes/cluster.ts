@@ -1,0 +1,105 @@
+import type { Context, MiddlewareHandler } from 'hono'
+import { Hono } from 'hono'
+import { timingSafeEqual } from 'hono/utils/buffer'
+import type { Dispatcher } from 'undici'
+import { z } from 'zod'
+import type { Placement, PeerOwner } from '../cluster/index.js'
+import { OrgId, PluginId } from '../contract/index.js'
+import { GatewayError } from '../core/index.js'
+import type { GatewayService } from '../gateway/index.js'
+import type { AppEnv } from './env.js'
+import { jsonBody, params } from './validate.js'
+
+// Headers between gateways of one cluster. The forwarder never passes x-plugin-gateway-* to a worker.
+export const HOP_HEADER = 'x-plugin-gateway-hop'
+export const SECRET_HEADER = 'x-plugin-gateway-secret'
+export const GENERATION_HEADER = 'x-plugin-gateway-generation'
+
+/** The cluster as the HTTP layer sees it (runtime pieces injected by the entry). */
+export interface ClusterRouting {
+  secret: string
+  place(orgId: string, pluginId: string): Promise<Placement>
+  claim(orgId: string, pluginId: string, seenGeneration: number | undefined): Promise<Placement>
+  ownerUnreachable(orgId: string, pluginId: string, owner: PeerOwner, signal?: AbortSignal): Promise<Placement>
+  /** Keep-alive connection pool to a peer gateway's internal URL. */
+  peerDispatcher(url: string): Dispatcher
+}
+
+/** True for a request a peer gateway forwarded (hop header and the right secret); a wrong secret is 403. */
+export async function isFromPeer(c: Context, secret: string): Promise<boolean> {
+  if (c.req.header(HOP_HEADER) === undefined) return false
+  if (!(await hasSecret(c, secret))) throw new GatewayError('FORBIDDEN', 403, 'cluster requests need the cluster secret')
+  return true
+}
+
+const hasSecret = async (c: Context, secret: string) => {
+  const given = c.req.header(SECRET_HEADER)
+  return given !== undefined && (await timingSafeEqual(given, secret))
+}
+
+function requireSecret(secret: string): MiddlewareHandler {
+  return async function requireClusterSecret(c, next) {
+    if (!(await hasSecret(c, secret))) throw new GatewayError('FORBIDDEN', 403, 'cluster requests need the cluster secret')
+    return next()
+  }
+}
+
+/** Headers that mark a request as forwarded by a peer, with the lease generation it saw. */
+export const peerHeaders = (secret: string, generation: number): Record<string, string> => ({
+  [HOP_HEADER]: '1',
+  [SECRET_HEADER]: secret,
+  [GENERATION_HEADER]: String(generation),
+})
+
+export const seenGeneration = (c: Context): number | undefined => {
+  const value = Number(c.req.header(GENERATION_HEADER))
+  return Number.isSafeInteger(value) ? value : undefined
+}
+
+// Connection failures before any response: the request never reached the owner, or it died.
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT'])
+
+/** Only a request without a body can be sent again: a streamed body is gone once it was sent. */
+export function isRetryableAfter(err: unknown, c: Context): boolean {
+  const cause = err instanceof GatewayError ? (err.cause as { code?: string } | undefined) : undefined
+  const bodyless = c.req.header('content-length') === undefined && c.req.header('transfer-encoding') === undefined
+  return bodyless && cause?.code !== undefined && UNREACHABLE.has(cause.code)
+}
+
+const InstanceParams = z.object({ orgId: OrgId, pluginId: PluginId })
+const ControlBody = z.strictObject({
+  method: z.enum(['GET', 'POST']),
+  path: z.enum(['/health', '/validate-auth', '/config-update', '/mcp/list-tools', '/mcp/call-tool']),
+  payload: z.unknown().optional(),
+})
+
+/** `/internal/*`: what peer gateways ask of the owner of a worker. Cluster secret required. */
+export function internalRoutes(deps: { service: GatewayService; cluster: ClusterRouting }) {
+  const { service, cluster } = deps
+  const app = new Hono<AppEnv>()
+  app.use('*', requireSecret(cluster.secret))
+
+  app.post('/orgs/:orgId/plugins/:pluginId/changed', async (c) => {
+    const { orgId, pluginId } = params(c, InstanceParams)
+    await service.instanceChangedElsewhere(orgId, pluginId)
+    return c.json({ applied: true })
+  })
+
+  app.post('/orgs/:orgId/plugins/:pluginId/control', async (c) => {
+    const { orgId, pluginId } = params(c, InstanceParams)
+    const body = await jsonBody(c, ControlBody)
+    const placement = await cluster.claim(orgId, pluginId, seenGeneration(c))
+    if (placement.kind === 'remote') throw notOwner(orgId, pluginId)
+    return c.json(await service.localControl(orgId, pluginId, body.method, body.path, body.payload))
+  })
+
+  app.post('/orgs/:orgId/plugins/:pluginId/stop', async (c) => {
+    const { orgId, pluginId } = params(c, InstanceParams)
+    return c.json({ stopped: await service.stop(orgId, pluginId) })
+  })
+
+  return app
+}
+
+export const notOwner = (orgId: string, pluginId: string) =>
+  new GatewayError('NOT_OWNER', 503, `this gateway does not own the worker of ${orgId}/${pluginId}`, { retryAfterSeconds: 1 })

@@ -1,0 +1,127 @@
+import { join } from 'node:path'
+import { describe, expect, it, onTestFinished, vi } from 'vitest'
+import { silentLogger } from '../../src/core/index.js'
+import { createClusterRepo, openDatabase } from '../../src/db/index.js'
+import { isRunning, tempDir } from '../helpers/gateway.js'
+import { enable, startGatewayProcess, workersOf, type GatewayProcess } from '../helpers/gateway-process.js'
+
+const SECRET = 'cluster-secret-0123456789'
+
+/** n real gateway processes on one libSQL file, clustered. */
+async function startCluster(n: number, env: Record<string, string> = {}) {
+  const dir = await tempDir()
+  const gateways: GatewayProcess[] = []
+  for (let i = 0; i < n; i++) {
+    gateways.push(
+      await startGatewayProcess(dir, {
+        CLUSTER_SECRET: SECRET,
+        SECRET_KEY: '0'.repeat(64),
+        GATEWAY_ID: `gw${i}`,
+        LEASE_TTL_MS: '1500',
+        HEARTBEAT_MS: '250',
+        ...env,
+      }),
+    )
+  }
+  const db = await openDatabase({ url: `file:${join(dir, 'gateway.db')}`, log: silentLogger })
+  onTestFinished(() => db.close())
+  const repo = createClusterRepo(db.db, { now: Date.now, setTimer: () => () => {} })
+  const allWorkers = async () => (await Promise.all(gateways.filter(alive).map((g) => workersOf(g.url)))).flat()
+  return { gateways, repo, allWorkers }
+}
+
+const alive = (g: GatewayProcess) => g.proc.child.exitCode === null && g.proc.child.signalCode === null
+
+describe('multi-instance on one libSQL file', () => {
+  it('starts exactly one worker in the cluster for 300 concurrent first requests spread over three gateways', async () => {
+    const { gateways, allWorkers } = await startCluster(3)
+    await enable(gateways[0]!.url, 'acme', 'echo')
+
+    const responses = await Promise.all(
+      Array.from({ length: 300 }, (_, i) => fetch(`${gateways[i % 3]!.url}/orgs/acme/plugins/echo/items/${i}`)),
+    )
+    const ids = await Promise.all(responses.map(async (r) => ((await r.json()) as { id: string }).id))
+    expect(responses.map((r) => r.status)).toEqual(Array(300).fill(200))
+    expect(ids).toEqual(Array.from({ length: 300 }, (_, i) => String(i)))
+    const workers = await allWorkers()
+    expect(workers).toHaveLength(1)
+  })
+
+  it('takes over from an owner killed with SIGKILL once its lease expires, losing no request', async () => {
+    const { gateways, repo, allWorkers } = await startCluster(3)
+    await enable(gateways[0]!.url, 'acme', 'echo')
+    const first = await fetch(`${gateways[0]!.url}/orgs/acme/plugins/echo/items/0`)
+    expect(first.status).toBe(200)
+    await first.body?.cancel()
+    const before = await repo.lease('acme', 'echo')
+    expect(before?.ownerGatewayId).toBe('gw0')
+    const [oldWorker] = await workersOf(gateways[0]!.url)
+
+    gateways[0]!.proc.child.kill('SIGKILL')
+    await gateways[0]!.proc.exited
+    const survivors = gateways.slice(1)
+    const responses = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => fetch(`${survivors[i % 2]!.url}/orgs/acme/plugins/echo/items/${i}`)),
+    )
+    expect(responses.map((r) => r.status)).toEqual(Array(20).fill(200))
+    await Promise.all(responses.map((r) => r.body?.cancel()))
+
+    const after = await repo.lease('acme', 'echo')
+    expect(after?.ownerGatewayId).not.toBe('gw0')
+    expect(after?.generation).toBeGreaterThan(before?.generation ?? Infinity)
+    expect(await allWorkers()).toHaveLength(1)
+    await vi.waitFor(() => expect(isRunning(oldWorker!.pid)).toBe(false), { timeout: 10_000, interval: 20 })
+  })
+
+  it('reaps on the owner and releases the lease; the next hit anywhere starts a worker again', async () => {
+    const { gateways, repo, allWorkers } = await startCluster(3, { IDLE_TIMEOUT_MS: '400' })
+    await enable(gateways[0]!.url, 'acme', 'echo')
+    await (await fetch(`${gateways[1]!.url}/orgs/acme/plugins/echo/items/1`)).body?.cancel()
+    const lease = await repo.lease('acme', 'echo')
+    expect(lease?.ownerGatewayId).toBe('gw1')
+
+    await vi.waitFor(async () => expect(await allWorkers()).toHaveLength(0), { timeout: 10_000, interval: 50 })
+    await vi.waitFor(async () => expect((await repo.lease('acme', 'echo'))?.expiresAt.getTime()).toBe(0), {
+      timeout: 5_000,
+      interval: 20,
+    })
+
+    const again = await fetch(`${gateways[2]!.url}/orgs/acme/plugins/echo/items/2`)
+    expect(again.status).toBe(200)
+    expect(again.headers.get('x-plugin-cold-start')).toBe('1')
+    await again.body?.cancel()
+    expect(await allWorkers()).toHaveLength(1)
+  })
+
+  it('delivers a config change made through one gateway to the worker another gateway owns', async () => {
+    const { gateways } = await startCluster(3)
+    await enable(gateways[1]!.url, 'acme', 'echo', { enabled: true, config: { prefix: 'before' } })
+    const a = gateways[0]!
+    expect(await (await fetch(`${a.url}/orgs/acme/plugins/echo/items/1`)).json()).toMatchObject({ prefix: 'before' })
+    const [worker] = await workersOf(a.url)
+
+    await enable(gateways[1]!.url, 'acme', 'echo', { config: { prefix: 'after' } })
+    for (const g of gateways) {
+      expect(await (await fetch(`${g.url}/orgs/acme/plugins/echo/items/1`)).json()).toMatchObject({ prefix: 'after' })
+    }
+    expect(await workersOf(a.url)).toEqual([expect.objectContaining({ pid: worker!.pid })])
+
+    await enable(gateways[2]!.url, 'acme', 'echo', { enabled: false })
+    for (const g of gateways) {
+      const res = await fetch(`${g.url}/orgs/acme/plugins/echo/items/1`)
+      expect(res.status).toBe(404)
+      await res.body?.cancel()
+    }
+    await vi.waitFor(() => expect(isRunning(worker!.pid)).toBe(false), { timeout: 10_000, interval: 20 })
+  })
+
+  it('refuses forwarded requests without the cluster secret', async () => {
+    const { gateways } = await startCluster(1)
+    await enable(gateways[0]!.url, 'acme', 'echo')
+    const res = await fetch(`${gateways[0]!.url}/orgs/acme/plugins/echo/items/1`, {
+      headers: { 'x-plugin-gateway-hop': '1', 'x-plugin-gateway-secret': 'not-the-secret-at-all' },
+    })
+    expect(res.status).toBe(403)
+    await res.body?.cancel()
+  })
+})
