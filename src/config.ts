@@ -77,7 +77,7 @@ const WORKER_BASE_ENV = ['PATH', 'NODE_ENV', 'HOME', 'TMPDIR'] as const
 
 // CONTRACT.md §2: no admin token, database URL or key reaches a worker, even when a manifest's
 // env allow-list names one; they are left out of the host env that allow-lists draw from.
-const GATEWAY_SECRET_ENV = new Set(['ADMIN_TOKEN', 'SECRET_KEY', 'DATABASE_URL', 'DATABASE_AUTH_TOKEN'])
+const GATEWAY_SECRET_ENV = new Set(['ADMIN_TOKEN', 'SECRET_KEY', 'CLUSTER_SECRET', 'DATABASE_URL', 'DATABASE_AUTH_TOKEN'])
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError'

@@ -189,6 +189,7 @@ describe('SECRET_KEY configuration', () => {
       SECRET_KEY: hex,
       DATABASE_URL: 'file:/tmp/x.db',
       DATABASE_AUTH_TOKEN: 'db-token',
+      CLUSTER_SECRET: 'cluster-secret-0123456789',
       SOME_PLUGIN_VAR: 'ok',
     })
     expect(Object.keys(config.pool.hostEnv)).toEqual(['SOME_PLUGIN_VAR'])
