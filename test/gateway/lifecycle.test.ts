@@ -77,17 +77,27 @@ describe('stop', () => {
   })
 })
 
+/**
+ * A copy of the echo example served once (metadata fresh) by a gateway that is then closed, so
+ * the test can change the plugin's code and start a second gateway on the same database.
+ */
+async function echoServedOnce() {
+  const dir = await tempDir()
+  const pluginsDir = join(dir, 'plugins')
+  const pluginDir = await copyPlugin(join(EXAMPLES_DIR, 'echo'), pluginsDir, 'echo')
+  const first = await startTestGateway({ pluginDirs: [pluginsDir], dir })
+  await first.enable('acme', 'echo')
+  await (await fetch(`${first.url}/orgs/acme/plugins/echo/items/1`)).body?.cancel()
+  const row = await first.pluginRow('echo')
+  await first.gw.close()
+  return { dir, pluginsDir, pluginDir, row }
+}
+
 describe('metadata cache', () => {
   it('marks metadata stale when the plugin code changes, and refetches on the next start', async () => {
-    const dir = await tempDir()
-    const pluginsDir = join(dir, 'plugins')
-    const pluginDir = await copyPlugin(join(EXAMPLES_DIR, 'echo'), pluginsDir, 'echo')
-    const first = await startTestGateway({ pluginDirs: [pluginsDir], dir })
-    await first.enable('acme', 'echo')
-    await (await fetch(`${first.url}/orgs/acme/plugins/echo/items/1`)).body?.cancel()
-    const fetchedAt = (await first.pluginRow('echo'))?.metadataFetchedAt
-    expect((await first.pluginRow('echo'))?.metadataState).toBe('fresh')
-    await first.gw.close()
+    const { dir, pluginsDir, pluginDir, row: before } = await echoServedOnce()
+    const fetchedAt = before?.metadataFetchedAt
+    expect(before?.metadataState).toBe('fresh')
 
     await appendFile(join(pluginDir, 'index.js'), '\n// a new build\n')
     const second = await startTestGateway({ pluginDirs: [pluginsDir], dir })
@@ -110,13 +120,7 @@ describe('metadata cache', () => {
   })
 
   it('keeps serving with the last good metadata when a refetch fails (state error)', async () => {
-    const dir = await tempDir()
-    const pluginsDir = join(dir, 'plugins')
-    const pluginDir = await copyPlugin(join(EXAMPLES_DIR, 'echo'), pluginsDir, 'echo')
-    const first = await startTestGateway({ pluginDirs: [pluginsDir], dir })
-    await first.enable('acme', 'echo')
-    await (await fetch(`${first.url}/orgs/acme/plugins/echo/items/1`)).body?.cancel()
-    await first.gw.close()
+    const { dir, pluginsDir, pluginDir } = await echoServedOnce()
 
     // The new build declares a config field of an unknown type: its /metadata no longer validates.
     const code = await readFile(join(pluginDir, 'index.js'), 'utf8')
