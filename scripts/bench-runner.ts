@@ -5,9 +5,12 @@
 // Both are spawned the same way (same minimal worker env, CONTRACT.md §2; stdio ignored, no IPC),
 // interleaved, and timed from spawn() to the first 200 answer of GET /health, polled every
 // --poll-ms. Needs `npm run build` first (it runs dist/, as the gateway does).
+//
+// Wall time swings with whatever else the machine runs, so the CPU time each child had used by
+// then (Linux /proc/<pid>/task/*/schedstat, all threads) is shown too: it barely moves with load.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { existsSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { request } from 'node:http'
 import { dirname, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -82,13 +85,27 @@ function firstHealthy(port: number, child: ChildProcess): Promise<number> {
   })
 }
 
-async function measure(kind: Kind): Promise<number> {
+/** CPU time (ms) all of the process's threads have used so far; NaN where /proc has no schedstat. */
+function cpuMs(pid: number): number {
+  try {
+    let ns = 0
+    for (const task of readdirSync(`/proc/${pid}/task`)) {
+      ns += Number(readFileSync(`/proc/${pid}/task/${task}/schedstat`, 'utf8').split(' ', 1)[0])
+    }
+    return ns / 1e6
+  } catch {
+    return NaN // not Linux, or the process is already gone: the column shows NaN
+  }
+}
+
+async function measure(kind: Kind): Promise<{ wallMs: number; cpuMs: number }> {
   const port = await getPort()
   const start = performance.now()
   const child = spawnKind(kind, port)
   const exited = once(child, 'exit')
   try {
-    return (await firstHealthy(port, child)) - start
+    const wallMs = (await firstHealthy(port, child)) - start
+    return { wallMs, cpuMs: cpuMs(child.pid as number) }
   } finally {
     child.kill('SIGKILL')
     await exited
@@ -102,20 +119,31 @@ const stats = (xs: number[]) => {
 }
 const fmt = (n: number) => n.toFixed(1).padStart(7)
 
-const samples: Record<Kind, number[]> = { bare: [], runner: [] }
+const wall: Record<Kind, number[]> = { bare: [], runner: [] }
+const cpu: Record<Kind, number[]> = { bare: [], runner: [] }
 for (let i = 0; i < warmup + runs; i++) {
   // Alternate which goes first so neither always runs on a freshly idle machine.
   const order: Kind[] = i % 2 === 0 ? ['bare', 'runner'] : ['runner', 'bare']
   for (const kind of order) {
-    const ms = await measure(kind)
-    if (i >= warmup) samples[kind].push(ms)
+    const m = await measure(kind)
+    if (i < warmup) continue
+    wall[kind].push(m.wallMs)
+    cpu[kind].push(m.cpuMs)
   }
 }
 
-const bare = stats(samples.bare)
-const runner = stats(samples.runner)
+const row = (name: string, w: ReturnType<typeof stats>, c: ReturnType<typeof stats>) =>
+  `${name.padEnd(8)}${fmt(w.p50)} ${fmt(w.p95)} ${fmt(w.min)} ${fmt(w.mean)}   ${fmt(c.p50)} ${fmt(c.p95)}`
+const diff = (a: ReturnType<typeof stats>, b: ReturnType<typeof stats>) => ({
+  p50: a.p50 - b.p50,
+  p95: a.p95 - b.p95,
+  min: a.min - b.min,
+  mean: a.mean - b.mean,
+})
+const [bw, rw, bc, rc] = [stats(wall.bare), stats(wall.runner), stats(cpu.bare), stats(cpu.runner)]
 console.log(`spawn → first 200 of GET /health, ${runs} runs each (after ${warmup} warm-up), poll every ${pollMs} ms, node ${process.version}`)
-console.log(`            p50     p95     min    mean   (ms)`)
-console.log(`bare    ${fmt(bare.p50)} ${fmt(bare.p95)} ${fmt(bare.min)} ${fmt(bare.mean)}`)
-console.log(`runner  ${fmt(runner.p50)} ${fmt(runner.p95)} ${fmt(runner.min)} ${fmt(runner.mean)}`)
-console.log(`diff    ${fmt(runner.p50 - bare.p50)} ${fmt(runner.p95 - bare.p95)} ${fmt(runner.min - bare.min)} ${fmt(runner.mean - bare.mean)}`)
+console.log(`        ---------- wall (ms) ----------   --- CPU (ms) ---`)
+console.log(`            p50     p95     min    mean       p50     p95`)
+console.log(row('bare', bw, bc))
+console.log(row('runner', rw, rc))
+console.log(row('diff', diff(rw, bw), diff(rc, bc)))
