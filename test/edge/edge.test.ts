@@ -99,8 +99,13 @@ describe('edge entry (wrangler bundle in miniflare) in front of a real Node gate
 
     const cold = await Promise.all([orgA, orgB].map((org) => mf.dispatchFetch(`${EDGE}/orgs/${org}/plugins/echo/items/1`)))
     const again = await Promise.all([orgA, orgB].map((org) => mf.dispatchFetch(`${EDGE}/orgs/${org}/plugins/echo/items/2`)))
-    expect(cold.map((r) => r.headers.get('x-plugin-cold-start'))).toEqual(['1', '1'])
-    expect(again.map((r) => r.headers.get('x-plugin-cold-start'))).toEqual([null, null])
+    // Cold headers on the first round are asserted by the single-gateway test; here the point is where
+    // each pair's worker lives: one per gateway, and the second round finds it warm.
+    expect(cold.map((r) => r.status)).toEqual([200, 200])
+    expect(again.map((r) => [r.status, r.headers.get('x-plugin-cold-start')])).toEqual([
+      [200, null],
+      [200, null],
+    ])
     await Promise.all([...cold, ...again].map((r) => r.arrayBuffer()))
 
     expect(await workersOf(a)).toEqual([`${orgA}/echo:ready`])
