@@ -256,7 +256,10 @@ export function createGatewayService(deps: ServiceDeps) {
       if (!secrets.hasKey) throw secretsUnavailable(`cannot store credentials for ${orgId}/${pluginId}`)
       const stored = sealAuth(secrets, { orgId, pluginId }, auth)
       const config = plainOf(t.instance).config
-      const reply = await control(t, 'POST', '/validate-auth', { config, authState: auth })
+      // A disabled instance gets a worker only for this check: it must not outlive it.
+      const reply = await control(t, 'POST', '/validate-auth', { config, authState: auth }).finally(async () => {
+        if (!t.instance.enabled) await stopLocal(orgId, pluginId)
+      })
       const parsed = ValidateAuthReply.safeParse(reply.body)
       if (!parsed.success) throw new GatewayError('UPSTREAM_ERROR', 502, 'worker gave a malformed /validate-auth answer')
       if (!parsed.data.valid) throw new GatewayError('AUTH_INVALID', 422, parsed.data.error ?? 'credentials were rejected')

@@ -86,6 +86,16 @@ describe('admin API', () => {
     expect(missing).toMatchObject({ status: 400, body: { error: { code: 'VALIDATION_FAILED' } } })
   })
 
+  it('checks auth of a disabled instance with a worker that does not outlive the check', async () => {
+    const t = await startTestGateway()
+    await t.admin('PUT', '/orgs/acme/plugins/webhook', { enabled: false })
+    const bad = await t.admin('PUT', '/orgs/acme/plugins/webhook/auth', { methodId: 'apiKey', credentials: { apiKey: 'nope' } })
+    expect(bad).toMatchObject({ status: 422, body: { error: { code: 'AUTH_INVALID' } } })
+    expect(t.spawned).toHaveLength(1)
+    expect((await t.admin('GET', '/workers')).body.workers).toEqual([])
+    expect(t.spawned[0]?.exitCode ?? t.spawned[0]?.signalCode).not.toBeNull()
+  })
+
   it('starts and stops workers, and lists them with pid, port, state and in-flight', async () => {
     const t = await startTestGateway()
     await t.enable('acme', 'echo')
