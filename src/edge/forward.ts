@@ -1,26 +1,10 @@
+import { connectionTokens, HOP_BY_HOP_HEADERS } from '../contract/index.js'
 import { GatewayError } from '../core/index.js'
-
-// RFC 9110 §7.6.1: connection-specific fields never cross a proxy (the same set as src/proxy/headers.ts,
-// which works on Node header records; this one works on fetch Headers).
-const HOP_BY_HOP = [
-  'connection',
-  'keep-alive',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'proxy-connection',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  'expect',
-  'host',
-]
 
 /** A copy of `headers` without hop-by-hop fields, including those the Connection header names. */
 export function endToEndHeaders(headers: Headers): Headers {
   const out = new Headers(headers)
-  const named = (headers.get('connection') ?? '').split(',').map((t) => t.trim().toLowerCase())
-  for (const name of [...HOP_BY_HOP, ...named]) if (name) out.delete(name)
+  for (const name of [...HOP_BY_HOP_HEADERS, ...connectionTokens(headers.get('connection'))]) out.delete(name)
   return out
 }
 
