@@ -1,7 +1,7 @@
 // CPU profile of the gateway's hot path: the gateway runs under --cpu-prof while autocannon drives
 // warm proxied requests at it; the profile's top self-time functions and modules are printed.
 //
-//   npm run build && npx tsx scripts/bench/profile.ts [--seconds=10] [--connections=32] [--top=40] [--keep]
+//   npm run build && npx tsx scripts/bench/profile.ts [--seconds=10] [--connections=32] [--top=40] [--callers=<regex>] [--depth=6] [--keep]
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
@@ -15,8 +15,9 @@ const flag = (name: string, fallback: number) => Number(process.argv.find((a) =>
 const seconds = flag('seconds', 10)
 const connections = flag('connections', 32)
 const top = flag('top', 40)
-// --callers=<regex>: also print the call stacks (5 frames up) that spend self time in matching functions.
+// --callers=<regex>: also print the call stacks (--depth frames) that spend self time in matching functions.
 const callers = process.argv.find((a) => a.startsWith('--callers='))?.slice('--callers='.length)
+const depth = flag('depth', 6)
 
 interface ProfileNode {
   id: number
@@ -113,7 +114,7 @@ function printCallers(p: CpuProfile, selfUs: Map<number, number>, total: number,
     const us = selfUs.get(n.id) ?? 0
     if (us === 0 || !re.test(n.callFrame.functionName)) continue
     const frames: string[] = []
-    for (let id: number | undefined = n.id; id !== undefined && frames.length < 6; id = parent.get(id)) {
+    for (let id: number | undefined = n.id; id !== undefined && frames.length < depth; id = parent.get(id)) {
       const node = byId.get(id)
       if (node) frames.push(label(node))
     }
