@@ -62,6 +62,7 @@ const Env = z.object({
   METADATA_BACKOFF_MS: msList.default([1_000, 2_000, 3_000]),
   METADATA_TIMEOUT_MS: int(1).default(5_000),
   WORKER_MAX_OLD_SPACE_MB: int(16).optional(),
+  PREWARM_POOL_SIZE: int(0, 64).default(1),
   GATEWAY_ID: z.string().regex(/^[\w.-]{1,64}$/, 'must be 1-64 letters, digits, dots, dashes or underscores').optional(),
   INTERNAL_URL: z.url({ protocol: /^https?$/ }).optional(),
   CLUSTER_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
@@ -129,6 +130,8 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()) {
       restartBackoffMs: e.RESTART_BACKOFF_MS,
       restartBackoffMaxMs: e.RESTART_BACKOFF_MAX_MS,
       maxOldSpaceMb: e.WORKER_MAX_OLD_SPACE_MB,
+      /** Runners kept booted for the next cold starts (our runner only; 0 turns it off). */
+      prewarmPoolSize: e.PREWARM_POOL_SIZE,
       drainTimeoutMs: e.DRAIN_TIMEOUT_MS,
     },
     proxy: { upstreamTimeoutMs: e.UPSTREAM_TIMEOUT_MS, maxBodyBytes: e.MAX_BODY_BYTES },

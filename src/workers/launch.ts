@@ -21,15 +21,10 @@ export interface LaunchDeps {
   log: Logger
 }
 
-export interface Launched {
-  child: ChildProcess
+export interface Launched extends Proc {
   pid: number
   port: number
   dispatcher: Pool
-  /** Armed at spawn, so an exit is never missed. */
-  exited: Promise<ExitInfo>
-  /** The last lines the worker wrote to stderr, for lastError when it dies. */
-  stderrTail(): string
   spawnMs: number
   readyMs: number
 }
@@ -38,18 +33,51 @@ const STDERR_TAIL_BYTES = 2048
 // Runners that do not push readiness are probed this often: a few ms, not a 500 ms poll.
 const PROBE_INTERVAL_MS = 3
 
+/** A spawned process with its exit armed and its stderr tail kept. */
+export interface Proc {
+  child: ChildProcess
+  /** Armed at spawn, so an exit is never missed. */
+  exited: Promise<ExitInfo>
+  stderrTail(): string
+}
+
+export function spawnProc(
+  spawn: SpawnFn,
+  [command, args]: [string, string[]],
+  env: Record<string, string>,
+  cwd: string,
+  log: Logger,
+): Proc {
+  const child = spawn(command, args, { env, cwd, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] })
+  return { child, exited: exitOf(child), stderrTail: captureOutput(child, log) }
+}
+
+/** The command of a prewarmed runner: our runner with the worker's node flags, waiting for its plugin. */
+export const prewarmCommand = (config: LaunchDeps['config']): [string, string[]] => {
+  const [command = process.execPath, ...rest] = config.runnerCommand
+  return [command, [...nodeFlags(config), ...rest, '--prewarm']]
+}
+
 /**
- * Spawns the worker process for spec on port and resolves once it serves requests.
- * On any failure the process is killed and awaited before the error is thrown.
+ * Starts the worker for spec on port and resolves once it serves requests. With a prewarmed runner
+ * the process already exists: it is told its plugin, org, env additions and port over IPC, which
+ * makes it the process a fresh spawn would have been. On any failure the process is killed and
+ * awaited before the error is thrown.
  */
-export async function launchWorker(spec: WorkerSpec, port: number, deps: LaunchDeps): Promise<Launched> {
+export async function launchWorker(spec: WorkerSpec, port: number, deps: LaunchDeps, prewarmed?: Proc): Promise<Launched> {
   const { config, clock, log } = deps
   const t0 = clock.now()
-  const [command, args] = buildCommand(spec, port, config)
-  const env = buildWorkerEnv(spec, config.baseEnv, config.hostEnv, spec.sdkVersion === 'v1' ? { PORT: String(port) } : {})
-  const child = deps.spawn(command, args, { env, cwd: spec.pluginDir, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] })
-  const exited = exitOf(child)
-  const stderrTail = captureOutput(child, log)
+  let proc: Proc
+  if (prewarmed) {
+    proc = prewarmed
+    // The prewarmed process started with the base env; it receives exactly what a fresh spawn adds.
+    const env = buildWorkerEnv(spec, {}, config.hostEnv)
+    proc.child.send({ type: 'specialize', argv: contractArgs(spec, port), env, cwd: spec.pluginDir })
+  } else {
+    const env = buildWorkerEnv(spec, config.baseEnv, config.hostEnv, spec.sdkVersion === 'v1' ? { PORT: String(port) } : {})
+    proc = spawnProc(deps.spawn, buildCommand(spec, port, config), env, spec.pluginDir, log)
+  }
+  const { child, exited, stderrTail } = proc
   const dispatcher = new Pool(`http://127.0.0.1:${port}`, { connections: 64, keepAliveTimeout: 30_000 })
   const spawnMs = clock.now() - t0
 
@@ -92,27 +120,24 @@ export async function launchWorker(spec: WorkerSpec, port: number, deps: LaunchD
   }
 }
 
+function nodeFlags(config: LaunchDeps['config']): string[] {
+  return ['--require', config.watchdogPath, ...(config.maxOldSpaceMb ? [`--max-old-space-size=${config.maxOldSpaceMb}`] : [])]
+}
+
+/** CONTRACT.md §2: the runner's arguments for one (org, plugin) on port. */
+const contractArgs = (spec: WorkerSpec, port: number): string[] => [
+  `--plugin-path=${spec.pluginDir}`,
+  `--org-id=${spec.orgId}`,
+  `--port=${port}`,
+  '--mode=production',
+]
+
 function buildCommand(spec: WorkerSpec, port: number, config: LaunchDeps['config']): [string, string[]] {
-  const nodeFlags = [
-    '--require',
-    config.watchdogPath,
-    ...(config.maxOldSpaceMb ? [`--max-old-space-size=${config.maxOldSpaceMb}`] : []),
-  ]
-  if (spec.sdkVersion === 'v1') return [process.execPath, [...nodeFlags, spec.entryPath]] // CONTRACT.md §2: legacy
+  if (spec.sdkVersion === 'v1') return [process.execPath, [...nodeFlags(config), spec.entryPath]] // CONTRACT.md §2: legacy
   const [command = process.execPath, ...rest] = config.runnerCommand
   // Node flags only go to a node command; any other runner relies on start-up recovery (orphans.ts).
   const isNode = command === process.execPath || basename(command) === 'node'
-  return [
-    command,
-    [
-      ...(isNode ? nodeFlags : []),
-      ...rest,
-      `--plugin-path=${spec.pluginDir}`,
-      `--org-id=${spec.orgId}`,
-      `--port=${port}`,
-      '--mode=production',
-    ],
-  ]
+  return [command, [...(isNode ? nodeFlags(config) : []), ...rest, ...contractArgs(spec, port)]]
 }
 
 function exitOf(child: ChildProcess): Promise<ExitInfo> {

@@ -1,7 +1,8 @@
 import type { Clock, Logger, WorkerKey } from '../core/index.js'
 import { GatewayError, errorText, splitWorkerKey, withDeadline, workerKey } from '../core/index.js'
 import type { PoolConfig } from '../config.js'
-import { launchWorker, PortInUseError, type SpawnFn } from './launch.js'
+import { launchWorker, PortInUseError, prewarmCommand, spawnProc, type SpawnFn } from './launch.js'
+import { createPrewarmPool } from './prewarm.js'
 import { allocatePort } from './ports.js'
 import { stopProcess } from './stop.js'
 import type {
@@ -50,6 +51,16 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
   let nextGen = 1
   let closing: Promise<void> | null = null
   const emit = (event: PoolEvent) => deps.onEvent?.(event)
+  // Prewarmed runners serve SDK v2 starts with our own runner only (a custom RUNNER_COMMAND may not
+  // know --prewarm); each one is the same command, node flags and base env as a fresh worker.
+  const prewarm =
+    config.prewarmPoolSize > 0 && config.runnerPushesReady
+      ? createPrewarmPool({
+          size: config.prewarmPoolSize,
+          spawn: () => spawnProc(deps.spawn, prewarmCommand(config), { ...config.baseEnv }, '/', log.child({ prewarmed: true })),
+          log,
+        })
+      : undefined
 
   async function acquire(spec: WorkerSpec, signal?: AbortSignal): Promise<Lease> {
     if (closing) throw new GatewayError('SHUTTING_DOWN', 503, 'gateway is shutting down', { retryAfterSeconds: 1 })
@@ -182,8 +193,9 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
   async function launchOnFreePort(spec: WorkerSpec, wlog: Logger) {
     for (let attempt = 1; ; attempt++) {
       const port = await allocatePort(config.portRange, portsInUse())
+      const prewarmed = spec.sdkVersion === 'v2' ? prewarm?.take() : undefined
       try {
-        return { port, launched: await launchWorker(spec, port, { config, clock, spawn: deps.spawn, log: wlog }) }
+        return { port, launched: await launchWorker(spec, port, { config, clock, spawn: deps.spawn, log: wlog }, prewarmed) }
       } catch (err) {
         if (!(err instanceof PortInUseError) || attempt >= PORT_ATTEMPTS) throw err
         wlog.debug({ port }, 'port taken meanwhile; trying another')
@@ -332,7 +344,7 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
   function close(): Promise<void> {
     closing ??= (async () => {
       const keys = [...slots.keys()].map(splitWorkerKey)
-      await Promise.all(keys.map((k) => stop(k.orgId, k.pluginId, 'shutdown')))
+      await Promise.all([prewarm?.close(), ...keys.map((k) => stop(k.orgId, k.pluginId, 'shutdown'))])
       await Promise.all([...retiring])
     })()
     return closing
@@ -347,6 +359,7 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
     stop,
     stopPlugin,
     list,
+    prewarmed: () => prewarm?.ready() ?? 0,
     close,
   }
 }

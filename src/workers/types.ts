@@ -96,6 +96,8 @@ export interface WorkerPool {
   /** Stops every worker of a plugin (e.g. after its code changed). */
   stopPlugin(pluginId: string, reason?: StopReason): Promise<void>
   list(): WorkerInfo[]
+  /** Prewarmed runners booted and waiting for a cold start. */
+  prewarmed(): number
   /** Refuses new work, stops every worker and waits for their exit. Idempotent. */
   close(): Promise<void>
 }

@@ -85,6 +85,8 @@ export async function startTestGateway(opts: TestGatewayOptions = {}): Promise<T
     STOP_TIMEOUT_MS: '2000',
     RESTART_BACKOFF_MS: '0',
     LOG_LEVEL: 'silent',
+    // Spawn counts in tests mean fresh spawns; test/gateway/prewarm.test.ts turns the pool on.
+    PREWARM_POOL_SIZE: '0',
     ...(opts.secretKey !== null && { SECRET_KEY: opts.secretKey ?? TEST_SECRET_KEY }),
     ...opts.env,
   })

@@ -257,8 +257,51 @@ function onBeforeExit(): void {
   if (phase !== 'serving') fail(new RunnerError('NEVER_SETTLED', `${phase} never settled and nothing else keeps the worker alive`))
 }
 
+// ---------------------------------------------------------------------------------------------
+// Prewarmed mode: `main.js --prewarm` boots with the minimal base env, loads the runtime, and waits
+// for the gateway to hand it one (org, plugin) over IPC. It then becomes exactly the process a
+// fresh spawn would have been: same argv, same env additions, same working directory.
+// ---------------------------------------------------------------------------------------------
+
+interface Specialize {
+  type: 'specialize'
+  argv: string[]
+  env: Record<string, string>
+  cwd: string
+}
+
+const isSpecialize = (msg: unknown): msg is Specialize =>
+  isRecord(msg) &&
+  msg['type'] === 'specialize' &&
+  Array.isArray(msg['argv']) &&
+  msg['argv'].every((a) => typeof a === 'string') &&
+  isRecord(msg['env']) &&
+  Object.values(msg['env']).every((v) => typeof v === 'string') &&
+  typeof msg['cwd'] === 'string'
+
+/** Resolves with the argv a specialize message carries, after applying its env and cwd. */
+function awaitSpecialization(): Promise<string[]> {
+  if (!process.send || !process.channel) throw new RunnerError('BAD_ARGS', '--prewarm needs an IPC channel')
+  const channel = process.channel
+  channel.ref() // nothing else keeps a waiting process alive
+  return new Promise((resolveArgs) => {
+    const onMessage = (msg: unknown) => {
+      if (!isSpecialize(msg)) return
+      process.off('message', onMessage)
+      channel.unref()
+      Object.assign(process.env, msg.env)
+      process.chdir(msg.cwd)
+      process.argv.splice(2, Infinity, ...msg.argv)
+      resolveArgs(msg.argv)
+    }
+    process.on('message', onMessage)
+    void workerModule.then(() => process.send?.({ type: 'prewarmed' }, undefined, undefined, () => {}))
+  })
+}
+
 async function run(): Promise<void> {
-  const args = parseArgs(process.argv.slice(2))
+  const argv = process.argv.slice(2)
+  const args = parseArgs(argv.length === 1 && argv[0] === '--prewarm' ? await awaitSpecialization() : argv)
   const manifest = loadManifest(args.pluginPath)
   const entryModule = import(pathToFileURL(manifest.entryPath).href) as Promise<{ default?: unknown }>
   entryModule.catch(() => {}) // a failure is rethrown where it is awaited, in loadPlugin()

@@ -1,0 +1,74 @@
+import { describe, expect, it, vi } from 'vitest'
+import { join } from 'node:path'
+import { ROOT, exitOf, startTestGateway } from '../helpers/gateway.js'
+
+const DEAF_RUNNER = join(ROOT, 'test', 'fixtures', 'runners', 'deaf-runner.mjs')
+
+const isPrewarmed = (args: readonly string[]) => args.includes('--prewarm')
+
+describe('prewarmed runners', () => {
+  it('serve the next cold start from a booted runner and refill in the background', async () => {
+    const t = await startTestGateway({ env: { PREWARM_POOL_SIZE: '1' } })
+    await vi.waitFor(() => expect(t.gw.pool.prewarmed()).toBe(1), { timeout: 10_000, interval: 5 })
+    expect(t.spawned).toHaveLength(1)
+    const [zygote] = t.spawned
+    expect(isPrewarmed(zygote!.spawnargs)).toBe(true)
+    await t.enable('acme', 'echo', { prefix: 'warm' })
+
+    const res = await fetch(`${t.url}/orgs/acme/plugins/echo/items/7`)
+    expect(res.status).toBe(200)
+    expect(res.headers.get('x-plugin-cold-start')).toBe('1')
+    expect(await res.json()).toMatchObject({ id: '7', prefix: 'warm' })
+    const workers = (await t.admin('GET', '/workers')).body.workers
+    expect(workers).toEqual([expect.objectContaining({ pid: zygote!.pid, state: 'ready' })])
+    expect(await t.instanceRow('acme', 'echo')).toMatchObject({ runtimeState: 'ready', pid: zygote!.pid })
+
+    // The pool refills with a new prewarmed runner; no fresh worker was spawned.
+    await vi.waitFor(() => expect(t.gw.pool.prewarmed()).toBe(1), { timeout: 10_000, interval: 5 })
+    expect(t.spawned.map((c) => isPrewarmed(c.spawnargs))).toEqual([true, true])
+  })
+
+  it('give a prewarmed worker exactly the environment of a freshly spawned one', async () => {
+    const env = { PREWARM_POOL_SIZE: '1', PROBE_ALLOWED: 'yes', NOT_ALLOWED: 'no' }
+    const warm = await startTestGateway({ env })
+    await vi.waitFor(() => expect(warm.gw.pool.prewarmed()).toBe(1), { timeout: 10_000, interval: 5 })
+    const fresh = await startTestGateway({ env: { ...env, PREWARM_POOL_SIZE: '0' } })
+    const probe = async (t: typeof warm) => {
+      await t.enable('acme', 'env-probe', { label: 'x' })
+      const res = await fetch(`${t.url}/orgs/acme/plugins/env-probe/env`)
+      expect(res.status).toBe(200)
+      const body = (await res.json()) as { keys: string[]; env: Record<string, string> }
+      return { keys: body.keys, allowed: body.env['PROBE_ALLOWED'], org: JSON.parse(body.env['HAY_ORG_CONFIG'] ?? '{}').org }
+    }
+    const [a, b] = [await probe(warm), await probe(fresh)]
+    expect(isPrewarmed(warm.spawned[0]!.spawnargs)).toBe(true)
+    expect(a).toEqual(b)
+    expect(a.keys).not.toContain('NOT_ALLOWED')
+    expect(a).toMatchObject({ allowed: 'yes', org: { id: 'acme' } })
+  })
+
+  it('are not used for legacy workers, and leave no process behind', async () => {
+    const t = await startTestGateway({ env: { PREWARM_POOL_SIZE: '2' } })
+    await vi.waitFor(() => expect(t.gw.pool.prewarmed()).toBe(2), { timeout: 10_000, interval: 5 })
+    await t.enable('acme', 'legacy-v1')
+    const res = await fetch(`${t.url}/orgs/acme/plugins/legacy-v1/hello`)
+    expect(res.status).toBe(200)
+    await res.body?.cancel()
+    expect(t.spawned.map((c) => isPrewarmed(c.spawnargs))).toEqual([true, true, false])
+    expect(t.gw.pool.prewarmed()).toBe(2)
+
+    const exits = t.spawned.map(exitOf)
+    await t.gw.close()
+    await Promise.all(exits) // teardown also asserts no child is left
+  })
+
+  it('are not kept for a custom RUNNER_COMMAND, which may not know --prewarm', async () => {
+    const t = await startTestGateway({ env: { PREWARM_POOL_SIZE: '2', RUNNER_COMMAND: `node ${DEAF_RUNNER}` } })
+    await t.enable('acme', 'echo')
+    const res = await fetch(`${t.url}/orgs/acme/plugins/echo/ping`)
+    expect(res.status).toBe(200)
+    await res.body?.cancel()
+    expect(t.spawned.map((c) => isPrewarmed(c.spawnargs))).toEqual([false])
+    expect(t.gw.pool.prewarmed()).toBe(0)
+  })
+})
