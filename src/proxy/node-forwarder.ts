@@ -1,6 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Transform, type TransformCallback } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
 import type { HttpBindings } from '@hono/node-server'
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response'
 import type { Context } from 'hono'
@@ -17,6 +16,11 @@ export interface NodeForwarderOptions {
 /**
  * Streams the Node request straight into the worker's undici Pool and the answer straight back
  * to the Node response: no Web stream conversion and no buffering, so raw bodies stay byte-identical.
+ *
+ * The answer goes through undici's dispatch handler API rather than `request()` + `pipeline()`: no
+ * body Readable, and no AbortController per request. On Node 20 creating an AbortSignal costs ~9 µs
+ * and `pipeline()` aborts its own at the end of every stream, building a DOMException with a stack
+ * (~30 µs); together they were the largest avoidable cost of a warm request.
  */
 export function createNodeForwarder(opts: NodeForwarderOptions): Forwarder {
   // Not c.req.raw.signal: touching it makes @hono/node-server build a Web Request that starts
@@ -38,46 +42,102 @@ export function createNodeForwarder(opts: NodeForwarderOptions): Forwarder {
 
   return {
     clientSignal,
-    async forward(c: Context<{ Bindings: HttpBindings }>, target: ForwardTarget): Promise<Response> {
+    forward(c: Context<{ Bindings: HttpBindings }>, target: ForwardTarget): Promise<Response> {
       const { incoming, outgoing } = c.env
-      let done = false
-      const finish = () => {
-        if (done) return
-        done = true
+      const declared = Number(incoming.headers['content-length'] ?? 0)
+      if (declared > opts.maxBodyBytes) {
         target.onDone()
+        return Promise.reject(tooLarge(opts.maxBodyBytes))
       }
-      try {
-        const declared = Number(incoming.headers['content-length'] ?? 0)
-        if (declared > opts.maxBodyBytes) throw tooLarge(opts.maxBodyBytes)
-        const started = performance.now()
-        const upstream = await target.dispatcher.request({
-          method: incoming.method as Dispatcher.HttpMethod,
-          path: target.path,
-          headers: forwardHeaders(incoming.headers, target.requestHeaders),
-          body: requestBody(incoming, opts.maxBodyBytes),
-          signal: clientSignal(c),
-          headersTimeout: opts.upstreamTimeoutMs,
-          bodyTimeout: opts.upstreamTimeoutMs,
-        })
-        const hopMs = performance.now() - started
-        const upstreamTiming = upstream.headers['server-timing']
-        const timing = [target.serverTiming, ...(upstreamTiming ? [upstreamTiming].flat() : []), `${target.hop};dur=${hopMs.toFixed(2)}`]
-          .filter(Boolean)
-          .join(', ')
-        outgoing.writeHead(
-          upstream.statusCode,
-          responseHeaders(upstream.headers, { ...target.responseHeaders, 'server-timing': timing }),
+      return new Promise<Response>((resolve, reject) => {
+        const handler = new ProxyHandler(outgoing, target, opts, resolve, reject)
+        target.dispatcher.dispatch(
+          {
+            method: incoming.method as Dispatcher.HttpMethod,
+            path: target.path,
+            headers: forwardHeaders(incoming.headers, target.requestHeaders),
+            body: requestBody(incoming, opts.maxBodyBytes),
+            headersTimeout: opts.upstreamTimeoutMs,
+            bodyTimeout: opts.upstreamTimeoutMs,
+          },
+          handler,
         )
-        // Streamed replies (SSE) outlive the handler: the lease ends when the body does.
-        pipeline(upstream.body, outgoing)
-          .catch(() => outgoing.destroy()) // client went away or the worker died mid-body
-          .finally(finish)
-        return RESPONSE_ALREADY_SENT
-      } catch (err) {
-        finish()
-        throw upstreamError(err, opts)
-      }
+      })
     },
+  }
+}
+
+const clientClosed = () => new Error('client closed the connection')
+
+/**
+ * One proxied exchange: writes the upstream status and headers to the client, then each body chunk
+ * as it arrives, pausing the upstream while the client's socket is backed up. Settles the forward
+ * promise at the response headers (or with the error when there are none), and calls
+ * `target.onDone()` exactly once, when the upstream body has ended or failed.
+ */
+class ProxyHandler implements Dispatcher.DispatchHandler {
+  private readonly started = performance.now()
+  private controller: Dispatcher.DispatchController | null = null
+  private headersSent = false
+  private done = false
+
+  constructor(
+    private readonly outgoing: ServerResponse,
+    private readonly target: ForwardTarget,
+    private readonly opts: NodeForwarderOptions,
+    private readonly resolve: (res: Response) => void,
+    private readonly reject: (err: unknown) => void,
+  ) {
+    // The client going away aborts the upstream exchange, before or during the body.
+    outgoing.once('close', this.onClientClose)
+  }
+
+  private readonly onClientClose = () => {
+    if (!this.done && !this.outgoing.writableFinished) this.controller?.abort(clientClosed())
+  }
+
+  private readonly onDrain = () => this.controller?.resume()
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller
+    if (this.outgoing.destroyed) controller.abort(clientClosed())
+  }
+
+  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[]>): void {
+    const hopMs = performance.now() - this.started
+    const upstreamTiming = headers['server-timing']
+    const { target } = this
+    const timing = [target.serverTiming, ...(upstreamTiming ? [upstreamTiming].flat() : []), `${target.hop};dur=${hopMs.toFixed(2)}`]
+      .filter(Boolean)
+      .join(', ')
+    this.outgoing.writeHead(statusCode, responseHeaders(headers, { ...target.responseHeaders, 'server-timing': timing }))
+    this.headersSent = true
+    this.resolve(RESPONSE_ALREADY_SENT)
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    // Backpressure: a slow client pauses the worker's socket instead of buffering its reply here.
+    if (!this.outgoing.write(chunk)) {
+      controller.pause()
+      this.outgoing.once('drain', this.onDrain)
+    }
+  }
+
+  onResponseEnd(): void {
+    this.outgoing.end()
+    this.finish()
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    this.finish()
+    if (this.headersSent) this.outgoing.destroy() // the worker died mid-body or the client went away
+    else this.reject(upstreamError(err, this.opts))
+  }
+
+  private finish(): void {
+    if (this.done) return
+    this.done = true
+    this.target.onDone()
   }
 }
 
