@@ -30,7 +30,7 @@ export function publicRoutes(deps: PublicRouteDeps) {
 
   app.all('/orgs/:orgId/plugins/:pluginId/*', async function proxyToPlugin(c) {
     const { orgId, pluginId } = params(c, Params)
-    const url = new URL(c.req.url) // WHATWG parsing already resolved dot-segments, encoded ones too
+    const url = requestUrl(c.req.url)
     const prefix = `/orgs/${orgId}/plugins/${pluginId}`
     const path = url.pathname.startsWith(prefix) ? url.pathname.slice(prefix.length) || '/' : null
     if (path === null || isControlPath(path)) throw routeNotFound(pluginId)
@@ -79,7 +79,7 @@ export function publicRoutes(deps: PublicRouteDeps) {
    * An owner that cannot be reached is replaced once its lease lapses, and a bodyless request is
    * sent again to wherever the worker lives then. A forwarded request is never forwarded again.
    */
-  async function routeInCluster(c: Context<AppEnv>, cluster: ClusterRouting, orgId: string, pluginId: string, url: URL) {
+  async function routeInCluster(c: Context<AppEnv>, cluster: ClusterRouting, orgId: string, pluginId: string, url: RequestUrl) {
     if (await isFromPeer(c, cluster.secret)) {
       const placement = await cluster.claim(orgId, pluginId, seenGeneration(c))
       if (placement.kind === 'remote') throw notOwner(orgId, pluginId)
@@ -106,7 +106,7 @@ export function publicRoutes(deps: PublicRouteDeps) {
     return null
   }
 
-  function forwardedFor(c: Context<AppEnv>, url: URL): Record<string, string> {
+  function forwardedFor(c: Context<AppEnv>, url: RequestUrl): Record<string, string> {
     return {
       'x-forwarded-for': [c.req.header('x-forwarded-for'), deps.clientAddress(c)].filter(Boolean).join(', '),
       'x-forwarded-proto': url.protocol.slice(0, -1),
@@ -128,6 +128,32 @@ export function isControlPath(path: string): boolean {
     return true // undecodable percent-encoding: refuse rather than guess what the worker would see
   }
   return CONTROL_SEGMENTS.has(segment.toLowerCase())
+}
+
+type RequestUrl = Pick<URL, 'protocol' | 'host' | 'pathname' | 'search'>
+
+/**
+ * The parts of the request URL the proxy uses. `c.req.url` is already a WHATWG-serialized URL in
+ * every runtime (Request.url; @hono/node-server builds it with `new URL()`), so its dot-segments,
+ * encoded ones too, are resolved: splitting the string gives what a second `new URL()` would. A
+ * path that could still hold a dot-segment or an escape ('/.', '%') is parsed again, to be sure.
+ */
+export function requestUrl(href: string): RequestUrl {
+  const schemeEnd = href.indexOf('://')
+  const pathStart = schemeEnd < 0 ? -1 : href.indexOf('/', schemeEnd + 3)
+  if (pathStart < 0 || href.lastIndexOf('@', pathStart) > schemeEnd) return new URL(href)
+  let end = href.indexOf('#', pathStart)
+  if (end < 0) end = href.length
+  let queryStart = href.indexOf('?', pathStart)
+  if (queryStart < 0 || queryStart > end) queryStart = end
+  const pathname = href.slice(pathStart, queryStart)
+  if (pathname.includes('/.') || pathname.includes('%')) return new URL(href)
+  return {
+    protocol: href.slice(0, schemeEnd + 1),
+    host: href.slice(schemeEnd + 3, pathStart),
+    pathname,
+    search: end - queryStart > 1 ? href.slice(queryStart, end) : '',
+  }
 }
 
 const routeNotFound = (pluginId: string) => new GatewayError('ROUTE_NOT_FOUND', 404, `plugin ${pluginId} has no such route`)
