@@ -35,6 +35,8 @@ export interface AppDeps {
   now?: () => number
   /** Present when several gateways share the database (CLUSTER_SECRET set). */
   cluster?: ClusterRouting
+  /** Keep incoming x-forwarded-proto/host (TRUST_FORWARDED: a proxy of ours is in front). */
+  trustForwarded?: boolean
 }
 
 /** The gateway's HTTP surface, runtime-agnostic: everything that touches processes or sockets is injected. */

@@ -65,6 +65,7 @@ const Env = z.object({
   PREWARM_POOL_SIZE: int(0, 64).default(1),
   GATEWAY_ID: z.string().regex(/^[\w.-]{1,64}$/, 'must be 1-64 letters, digits, dots, dashes or underscores').optional(),
   INTERNAL_URL: z.url({ protocol: /^https?$/ }).optional(),
+  TRUST_FORWARDED: z.stringbool().default(false),
   CLUSTER_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
   LEASE_TTL_MS: int(500).default(10_000),
   HEARTBEAT_MS: int(100).default(2_000),
@@ -134,6 +135,8 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()) {
       prewarmPoolSize: e.PREWARM_POOL_SIZE,
       drainTimeoutMs: e.DRAIN_TIMEOUT_MS,
     },
+    /** Keep x-forwarded-proto/host from the client: only behind a proxy you run (the edge entry). */
+    trustForwarded: e.TRUST_FORWARDED,
     proxy: { upstreamTimeoutMs: e.UPSTREAM_TIMEOUT_MS, maxBodyBytes: e.MAX_BODY_BYTES },
     activityFlushMs: e.ACTIVITY_FLUSH_MS,
     /** Several gateways on one database coordinate only when CLUSTER_SECRET is set. */

@@ -119,6 +119,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     responseStatus: nodeResponseStatus,
     now: () => clock.now(),
     ...(link && { cluster: link.routing }),
+    trustForwarded: config.trustForwarded,
   })
 
   const server = serve({

@@ -9,6 +9,8 @@ export interface AppEnv {
     log: Logger
     /** Set by the public route when the request started, or waited for, its worker: for metrics. */
     coldStart: StartTiming | null
+    /** A peer gateway of the cluster forwarded this request (its secret checked). */
+    fromPeer: boolean
   }
 }
 

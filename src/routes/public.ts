@@ -20,6 +20,8 @@ export interface PublicRouteDeps {
   clientAddress: ClientAddress
   /** Several gateways on one database: the worker of a key runs on its lease owner. */
   cluster?: ClusterRouting
+  /** Keep incoming x-forwarded-proto/host (a trusted proxy, such as the edge entry, is in front). */
+  trustForwarded?: boolean
   /** Tells a warm worker apart before acquiring, so the warm path needs no client AbortSignal. */
   pool?: Pick<WorkerPool, 'peek'>
 }
@@ -81,6 +83,7 @@ export function publicRoutes(deps: PublicRouteDeps) {
    */
   async function routeInCluster(c: Context<AppEnv>, cluster: ClusterRouting, orgId: string, pluginId: string, url: RequestUrl) {
     if (await isFromPeer(c, cluster.secret)) {
+      c.set('fromPeer', true)
       const placement = await cluster.claim(orgId, pluginId, seenGeneration(c))
       if (placement.kind === 'remote') throw notOwner(orgId, pluginId)
       return null
@@ -106,11 +109,16 @@ export function publicRoutes(deps: PublicRouteDeps) {
     return null
   }
 
+  /**
+   * x-forwarded-for grows by the client's address. Proto and host describe the original request:
+   * a trusted hop in front (a peer gateway, or the edge with TRUST_FORWARDED) already set them.
+   */
   function forwardedFor(c: Context<AppEnv>, url: RequestUrl): Record<string, string> {
+    const trusted = deps.trustForwarded || c.get('fromPeer')
     return {
       'x-forwarded-for': [c.req.header('x-forwarded-for'), deps.clientAddress(c)].filter(Boolean).join(', '),
-      'x-forwarded-proto': url.protocol.slice(0, -1),
-      'x-forwarded-host': c.req.header('host') ?? url.host,
+      'x-forwarded-proto': (trusted && c.req.header('x-forwarded-proto')) || url.protocol.slice(0, -1),
+      'x-forwarded-host': (trusted && c.req.header('x-forwarded-host')) || c.req.header('host') || url.host,
       'x-request-id': c.get('requestId'),
     }
   }

@@ -71,6 +71,20 @@ describe('streaming proxy', () => {
     expect(echoed.headers['x-forwarded-for']).toMatch(/127\.0\.0\.1/)
   })
 
+  it('sets x-forwarded-proto/host itself, keeping a client\'s only with TRUST_FORWARDED', async () => {
+    const headers = { 'content-type': 'application/json', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'plugins.example.com' }
+    const seen = async (env: Record<string, string>) => {
+      const t = await startTestGateway({ env })
+      await t.enable('acme', 'echo')
+      const res = await fetch(`${t.url}/orgs/acme/plugins/echo/echo`, { method: 'POST', headers, body: '{}' })
+      return ((await res.json()) as { headers: Record<string, string> }).headers
+    }
+    const untrusted = await seen({})
+    expect(untrusted['x-forwarded-proto']).toBe('http')
+    expect(untrusted['x-forwarded-host']).toMatch(/^127\.0\.0\.1:\d+$/)
+    expect(await seen({ TRUST_FORWARDED: 'true' })).toMatchObject({ 'x-forwarded-proto': 'https', 'x-forwarded-host': 'plugins.example.com' })
+  })
+
   it('answers 404 for undeclared routes without starting a worker once metadata is known', async () => {
     const t = await startTestGateway()
     await t.enable('acme', 'echo')

@@ -4,7 +4,7 @@ import { defineHayPlugin } from '@plugin-gateway/sdk'
 /** @typedef {import('@plugin-gateway/sdk').HayConfigRuntimeAPI} HayConfigRuntimeAPI */
 
 /** Request headers the echo reflects back; everything else stays private. */
-const ECHOED_HEADERS = ['content-type', 'user-agent', 'x-request-id', 'x-forwarded-for']
+const ECHOED_HEADERS = ['content-type', 'user-agent', 'x-request-id', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']
 
 export default defineHayPlugin((globalCtx) => {
   /** @type {HayConfigRuntimeAPI | undefined} set by onStart, which runs before any request */
