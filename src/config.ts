@@ -113,8 +113,11 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()) {
     logLevel: e.LOG_LEVEL,
     pool: {
       runnerCommand,
-      /** Our runner pushes an IPC ready message; any other runner is probed on /health. */
-      runnerPushesReady: !e.RUNNER_COMMAND,
+      /**
+       * Our runner pushes readiness over IPC, leaves with its parent and can be prewarmed; any other
+       * runner is probed on /health and gets the watchdog preloaded.
+       */
+      ownRunner: !e.RUNNER_COMMAND,
       /** Preloaded into node workers so they exit with the gateway even if the runner ignores it. */
       watchdogPath,
       baseEnv,

@@ -14,7 +14,7 @@ export type SpawnFn = typeof nodeSpawn
 export interface LaunchDeps {
   config: Pick<
     PoolConfig,
-    'runnerCommand' | 'runnerPushesReady' | 'baseEnv' | 'hostEnv' | 'maxOldSpaceMb' | 'startTimeoutMs' | 'watchdogPath'
+    'runnerCommand' | 'ownRunner' | 'baseEnv' | 'hostEnv' | 'maxOldSpaceMb' | 'startTimeoutMs' | 'watchdogPath'
   >
   clock: Clock
   spawn: SpawnFn
@@ -55,7 +55,7 @@ export function spawnProc(
 /** The command of a prewarmed runner: our runner with the worker's node flags, waiting for its plugin. */
 export const prewarmCommand = (config: LaunchDeps['config']): [string, string[]] => {
   const [command = process.execPath, ...rest] = config.runnerCommand
-  return [command, [...nodeFlags(config), ...rest, '--prewarm']]
+  return [command, [...nodeFlags(config, true), ...rest, '--prewarm']]
 }
 
 /**
@@ -81,7 +81,7 @@ export async function launchWorker(spec: WorkerSpec, port: number, deps: LaunchD
   const dispatcher = new Pool(`http://127.0.0.1:${port}`, { connections: 64, keepAliveTimeout: 30_000 })
   const spawnMs = clock.now() - t0
 
-  const pushes = spec.sdkVersion === 'v2' && config.runnerPushesReady
+  const pushes = spec.sdkVersion === 'v2' && config.ownRunner
   const probeStop = new AbortController()
   try {
     await withDeadline(clock, config.startTimeoutMs, (signal) =>
@@ -120,8 +120,15 @@ export async function launchWorker(spec: WorkerSpec, port: number, deps: LaunchD
   }
 }
 
-function nodeFlags(config: LaunchDeps['config']): string[] {
-  return ['--require', config.watchdogPath, ...(config.maxOldSpaceMb ? [`--max-old-space-size=${config.maxOldSpaceMb}`] : [])]
+/**
+ * Node flags for a worker. Our runner leaves with its parent by itself; the watchdog is preloaded
+ * only into processes that may not (another runner, a legacy entry), saving our cold start a file load.
+ */
+function nodeFlags(config: LaunchDeps['config'], ownRunner: boolean): string[] {
+  return [
+    ...(ownRunner ? [] : ['--require', config.watchdogPath]),
+    ...(config.maxOldSpaceMb ? [`--max-old-space-size=${config.maxOldSpaceMb}`] : []),
+  ]
 }
 
 /** CONTRACT.md §2: the runner's arguments for one (org, plugin) on port. */
@@ -133,11 +140,11 @@ const contractArgs = (spec: WorkerSpec, port: number): string[] => [
 ]
 
 function buildCommand(spec: WorkerSpec, port: number, config: LaunchDeps['config']): [string, string[]] {
-  if (spec.sdkVersion === 'v1') return [process.execPath, [...nodeFlags(config), spec.entryPath]] // CONTRACT.md §2: legacy
+  if (spec.sdkVersion === 'v1') return [process.execPath, [...nodeFlags(config, false), spec.entryPath]] // CONTRACT.md §2: legacy
   const [command = process.execPath, ...rest] = config.runnerCommand
   // Node flags only go to a node command; any other runner relies on start-up recovery (orphans.ts).
   const isNode = command === process.execPath || basename(command) === 'node'
-  return [command, [...(isNode ? nodeFlags(config) : []), ...rest, ...contractArgs(spec, port)]]
+  return [command, [...(isNode ? nodeFlags(config, config.ownRunner) : []), ...rest, ...contractArgs(spec, port)]]
 }
 
 function exitOf(child: ChildProcess): Promise<ExitInfo> {

@@ -54,7 +54,7 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
   // Prewarmed runners serve SDK v2 starts with our own runner only (a custom RUNNER_COMMAND may not
   // know --prewarm); each one is the same command, node flags and base env as a fresh worker.
   const prewarm =
-    config.prewarmPoolSize > 0 && config.runnerPushesReady
+    config.prewarmPoolSize > 0 && config.ownRunner
       ? createPrewarmPool({
           size: config.prewarmPoolSize,
           spawn: () => spawnProc(deps.spawn, prewarmCommand(config), { ...config.baseEnv }, '/', log.child({ prewarmed: true })),
