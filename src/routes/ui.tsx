@@ -1,7 +1,7 @@
 import { Hono, type Context, type MiddlewareHandler } from 'hono'
 import { html } from 'hono/html'
 import type { Child } from 'hono/jsx'
-import { isGatewayError } from '../core/index.js'
+import { formatDuration as duration, isGatewayError } from '../core/index.js'
 import type { PluginInstanceRow } from '../db/index.js'
 import type { InvalidPlugin, PluginView, Registry } from '../registry/index.js'
 import type { WorkerInfo, WorkerPool } from '../workers/index.js'
@@ -252,12 +252,3 @@ function ago(now: number, at: Date | number | null | undefined): string {
   return `${duration(now - (typeof at === 'number' ? at : at.getTime()))} ago`
 }
 
-function duration(ms: number): string {
-  const s = Math.max(0, Math.floor(ms / 1000))
-  if (s < 60) return `${s}s`
-  const m = Math.floor(s / 60)
-  if (m < 60) return `${m}m ${String(s % 60).padStart(2, '0')}s`
-  const h = Math.floor(m / 60)
-  if (h < 24) return `${h}h ${String(m % 60).padStart(2, '0')}m`
-  return `${Math.floor(h / 24)}d ${h % 24}h`
-}
