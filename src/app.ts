@@ -4,7 +4,7 @@ import type { GatewayService } from './gateway/index.js'
 import { requestLogging, requestMetrics, type Metrics, type ResponseStatus } from './observability/index.js'
 import type { Forwarder } from './proxy/index.js'
 import type { Registry } from './registry/index.js'
-import type { AppEnv, ClientAddress } from './routes/index.js'
+import type { AppEnv, ClientAddress, RequestHeader } from './routes/index.js'
 import type { ClusterRouting } from './routes/index.js'
 import {
   adminAuth,
@@ -27,6 +27,8 @@ export interface AppDeps {
   log: Logger
   adminToken: string | undefined
   clientAddress: ClientAddress
+  /** Reads a request header without building a Web Headers; `c.req.header()` when absent. */
+  requestHeader?: RequestHeader
   /** Request counts and proxy latency are observed here; `GET /metrics` renders them. Absent: no /metrics. */
   metrics?: Metrics
   /** The status actually sent, for logs and metrics; runtime-specific (see ResponseStatus). */
@@ -42,7 +44,7 @@ export interface AppDeps {
 /** The gateway's HTTP surface, runtime-agnostic: everything that touches processes or sockets is injected. */
 export function createApp(deps: AppDeps) {
   const app = new Hono<AppEnv>()
-  app.use(requestIdMiddleware())
+  app.use(requestIdMiddleware({ header: deps.requestHeader }))
   app.use(requestLogging({ log: deps.log, responseStatus: deps.responseStatus }))
   if (deps.metrics) app.use(requestMetrics({ metrics: deps.metrics, responseStatus: deps.responseStatus }))
   app.onError(onError(deps.log))

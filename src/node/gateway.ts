@@ -107,6 +107,11 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   service = createGatewayService({ registry, pool: queue.pool, metadata, callWorker, clock, log, controlTimeoutMs: CONTROL_TIMEOUT_MS, secrets, ...(link && { cluster: link.port }) })
 
   const clientAddress = (c: Context) => getConnInfo(c).remote.address
+  // Node has parsed the headers already; c.req.header() would first copy them all into a Web Headers.
+  const requestHeader = (c: Context, name: string) => {
+    const value = (c.env as HttpBindings).incoming.headers[name]
+    return Array.isArray(value) ? value.join(', ') : value
+  }
   const app = createApp({
     service,
     registry,
@@ -115,6 +120,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     log,
     adminToken: config.adminToken,
     clientAddress,
+    requestHeader,
     metrics,
     responseStatus: nodeResponseStatus,
     now: () => clock.now(),

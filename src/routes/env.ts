@@ -16,3 +16,12 @@ export interface AppEnv {
 
 /** The peer address of a request; runtime-specific, so injected by the entry. */
 export type ClientAddress = (c: Context) => string | undefined
+
+/**
+ * One request header by lower-case name; runtime-specific, so injected by the entry. The default,
+ * `c.req.header()`, builds a Web `Headers` from the whole request on @hono/node-server; the Node
+ * entry reads the headers Node has already parsed instead, which keeps the proxy path cheaper.
+ */
+export type RequestHeader = (c: Context, name: string) => string | undefined
+
+export const webRequestHeader: RequestHeader = (c, name) => c.req.header(name)

@@ -5,7 +5,7 @@ import { GatewayError } from '../core/index.js'
 import type { GatewayService } from '../gateway/index.js'
 import type { Forwarder } from '../proxy/index.js'
 import type { StartTiming, WorkerPool } from '../workers/index.js'
-import type { AppEnv, ClientAddress } from './env.js'
+import { webRequestHeader, type AppEnv, type ClientAddress, type RequestHeader } from './env.js'
 import { isFromPeer, isRetryableAfter, notOwner, peerHeaders, seenGeneration, type ClusterRouting } from './cluster.js'
 import { params } from './validate.js'
 
@@ -24,10 +24,12 @@ export interface PublicRouteDeps {
   trustForwarded?: boolean
   /** Tells a warm worker apart before acquiring, so the warm path needs no client AbortSignal. */
   pool?: Pick<WorkerPool, 'peek'>
+  requestHeader?: RequestHeader
 }
 
 export function publicRoutes(deps: PublicRouteDeps) {
   const { service, forwarder } = deps
+  const header = deps.requestHeader ?? webRequestHeader
   const app = new Hono<AppEnv>()
 
   app.all('/orgs/:orgId/plugins/:pluginId/*', async function proxyToPlugin(c) {
@@ -116,9 +118,9 @@ export function publicRoutes(deps: PublicRouteDeps) {
   function forwardedFor(c: Context<AppEnv>, url: RequestUrl): Record<string, string> {
     const trusted = deps.trustForwarded || c.get('fromPeer')
     return {
-      'x-forwarded-for': [c.req.header('x-forwarded-for'), deps.clientAddress(c)].filter(Boolean).join(', '),
-      'x-forwarded-proto': (trusted && c.req.header('x-forwarded-proto')) || url.protocol.slice(0, -1),
-      'x-forwarded-host': (trusted && c.req.header('x-forwarded-host')) || c.req.header('host') || url.host,
+      'x-forwarded-for': [header(c, 'x-forwarded-for'), deps.clientAddress(c)].filter(Boolean).join(', '),
+      'x-forwarded-proto': (trusted && header(c, 'x-forwarded-proto')) || url.protocol.slice(0, -1),
+      'x-forwarded-host': (trusted && header(c, 'x-forwarded-host')) || header(c, 'host') || url.host,
       'x-request-id': c.get('requestId'),
     }
   }
