@@ -104,13 +104,10 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[]>): void {
-    const hopMs = performance.now() - this.started
-    const upstreamTiming = headers['server-timing']
     const { target } = this
-    const timing = [target.serverTiming, ...(upstreamTiming ? [upstreamTiming].flat() : []), `${target.hop};dur=${hopMs.toFixed(2)}`]
-      .filter(Boolean)
-      .join(', ')
-    this.outgoing.writeHead(statusCode, responseHeaders(headers, { ...target.responseHeaders, 'server-timing': timing }))
+    const out = responseHeaders(headers, target.responseHeaders)
+    out['server-timing'] = serverTiming(target, headers['server-timing'], performance.now() - this.started)
+    this.outgoing.writeHead(statusCode, out)
     this.headersSent = true
     this.resolve(RESPONSE_ALREADY_SENT)
   }
@@ -139,6 +136,15 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     this.done = true
     this.target.onDone()
   }
+}
+
+/** Ours before forwarding, then the upstream's own entries, then this hop's duration. */
+function serverTiming(target: ForwardTarget, upstream: string | string[] | undefined, hopMs: number): string {
+  let timing = target.serverTiming
+  const own = typeof upstream === 'string' ? upstream : upstream?.join(', ')
+  if (own) timing = timing ? `${timing}, ${own}` : own
+  const hop = `${target.hop};dur=${hopMs.toFixed(2)}`
+  return timing ? `${timing}, ${hop}` : hop
 }
 
 function hasBody(incoming: IncomingMessage): boolean {

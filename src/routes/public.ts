@@ -1,6 +1,6 @@
 import { Hono, type Context } from 'hono'
 import { z } from 'zod'
-import { OrgId, PluginId } from '../contract/index.js'
+import { isValidId, OrgId, PluginId } from '../contract/index.js'
 import { GatewayError } from '../core/index.js'
 import type { GatewayService } from '../gateway/index.js'
 import type { Forwarder } from '../proxy/index.js'
@@ -33,7 +33,7 @@ export function publicRoutes(deps: PublicRouteDeps) {
   const app = new Hono<AppEnv>()
 
   app.all('/orgs/:orgId/plugins/:pluginId/*', async function proxyToPlugin(c) {
-    const { orgId, pluginId } = params(c, Params)
+    const { orgId, pluginId } = proxyParams(c)
     const url = requestUrl(c.req.url)
     const prefix = `/orgs/${orgId}/plugins/${pluginId}`
     const path = url.pathname.startsWith(prefix) ? url.pathname.slice(prefix.length) || '/' : null
@@ -138,6 +138,14 @@ export function isControlPath(path: string): boolean {
     return true // undecodable percent-encoding: refuse rather than guess what the worker would see
   }
   return CONTROL_SEGMENTS.has(segment.toLowerCase())
+}
+
+// The ids are checked with the contract's own pattern; zod runs only to describe a bad one (404).
+function proxyParams(c: Context): { orgId: string; pluginId: string } {
+  const orgId = c.req.param('orgId')
+  const pluginId = c.req.param('pluginId')
+  if (orgId !== undefined && pluginId !== undefined && isValidId(orgId) && isValidId(pluginId)) return { orgId, pluginId }
+  return params(c, Params)
 }
 
 type RequestUrl = Pick<URL, 'protocol' | 'host' | 'pathname' | 'search'>
