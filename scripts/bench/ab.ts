@@ -4,6 +4,7 @@
 // the per-round B/A ratio is paired; --alternate runs them one after the other instead.
 //
 //   npx tsx scripts/bench/ab.ts --a=/path/to/checkout-a --b=/path/to/checkout-b [--rounds=6] [--seconds=3] [--connections=1,32] [--alternate]
+//     [--a-node-args="--max-semi-space-size=4"] [--b-node-args=…]   (node flags for one side's gateway)
 import { join, resolve } from 'node:path'
 import { startBenchGateway, type BenchGateway } from './lib/gateway.js'
 import { closeHttp } from './lib/http.js'
@@ -22,7 +23,8 @@ const connections = (arg('connections') ?? '1,32').split(',').map(Number)
 const together = !process.argv.includes('--alternate')
 
 async function start(label: 'A' | 'B', dir: string): Promise<{ label: string; gw: BenchGateway; url: string }> {
-  const gw = await startBenchGateway({ name: `gateway ${label}`, main: join(resolve(dir), 'dist', 'node', 'main.js') })
+  const nodeArgs = (arg(`${label.toLowerCase()}-node-args`) ?? '').split(' ').filter(Boolean)
+  const gw = await startBenchGateway({ name: `gateway ${label}`, main: join(resolve(dir), 'dist', 'node', 'main.js'), nodeArgs })
   await gw.enable('ab', 'echo')
   const res = await gw.get('ab', 'echo', '/items/1')
   if (res.status !== 200) throw new Error(`${label}: warm-up answered ${res.status} ${res.body}`)
