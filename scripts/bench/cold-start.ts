@@ -91,14 +91,20 @@ function bareFloorRow(): ColdRow {
   }
 }
 
-/** The gateway's cold request with our SDK v2 runner. */
+/** The gateway's cold request with our SDK v2 runner, spawned for the request (no prewarmed runner). */
 function ourRunnerRow(): ColdRow {
-  return { name: OURS, setup: () => gatewayColdSampler({ name: OURS, pluginId: 'echo', route: '/items/1' }) }
+  return {
+    name: OURS,
+    setup: () => gatewayColdSampler({ name: OURS, pluginId: 'echo', route: '/items/1', gateway: { env: { PREWARM_POOL_SIZE: '0' } } }),
+  }
 }
 
-/** Reserved: a colleague adds the prewarmed-pool variant here (same sampler, different gateway env). */
+/**
+ * Reserved for a colleague: the prewarmed-pool variant (PREWARM_POOL_SIZE). Same sampler with the
+ * pool on, e.g. `gatewayColdSampler({ name, pluginId: 'echo', route: '/items/1', gateway: { env: { PREWARM_POOL_SIZE: '1' } } })`.
+ */
 function prewarmedPoolRow(): ColdRow {
-  return { name: 'plugin-gateway, prewarmed pool', setup: async () => ({ skipped: 'not implemented yet (placeholder)' }) }
+  return { name: 'plugin-gateway, prewarmed pool', setup: async () => ({ skipped: 'placeholder, to be filled in' }) }
 }
 
 /** Hay's own runner, when HAY_RUNNER names its entry (e.g. <hay-core>/packages/plugin-sdk/dist/runner/index.js). */
@@ -115,6 +121,7 @@ function hayRunnerRow(): ColdRow {
         route: process.env['HAY_PLUGIN_ROUTE'] ?? '/settings',
         gateway: {
           env: {
+            PREWARM_POOL_SIZE: '0',
             RUNNER_COMMAND: `${process.execPath} ${runner}`,
             PLUGINS_DIR: process.env['HAY_PLUGINS_DIR'] ?? FIXTURES_DIR,
           },

@@ -1,6 +1,5 @@
 // Scenario 4: fan-out. Many orgs × one plugin under a MAX_WORKERS cap: memory of the whole process
 // tree (gateway + workers, VmRSS from /proc), LRU evictions, errors; plus idle gateway and idle worker RSS.
-import type { BenchGateway } from './lib/gateway.js'
 import { startBenchGateway } from './lib/gateway.js'
 import { mapLimit, pollUntil } from './lib/http.js'
 import { rssBytes } from './lib/procs.js'
@@ -31,9 +30,9 @@ export async function fanout(opts: FanoutOptions): Promise<Section> {
     let peakTree = 0
     let peakGateway = 0
     const sampler = setInterval(() => {
-      const tree = treeRss(gw)
-      peakTree = Math.max(peakTree, tree.total)
-      peakGateway = Math.max(peakGateway, tree.gateway)
+      const gateway = rssBytes(gw.pid) ?? 0
+      peakTree = Math.max(peakTree, gateway + sumRss(gw.workerPids()))
+      peakGateway = Math.max(peakGateway, gateway)
     }, 100)
     const started = performance.now()
     let statuses: number[]
@@ -64,15 +63,20 @@ export async function fanout(opts: FanoutOptions): Promise<Section> {
       throw new Error(`${err.message}; states: ${lastStates}`)
     })
     await settle()
-    const end = treeRss(gw)
+    // Per worker: the pids the gateway lists as workers (a prewarmed runner, if any, is not one yet).
+    const listed = (await gw.workers()).map((w) => w.pid).filter((p): p is number => p !== null)
+    const workerRss = listed.map(rssBytes).filter((b): b is number => b !== null)
+    const endGateway = rssBytes(gw.pid) ?? NaN
+    const endTree = endGateway + sumRss(gw.workerPids())
     const errors = statuses.filter((s) => s !== 200)
-    const perWorker = end.workers.length > 0 ? mean(end.workers) : NaN
+    const perWorker = workerRss.length > 0 ? mean(workerRss) : NaN
 
     return {
       title: 'Fan-out under MAX_WORKERS',
       method:
         `${opts.orgs} orgs × the echo plugin, one request each (${opts.concurrency} in flight), MAX_WORKERS=${opts.maxWorkers}. ` +
-        `RSS is VmRSS from /proc/<pid>/status for the gateway and every worker process under it, sampled every 100 ms. ` +
+        `RSS is VmRSS from /proc/<pid>/status for the gateway and every process under it (workers, and a prewarmed ` +
+        `runner when PREWARM_POOL_SIZE > 0), sampled every 100 ms; per idle worker: the pids GET /admin/workers lists. ` +
         `Evictions and spawns are counted from the gateway's 'worker stopped' (reason evicted) and 'worker ready' log lines.`,
       tables: [
         {
@@ -83,16 +87,16 @@ export async function fanout(opts: FanoutOptions): Promise<Section> {
               String(spawns()),
               String(evictions()),
               errors.length === 0 ? '0' : `${errors.length} (${[...new Set(errors)].join(', ')})`,
-              String(end.workers.length),
+              String(listed.length),
               fmt(mb(peakTree)),
-              fmt(mb(end.total)),
+              fmt(mb(endTree)),
               fmt(wallMs / 1000),
             ],
           ],
         },
         {
           headers: ['gateway RSS idle MB (no workers)', 'gateway RSS peak MB', 'gateway RSS end MB', 'per idle worker RSS MB (mean)', 'max worker RSS MB'],
-          rows: [[fmt(mb(gatewayIdle)), fmt(mb(peakGateway)), fmt(mb(end.gateway)), fmt(mb(perWorker)), fmt(mb(Math.max(...end.workers)))]],
+          rows: [[fmt(mb(gatewayIdle)), fmt(mb(peakGateway)), fmt(mb(endGateway)), fmt(mb(perWorker)), fmt(mb(Math.max(...workerRss)))]],
         },
       ],
       notes: [],
@@ -107,14 +111,7 @@ export async function fanout(opts: FanoutOptions): Promise<Section> {
   }
 }
 
-function treeRss(gw: BenchGateway): { gateway: number; workers: number[]; total: number } {
-  const gateway = rssBytes(gw.pid) ?? 0
-  const workers = gw
-    .workerPids()
-    .map(rssBytes)
-    .filter((b): b is number => b !== null)
-  return { gateway, workers, total: gateway + workers.reduce((a, b) => a + b, 0) }
-}
+const sumRss = (pids: readonly number[]) => pids.reduce((sum, pid) => sum + (rssBytes(pid) ?? 0), 0)
 
 // Lets timers and GC of the last burst run before an "idle" reading.
 const settle = () => new Promise((r) => setTimeout(r, 500))
