@@ -5,7 +5,7 @@
 // every run is bounded; every process started is stopped and checked gone by pid at the end.
 import { execFileSync } from 'node:child_process'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
-import { cpus, totalmem } from 'node:os'
+import { cpus, loadavg, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { coldStart } from './bench/cold-start.js'
 import { fanout } from './bench/fanout.js'
@@ -95,6 +95,7 @@ function machine(): string[][] {
     ['cpu', `${cpu[0]?.model ?? '?'} × ${cpu.length} cores`],
     ['memory', `${(totalmem() / 1024 ** 3).toFixed(1)} GiB`],
     ['node', process.version],
+    ['load average at start (1/5/15 min)', loadavg().map((l) => l.toFixed(2)).join(' / ')],
     ['nginx', nginxVersion.replace(/^nginx version: /, '')],
     ['commit', `${git('rev-parse', '--short', 'HEAD')}${git('status', '--porcelain', '--untracked-files=no', 'src') ? ' (+ uncommitted changes in src/)' : ''}`],
     ['mode', quick ? 'quick (shorter runs; not for the record)' : 'full'],
@@ -128,6 +129,7 @@ async function main(): Promise<number> {
   const left = leftovers()
   for (const p of left) process.kill(p.pid, 'SIGKILL')
 
+  info.push(['load average at end (1/5/15 min)', loadavg().map((l) => l.toFixed(2)).join(' / ')])
   const lines = [
     `## Latest run`,
     '',
