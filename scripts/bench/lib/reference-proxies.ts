@@ -49,7 +49,8 @@ http {
   fastcgi_temp_path ${dir}/fastcgi;
   uwsgi_temp_path ${dir}/uwsgi;
   scgi_temp_path ${dir}/scgi;
-  upstream worker { server ${upstream.replace(/^http:\/\//, '')}; keepalive 64; }
+  # The worker (node:http) closes idle keep-alive sockets after 5 s: nginx lets go first, or it races.
+  upstream worker { server ${upstream.replace(/^http:\/\//, '')}; keepalive 64; keepalive_timeout 4s; }
   server {
     listen 127.0.0.1:${port};
     location / {
