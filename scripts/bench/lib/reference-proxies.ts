@@ -50,7 +50,9 @@ http {
   uwsgi_temp_path ${dir}/uwsgi;
   scgi_temp_path ${dir}/scgi;
   # The worker (node:http) closes idle keep-alive sockets after 5 s: nginx lets go first, or it races.
-  upstream worker { server ${upstream.replace(/^http:\/\//, '')}; keepalive 64; keepalive_timeout 4s; }
+  # Like the Node proxies, no cap on requests per keep-alive connection (nginx closes after 1000).
+  keepalive_requests 1000000;
+  upstream worker { server ${upstream.replace(/^http:\/\//, '')}; keepalive 64; keepalive_timeout 4s; keepalive_requests 1000000; }
   server {
     listen 127.0.0.1:${port};
     location / {
