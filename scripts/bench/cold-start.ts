@@ -2,7 +2,7 @@
 // orchestration interleaves every row's samples so none of them always runs first.
 import { request } from 'node:http'
 import getPort from 'get-port'
-import { startBenchGateway, type BenchGatewayOptions } from './lib/gateway.js'
+import { startBenchGateway, type BenchGateway, type BenchGatewayOptions } from './lib/gateway.js'
 import type { TimedResponse } from './lib/http.js'
 import { FIXTURES_DIR } from './lib/paths.js'
 import { minimalEnv, startProcess } from './lib/procs.js'
@@ -36,6 +36,7 @@ interface ColdRow {
 const FLOOR = 'bare `node -e` http server (floor)'
 const OURS = 'plugin-gateway cold request, our runner'
 
+const PREWARMED = 'plugin-gateway cold request, prewarmed pool'
 const ROWS: ColdRow[] = [bareFloorRow(), ourRunnerRow(), prewarmedPoolRow(), hayRunnerRow()]
 
 export async function coldStart(opts: ColdStartOptions): Promise<Section> {
@@ -100,11 +101,22 @@ function ourRunnerRow(): ColdRow {
 }
 
 /**
- * Reserved for a colleague: the prewarmed-pool variant (PREWARM_POOL_SIZE). Same sampler with the
- * pool on, e.g. `gatewayColdSampler({ name, pluginId: 'echo', route: '/items/1', gateway: { env: { PREWARM_POOL_SIZE: '1' } } })`.
+ * The gateway's cold request served by a prewarmed runner (PREWARM_POOL_SIZE=1): each sample first
+ * waits, outside the timed part, until the pool has refilled, as it has between real cold starts.
  */
 function prewarmedPoolRow(): ColdRow {
-  return { name: 'plugin-gateway, prewarmed pool', setup: async () => ({ skipped: 'placeholder, to be filled in' }) }
+  const name = PREWARMED
+  return {
+    name,
+    setup: () =>
+      gatewayColdSampler({
+        name,
+        pluginId: 'echo',
+        route: '/items/1',
+        gateway: { env: { PREWARM_POOL_SIZE: '1' } },
+        beforeSample: prewarmedReady,
+      }),
+  }
 }
 
 /** Hay's own runner, when HAY_RUNNER names its entry (e.g. <hay-core>/packages/plugin-sdk/dist/runner/index.js). */
@@ -133,12 +145,28 @@ function hayRunnerRow(): ColdRow {
 
 // --- samplers ---------------------------------------------------------------------------------
 
+/** Resolves once the gateway has a prewarmed runner waiting (bounded). */
+async function prewarmedReady(gw: BenchGateway): Promise<void> {
+  const deadline = performance.now() + 10_000
+  while ((await gw.admin<{ prewarmed: number }>('GET', '/workers')).prewarmed < 1) {
+    if (performance.now() > deadline) throw new Error('no prewarmed runner became ready within 10 s')
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+}
+
 /**
  * A gateway in its own process with one enabled instance. The first request also fetches the
  * plugin's metadata and is reported on its own; every sample after it stops the worker through the
  * admin API (outside the timed part) and times a public request to its first byte.
  */
-async function gatewayColdSampler(opts: { name: string; pluginId: string; route: string; gateway?: BenchGatewayOptions }): Promise<ColdSampler> {
+async function gatewayColdSampler(opts: {
+  name: string
+  pluginId: string
+  route: string
+  gateway?: BenchGatewayOptions
+  /** Untimed preparation before each sample (after the worker stopped). */
+  beforeSample?: (gw: BenchGateway) => Promise<void>
+}): Promise<ColdSampler> {
   const org = 'cold'
   const gw = await startBenchGateway({ name: `gateway (${opts.name})`, ...opts.gateway })
   try {
@@ -157,6 +185,7 @@ async function gatewayColdSampler(opts: { name: string; pluginId: string; route:
       first: { name: `${opts.name}: very first start (includes the /metadata fetch)`, sample: first },
       async sample() {
         await gw.stopWorker(org, opts.pluginId)
+        await opts.beforeSample?.(gw)
         return coldRequest()
       },
       stop: () => gw.stop(),
@@ -230,6 +259,7 @@ function report(
 
   const ours = stats.get(OURS)
   const r = ratio(ours?.p50 ?? NaN, floor)
+  const warm = stats.get(PREWARMED)?.p50 ?? NaN
   return {
     title: 'Cold start to first byte',
     method:
@@ -239,6 +269,14 @@ function report(
       `already fresh, so its fetch is not in the loop (the very first start, which fetches it, is its own row).`,
     tables: [{ headers: ['row', 'n', 'p50 ms', 'p95 ms', 'min ms', 'max ms', 'p50 ÷ floor p50'], rows }],
     notes,
-    targets: [target('cold start p50 vs bare floor', '≤ 1.3×', `${fmt(r, 2)}× (${fmt(ours?.p50)} vs ${fmt(floor)} ms)`, Number.isFinite(r) ? r <= 1.3 : null)],
+    targets: [
+      target('cold start p50 vs bare floor', '≤ 1.3×', `${fmt(r, 2)}× (${fmt(ours?.p50)} vs ${fmt(floor)} ms)`, Number.isFinite(r) ? r <= 1.3 : null),
+      target(
+        'prewarmed cold start p50',
+        '≤ 15 ms and < ½ floor',
+        `${fmt(warm)} ms (floor ${fmt(floor)} ms)`,
+        Number.isFinite(warm) ? warm <= 15 && warm < floor / 2 : null,
+      ),
+    ],
   }
 }

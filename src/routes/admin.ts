@@ -146,7 +146,7 @@ export function adminRoutes(deps: AdminRouteDeps) {
     return c.json((await service.callTool(orgId, pluginId, body.toolName, body.arguments)) as object)
   })
 
-  app.get('/workers', (c) => c.json({ workers: pool.list().map(workerJson) }))
+  app.get('/workers', (c) => c.json({ workers: pool.list().map(workerJson), prewarmed: pool.prewarmed() }))
 
   return app
 }
