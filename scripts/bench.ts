@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, totalmem } from 'node:os'
 import { join } from 'node:path'
+import { cluster } from './bench/cluster.js'
 import { coldStart } from './bench/cold-start.js'
 import { fanout } from './bench/fanout.js'
 import { herd } from './bench/herd.js'
@@ -43,6 +44,12 @@ const SCENARIOS: Scenario[] = [
   { id: 'fanout', title: 'Fan-out under MAX_WORKERS', timeoutS: 300, run: () => fanout({ orgs: quick ? 80 : 200, maxWorkers: quick ? 20 : 50, concurrency: 8 }) },
   { id: 'reaper', title: 'Reaper precision', timeoutS: 120, run: () => reaper({ idleMs: 1000, samples: 8 }) },
   { id: 'metadata', title: 'Metadata cache', timeoutS: 120, run: () => metadataCache({ restarts: 6 }) },
+  {
+    id: 'cluster',
+    title: 'Cluster: owner vs non-owner',
+    timeoutS: 300,
+    run: () => cluster(quick ? { durationS: 2, warmupS: 1, connections: [1, 32] } : { durationS: 5, warmupS: 1, connections: [1, 32] }),
+  },
 ]
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
