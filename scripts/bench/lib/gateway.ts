@@ -64,12 +64,13 @@ export async function startBenchGateway(opts: BenchGatewayOptions = {}): Promise
     ...opts.env,
   })
   const proc = startProcess(opts.name ?? 'gateway', process.execPath, [...(opts.nodeArgs ?? []), opts.main ?? GATEWAY_MAIN], { env })
+  // The database goes with the process, however it was stopped (stop() below, or stopAll()).
+  void proc.exited.then(() => rm(dir, { recursive: true, force: true }))
   let url: string
   try {
     url = (await proc.waitForLine(/listening on (http:\/\/\S+)/, 20_000))[1] as string
   } catch (err) {
     await proc.stop()
-    await rm(dir, { recursive: true, force: true })
     throw err
   }
 
@@ -111,7 +112,7 @@ export async function startBenchGateway(opts: BenchGatewayOptions = {}): Promise
     workerPids: () => noteDescendants(proc),
     async stop() {
       await proc.stop()
-      await rm(dir, { recursive: true, force: true })
+      await rm(dir, { recursive: true, force: true }) // also removed on exit; awaited here so stop() means gone
     },
   }
 }
