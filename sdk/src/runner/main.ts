@@ -295,8 +295,31 @@ function awaitSpecialization(): Promise<string[]> {
       resolveArgs(msg.argv)
     }
     process.on('message', onMessage)
-    void workerModule.then(() => process.send?.({ type: 'prewarmed' }, undefined, undefined, () => {}))
+    void workerModule
+      .then(warmUpHttp)
+      .then(() => process.send?.({ type: 'prewarmed' }, undefined, undefined, () => {}))
   })
+}
+
+/**
+ * While it waits, a prewarmed runner serves itself a few loopback requests, so node:http's server,
+ * parser and socket paths are compiled before the first real request instead of during it.
+ */
+async function warmUpHttp(): Promise<void> {
+  const { createServer, get } = await import('node:http')
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': 2 })
+    res.end('{}')
+  })
+  await new Promise<void>((resolveListening) => server.listen(0, '127.0.0.1', resolveListening))
+  const address = server.address()
+  const port = typeof address === 'object' && address ? address.port : 0
+  for (let i = 0; i < 3; i++) {
+    await new Promise<void>((done) => {
+      get({ host: '127.0.0.1', port, path: '/warm-up', agent: false }, (res) => res.resume().on('end', done)).on('error', () => done())
+    })
+  }
+  await new Promise<void>((resolveClosed) => server.close(() => resolveClosed()))
 }
 
 async function run(): Promise<void> {
