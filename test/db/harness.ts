@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { onTestFinished } from 'vitest'
 import { silentLogger } from '../../src/core/index.js'
 import { openDatabase } from '../../src/db/index.js'
-import type { DatabaseHandle, OpenDatabaseOptions } from '../../src/db/index.js'
+import type { CatalogPlugin, DatabaseHandle, OpenDatabaseOptions } from '../../src/db/index.js'
 
 /** A temp directory removed when the current test finishes. */
 export async function tempDir(prefix = 'pg-db-'): Promise<string> {
@@ -23,3 +23,15 @@ export async function openTempDb(
   onTestFinished(() => handle.close())
   return { ...handle, url, dir }
 }
+
+/** A valid SDK v2 catalog entry for repository and metadata tests; `over` changes any field. */
+export const v2Plugin = (over: Partial<CatalogPlugin> = {}): CatalogPlugin => ({
+  id: 'echo',
+  name: 'hay-plugin-echo',
+  version: '1.0.0',
+  dir: '/plugins/echo',
+  manifest: { entry: './dist/index.js', env: [] },
+  sdkVersion: 'v2',
+  checksum: 'sum-1',
+  ...over,
+})

@@ -3,7 +3,7 @@ import type { Metadata } from '../../src/contract/index.js'
 import { createPluginsRepo } from '../../src/db/index.js'
 import type { CatalogPlugin } from '../../src/db/index.js'
 import { createManualClock } from '../helpers/manual-clock.js'
-import { openTempDb } from './harness.js'
+import { openTempDb, v2Plugin } from './harness.js'
 
 const workerMetadata: Metadata = {
   configSchema: { apiKey: { type: 'string', required: true, encrypted: true } },
@@ -15,17 +15,6 @@ const workerMetadata: Metadata = {
 }
 
 const legacyMetadata: Metadata = { ...workerMetadata, routes: [{ method: 'GET', path: '/items/:id' }] }
-
-const v2 = (over: Partial<CatalogPlugin> = {}): CatalogPlugin => ({
-  id: 'echo',
-  name: 'hay-plugin-echo',
-  version: '1.0.0',
-  dir: '/plugins/echo',
-  manifest: { entry: './dist/index.js', env: [] },
-  sdkVersion: 'v2',
-  checksum: 'sum-1',
-  ...over,
-})
 
 const v1 = (over: Partial<CatalogPlugin> = {}): CatalogPlugin => ({
   id: 'legacy',
@@ -48,7 +37,7 @@ async function harness() {
 describe('PluginsRepo.syncFromCatalog', () => {
   it('inserts a new SDK v2 plugin with metadata missing', async () => {
     const { plugins } = await harness()
-    const row = await plugins.syncFromCatalog(v2())
+    const row = await plugins.syncFromCatalog(v2Plugin())
     expect(row).toMatchObject({
       id: 'echo',
       name: 'hay-plugin-echo',
@@ -72,35 +61,35 @@ describe('PluginsRepo.syncFromCatalog', () => {
 
   it('marks fetched metadata stale when the checksum changes, keeping it', async () => {
     const { plugins, clock } = await harness()
-    await plugins.syncFromCatalog(v2())
+    await plugins.syncFromCatalog(v2Plugin())
     const saved = await plugins.saveMetadata('echo', workerMetadata)
     clock.advance(60_000)
 
-    const row = await plugins.syncFromCatalog(v2({ checksum: 'sum-2', version: '1.1.0' }))
+    const row = await plugins.syncFromCatalog(v2Plugin({ checksum: 'sum-2', version: '1.1.0' }))
     expect(row).toMatchObject({ checksum: 'sum-2', version: '1.1.0', metadataState: 'stale', metadata: workerMetadata })
     expect(row.metadataFetchedAt).toEqual(saved?.metadataFetchedAt)
   })
 
   it('keeps a v2 plugin missing when its checksum changes before any metadata was fetched', async () => {
     const { plugins } = await harness()
-    await plugins.syncFromCatalog(v2())
-    expect((await plugins.syncFromCatalog(v2({ checksum: 'sum-2' }))).metadataState).toBe('missing')
+    await plugins.syncFromCatalog(v2Plugin())
+    expect((await plugins.syncFromCatalog(v2Plugin({ checksum: 'sum-2' }))).metadataState).toBe('missing')
   })
 
   it('leaves the metadata state alone when the checksum is unchanged', async () => {
     const { plugins, clock } = await harness()
-    await plugins.syncFromCatalog(v2())
+    await plugins.syncFromCatalog(v2Plugin())
     const fresh = await plugins.saveMetadata('echo', workerMetadata)
     clock.advance(1_000)
-    const row = await plugins.syncFromCatalog(v2())
+    const row = await plugins.syncFromCatalog(v2Plugin())
     expect(row).toEqual(fresh)
   })
 
   it('updates the descriptive fields on a rescan with the same checksum', async () => {
     const { plugins } = await harness()
-    await plugins.syncFromCatalog(v2())
+    await plugins.syncFromCatalog(v2Plugin())
     await plugins.saveMetadata('echo', workerMetadata)
-    const row = await plugins.syncFromCatalog(v2({ dir: '/elsewhere/echo', name: 'renamed' }))
+    const row = await plugins.syncFromCatalog(v2Plugin({ dir: '/elsewhere/echo', name: 'renamed' }))
     expect(row).toMatchObject({ path: '/elsewhere/echo', name: 'renamed', metadataState: 'fresh' })
   })
 
@@ -125,7 +114,7 @@ describe('PluginsRepo.syncFromCatalog', () => {
 describe('PluginsRepo metadata state', () => {
   it('saveMetadata makes the row fresh with metadataFetchedAt now and clears the error', async () => {
     const { plugins, clock } = await harness()
-    await plugins.syncFromCatalog(v2())
+    await plugins.syncFromCatalog(v2Plugin())
     await plugins.markMetadataError('echo', 'boom')
     clock.advance(10)
     const row = await plugins.saveMetadata('echo', workerMetadata)
@@ -135,14 +124,14 @@ describe('PluginsRepo metadata state', () => {
 
   it('saveMetadata with a stale expected checksum stores nothing', async () => {
     const { plugins } = await harness()
-    await plugins.syncFromCatalog(v2({ checksum: 'sum-2' }))
+    await plugins.syncFromCatalog(v2Plugin({ checksum: 'sum-2' }))
     expect(await plugins.saveMetadata('echo', workerMetadata, { expectedChecksum: 'sum-1' })).toBeUndefined()
     expect((await plugins.get('echo'))?.metadataState).toBe('missing')
   })
 
   it('markMetadataError keeps the last good metadata', async () => {
     const { plugins } = await harness()
-    await plugins.syncFromCatalog(v2())
+    await plugins.syncFromCatalog(v2Plugin())
     await plugins.saveMetadata('echo', workerMetadata)
     const row = await plugins.markMetadataError('echo', 'GET /metadata answered 500')
     expect(row).toMatchObject({ metadataState: 'error', metadataError: 'GET /metadata answered 500', metadata: workerMetadata })
@@ -150,8 +139,8 @@ describe('PluginsRepo metadata state', () => {
 
   it('markStale marks fetched metadata stale and a plugin without metadata missing', async () => {
     const { plugins } = await harness()
-    await plugins.syncFromCatalog(v2())
-    await plugins.syncFromCatalog(v2({ id: 'other' }))
+    await plugins.syncFromCatalog(v2Plugin())
+    await plugins.syncFromCatalog(v2Plugin({ id: 'other' }))
     await plugins.saveMetadata('echo', workerMetadata)
     await plugins.markMetadataError('other', 'boom')
 
@@ -162,9 +151,9 @@ describe('PluginsRepo metadata state', () => {
 
   it('lists plugins by id', async () => {
     const { plugins } = await harness()
-    await plugins.syncFromCatalog(v2({ id: 'zeta' }))
+    await plugins.syncFromCatalog(v2Plugin({ id: 'zeta' }))
     await plugins.syncFromCatalog(v1())
-    await plugins.syncFromCatalog(v2())
+    await plugins.syncFromCatalog(v2Plugin())
     expect((await plugins.list()).map((p) => p.id)).toEqual(['echo', 'legacy', 'zeta'])
   })
 })

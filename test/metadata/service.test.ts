@@ -3,21 +3,13 @@ import { silentLogger } from '../../src/core/index.js'
 import { createPluginsRepo } from '../../src/db/index.js'
 import type { CatalogPlugin } from '../../src/db/index.js'
 import { createMetadataService } from '../../src/metadata/index.js'
-import { openTempDb } from '../db/harness.js'
+import { openTempDb, v2Plugin } from '../db/harness.js'
 import { createManualClock } from '../helpers/manual-clock.js'
 import { goodMetadata, invalidMetadata, otherMetadata } from './fixtures.js'
 import { json, startPeer } from './peer.js'
 import type { Reply } from './peer.js'
 
-const echo: CatalogPlugin = {
-  id: 'echo',
-  name: 'hay-plugin-echo',
-  version: '1.0.0',
-  dir: '/plugins/echo',
-  manifest: { entry: './dist/index.js', env: [] },
-  sdkVersion: 'v2',
-  checksum: 'sum-1',
-}
+const echo = v2Plugin()
 
 const legacy: CatalogPlugin = {
   id: 'legacy',
