@@ -50,6 +50,9 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<DatabaseH
     url: opts.url,
     ...(opts.authToken !== undefined ? { authToken: opts.authToken } : {}),
     timeout: opts.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS,
+    // The embedded engine runs statements synchronously, so more connections add no parallelism;
+    // one connection also keeps per-connection pragmas (synchronous, below) in force for every query.
+    ...(filePath !== undefined && { concurrency: 1 }),
   })
   let closed = false
   const close = () => {
@@ -61,7 +64,12 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<DatabaseH
   try {
     // WAL lets readers run beside one writer, so several gateway processes can share the file.
     // The mode is stored in the file itself, so setting it on one connection covers the pool.
-    if (filePath !== undefined) await client.execute('pragma journal_mode = wal')
+    if (filePath !== undefined) {
+      await client.execute('pragma journal_mode = wal')
+      // WAL + NORMAL: no fsync per commit (runtime-state writes sit near the cold-start path); the
+      // file stays consistent, and only a power loss can drop the last commits before a checkpoint.
+      await client.execute('pragma synchronous = normal')
+    }
     const db = drizzle(client, { schema })
     await migrateWithRetry(db, opts.migrationsFolder ?? findMigrationsFolder(), opts.log)
     return { db, client, close }

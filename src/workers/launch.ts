@@ -25,6 +25,8 @@ export interface Launched extends Proc {
   pid: number
   port: number
   dispatcher: Pool
+  /** A prewarmed runner became this worker (the pool then refills). */
+  prewarmed: boolean
   spawnMs: number
   readyMs: number
 }
@@ -115,6 +117,7 @@ export async function launchWorker(spec: WorkerSpec, port: number, deps: LaunchD
     dispatcher,
     exited,
     stderrTail,
+    prewarmed: prewarmed !== undefined,
     spawnMs,
     readyMs: clock.now() - t0 - spawnMs,
   }

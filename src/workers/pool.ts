@@ -29,6 +29,7 @@ export interface PoolDeps {
 }
 
 const PORT_ATTEMPTS = 3
+const PREWARM_REFILL_DELAY_MS = 50
 
 // One slot per key. Each state holds only its own data; `gen` fences every continuation.
 type Slot =
@@ -120,10 +121,12 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
   async function start(key: WorkerKey, spec: WorkerSpec, gen: number, failures: number): Promise<StartResult> {
     const t0 = clock.now()
     await Promise.resolve() // let beginStart publish the slot before anything can fail synchronously
+    let tookPrewarmed = false
     try {
       emit({ type: 'starting', orgId: spec.orgId, pluginId: spec.pluginId, gen, sdkVersion: spec.sdkVersion })
       const wlog = log.child({ orgId: spec.orgId, pluginId: spec.pluginId, gen })
       const { port, launched } = await launchOnFreePort(spec, wlog)
+      tookPrewarmed = launched.prewarmed
       const worker: Worker = {
         key,
         orgId: spec.orgId,
@@ -186,6 +189,9 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
       emit({ type: 'start-failed', orgId: spec.orgId, pluginId: spec.pluginId, gen, error, retryAt })
       log.warn({ orgId: spec.orgId, pluginId: spec.pluginId, gen, code: error.code, err: error.message }, 'worker start failed')
       throw error
+    } finally {
+      // Refill once this start and its first request are over, not during them (see PrewarmPool.refill).
+      if (tookPrewarmed) clock.setTimer(PREWARM_REFILL_DELAY_MS, () => prewarm?.refill())
     }
   }
 
@@ -197,6 +203,7 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
       try {
         return { port, launched: await launchWorker(spec, port, { config, clock, spawn: deps.spawn, log: wlog }, prewarmed) }
       } catch (err) {
+        if (prewarmed) prewarm?.refill()
         if (!(err instanceof PortInUseError) || attempt >= PORT_ATTEMPTS) throw err
         wlog.debug({ port }, 'port taken meanwhile; trying another')
       }

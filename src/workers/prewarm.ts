@@ -2,8 +2,13 @@ import type { Logger } from '../core/index.js'
 import type { Proc } from './launch.js'
 
 export interface PrewarmPool {
-  /** A booted runner waiting for its plugin, if one is ready; the pool refills in the background. */
+  /** A booted runner waiting for its plugin, if one is ready. */
   take(): Proc | undefined
+  /**
+   * Tops the pool up. Called once the cold start that took a runner is over: spawning node costs
+   * the parent milliseconds of synchronous work and the new runner's boot competes for the CPU.
+   */
+  refill(): void
   /** Runners booted and waiting. */
   ready(): number
   /** Kills every waiting runner and stops refilling. Idempotent. */
@@ -57,11 +62,11 @@ export function createPrewarmPool(deps: PrewarmDeps): PrewarmPool {
       for (const entry of waiting) {
         if (!entry.isReady) continue
         waiting.delete(entry)
-        fill()
         return entry.proc
       }
       return undefined
     },
+    refill: fill,
     ready: () => [...waiting].filter((e) => e.isReady).length,
     async close() {
       closed = true
