@@ -1,6 +1,6 @@
 import { Pool } from 'undici'
 import type { Cluster } from '../cluster/index.js'
-import type { ControlResult } from '../workers/index.js'
+import { callJson, type ControlResult } from '../workers/index.js'
 import type { ClusterRepo } from '../db/index.js'
 import type { Clock, Logger } from '../core/index.js'
 import { GatewayError, errorText } from '../core/index.js'
@@ -34,18 +34,8 @@ export function createClusterLink(deps: ClusterLinkDeps) {
     return pool
   }
 
-  async function internalCall(url: string, path: string, generation: number, payload: unknown): Promise<ControlResult> {
-    const res = await peerDispatcher(url).request({
-      method: 'POST',
-      path,
-      headers: { 'content-type': 'application/json', ...peerHeaders(secret, generation) },
-      body: JSON.stringify(payload),
-      headersTimeout: deps.timeoutMs,
-      bodyTimeout: deps.timeoutMs,
-    })
-    const text = await res.body.text()
-    return { status: res.statusCode, body: text ? (JSON.parse(text) as unknown) : null }
-  }
+  const internalCall = (url: string, path: string, generation: number, payload: unknown): Promise<ControlResult> =>
+    callJson(peerDispatcher(url), { method: 'POST', path, payload, timeoutMs: deps.timeoutMs, headers: peerHeaders(secret, generation) })
 
   const routing: ClusterRouting = {
     secret,

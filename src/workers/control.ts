@@ -1,3 +1,4 @@
+import type { Dispatcher } from 'undici'
 import { GatewayError, errorText } from '../core/index.js'
 import type { Worker } from './types.js'
 
@@ -7,18 +8,23 @@ export interface ControlResult {
 }
 
 /** Calls one of a worker's control endpoints (CONTRACT.md §3) with a bounded wait; JSON both ways. */
-export async function callWorker(
-  worker: Worker,
-  method: 'GET' | 'POST',
-  path: string,
-  payload: unknown,
-  timeoutMs: number,
+export const callWorker = (worker: Worker, method: 'GET' | 'POST', path: string, payload: unknown, timeoutMs: number) =>
+  callJson(worker.dispatcher, { method, path, payload, timeoutMs })
+
+/**
+ * One JSON request over a keep-alive pool (a worker's, or a peer gateway's), bounded by timeoutMs.
+ * A body that is not JSON comes back as text; the caller validates the shape it expects.
+ */
+export async function callJson(
+  dispatcher: Dispatcher,
+  req: { method: 'GET' | 'POST'; path: string; payload: unknown; timeoutMs: number; headers?: Record<string, string> },
 ): Promise<ControlResult> {
+  const { method, path, payload, timeoutMs } = req
   try {
-    const res = await worker.dispatcher.request({
+    const res = await dispatcher.request({
       method,
       path,
-      headers: payload === undefined ? {} : { 'content-type': 'application/json' },
+      headers: { ...(payload !== undefined && { 'content-type': 'application/json' }), ...req.headers },
       body: payload === undefined ? null : JSON.stringify(payload),
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs,
@@ -34,8 +40,8 @@ export async function callWorker(
   } catch (err) {
     const code = (err as { code?: string } | null)?.code
     if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
-      throw new GatewayError('UPSTREAM_TIMEOUT', 504, `worker did not answer ${path} within ${timeoutMs} ms`, { cause: err })
+      throw new GatewayError('UPSTREAM_TIMEOUT', 504, `no answer to ${path} within ${timeoutMs} ms`, { cause: err })
     }
-    throw new GatewayError('UPSTREAM_ERROR', 502, `worker call ${path} failed: ${errorText(err)}`, { cause: err })
+    throw new GatewayError('UPSTREAM_ERROR', 502, `call to ${path} failed: ${errorText(err)}`, { cause: err })
   }
 }

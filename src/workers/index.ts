@@ -13,5 +13,5 @@ export type {
   WorkerSpec,
   WorkerState,
 } from './types.js'
-export { callWorker } from './control.js'
+export { callJson, callWorker } from './control.js'
 export type { ControlResult } from './control.js'
