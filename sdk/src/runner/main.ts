@@ -296,30 +296,47 @@ function awaitSpecialization(): Promise<string[]> {
     }
     process.on('message', onMessage)
     void workerModule
-      .then(warmUpHttp)
+      .then(warmUp)
       .then(() => process.send?.({ type: 'prewarmed' }, undefined, undefined, () => {}))
   })
 }
 
+// The package plugin entries import: resolving it by name during the wait runs (and compiles) the
+// loader's package-exports path, and leaves the module cached for the plugin's own import.
+const SDK_PACKAGE = '@plugin-gateway/sdk'
+
 /**
- * While it waits, a prewarmed runner serves itself a few loopback requests, so node:http's server,
- * parser and socket paths are compiled before the first real request instead of during it.
+ * While it waits, a prewarmed runner loads the SDK and serves itself a few loopback requests
+ * through a throwaway worker, so module resolution, node:http's server, parser and socket paths and
+ * the worker's own request handling are compiled before the first real request instead of during it.
+ * Nothing of it survives: the worker is closed and its registry dropped before specialization.
  */
-async function warmUpHttp(): Promise<void> {
-  const { createServer, get } = await import('node:http')
-  const server = createServer((_req, res) => {
-    res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': 2 })
-    res.end('{}')
+async function warmUp({ createRegistry, createWorker, createLogger }: typeof import('./worker.js')): Promise<void> {
+  await import(SDK_PACKAGE).catch(() => {}) // absent when the runner is used outside its package
+  const { get } = await import('node:http')
+  const registry = createRegistry()
+  registry.register.route('GET', '/warm-up/:id', (req, res) => {
+    res.json({ id: req.params['id'] })
   })
-  await new Promise<void>((resolveListening) => server.listen(0, '127.0.0.1', resolveListening))
-  const address = server.address()
+  const w = createWorker({
+    definition: { name: 'warm-up' },
+    registry,
+    orgData: { org: { id: 'warm-up' }, config: {}, auth: null },
+    pluginDir: process.cwd(),
+    envAllowList: new Set(),
+    env: {},
+    logger: createLogger({ pluginId: 'warm-up', orgId: 'warm-up' }, false),
+    maxBodyBytes: MAX_BODY_BYTES,
+  })
+  await new Promise<void>((resolveListening) => w.server.listen(0, '127.0.0.1', resolveListening))
+  const address = w.server.address()
   const port = typeof address === 'object' && address ? address.port : 0
-  for (let i = 0; i < 3; i++) {
+  for (const path of ['/warm-up/1?q=1', '/health', '/warm-up/2', '/missing']) {
     await new Promise<void>((done) => {
-      get({ host: '127.0.0.1', port, path: '/warm-up', agent: false }, (res) => res.resume().on('end', done)).on('error', () => done())
+      get({ host: '127.0.0.1', port, path, agent: false }, (res) => res.resume().on('end', done)).on('error', () => done())
     })
   }
-  await new Promise<void>((resolveClosed) => server.close(() => resolveClosed()))
+  await new Promise<void>((resolveClosed) => w.server.close(() => resolveClosed()))
 }
 
 async function run(): Promise<void> {
