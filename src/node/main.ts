@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import './web-globals.js' // first: before any module touches fetch/Request/Response (see the module)
 import { ConfigError, loadConfig } from '../config.js'
 import { isGatewayError } from '../core/index.js'
 import { createLogger } from '../observability/node/index.js'
