@@ -37,7 +37,7 @@ const SCENARIOS: Scenario[] = [
     id: 'throughput',
     title: 'Warm proxy throughput and latency',
     timeoutS: 600,
-    run: () => throughput(quick ? { durationS: 2, warmupS: 1, rounds: 1, connections: [1, 32] } : { durationS: 5, warmupS: 1, rounds: 2, connections: [1, 32] }),
+    run: () => throughput(quick ? { durationS: 2, warmupS: 1, rounds: 1, connections: [1, 32] } : { durationS: 3, warmupS: 0.5, rounds: 5, connections: [1, 32] }),
   },
   { id: 'cold-start', title: 'Cold start to first byte', timeoutS: 300, run: () => coldStart({ runs: quick ? 10 : 40, warmupRuns: 3 }) },
   { id: 'herd', title: 'Thundering herd', timeoutS: 120, run: () => herd({ requests: 500 }) },

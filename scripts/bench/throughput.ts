@@ -7,7 +7,7 @@ import { timedRequest } from './lib/http.js'
 import { measureLoad, type LoadResult } from './lib/load.js'
 import { startFastifyProxy, startNginx, startUndiciProxy, type ProxyStart, type RunningProxy } from './lib/reference-proxies.js'
 import { target, type Section } from './lib/report.js'
-import { fmt, fmtInt, mean, ratio } from './lib/stats.js'
+import { fmt, fmtInt, percentile, ratio } from './lib/stats.js'
 
 export interface ThroughputOptions {
   durationS: number
@@ -103,17 +103,30 @@ interface Combined {
   cpuUs: number
 }
 
+const median = (xs: readonly number[]) => percentile(xs, 50)
+
+/** Median over rounds: one round run while the machine was busy moves the mean, not the median. */
 function combine(rs: readonly LoadResult[] | undefined): Combined | undefined {
   if (!rs || rs.length === 0) return undefined
-  const rps = mean(rs.map((r) => r.rps))
   return {
-    rps,
-    meanMs: mean(rs.map((r) => r.meanMs)),
-    p50Ms: mean(rs.map((r) => r.p50Ms)),
-    p99Ms: mean(rs.map((r) => r.p99Ms)),
+    rps: median(rs.map((r) => r.rps)),
+    meanMs: median(rs.map((r) => r.meanMs)),
+    p50Ms: median(rs.map((r) => r.p50Ms)),
+    p99Ms: median(rs.map((r) => r.p99Ms)),
     errors: rs.reduce((a, r) => a + r.errors, 0),
-    cpuUs: mean(rs.map((r) => r.cpuUsPerRequest)),
+    cpuUs: median(rs.map((r) => r.cpuUsPerRequest)),
   }
+}
+
+/**
+ * The gateway's rps over another target's, per round (the two ran minutes apart at most, under the
+ * same background load), then the median of those ratios: the figure the targets are judged on.
+ */
+function pairedRatio(results: Map<string, LoadResult[]>, name: string, c: number): number {
+  const gw = results.get(`${GATEWAY}@${c}`) ?? []
+  const other = results.get(`${name}@${c}`) ?? []
+  const ratios = gw.flatMap((g, i) => (other[i] ? [ratio(g.rps, other[i].rps)] : []))
+  return median(ratios)
 }
 
 function report(targets: readonly LoadTarget[], results: Map<string, LoadResult[]>, opts: ThroughputOptions, notes: string[]): Section {
@@ -145,8 +158,8 @@ function report(targets: readonly LoadTarget[], results: Map<string, LoadResult[
     .filter((t) => t.name !== GATEWAY)
     .map((t) => [
       t.name,
-      `${fmt(ratio(gw(lo), at(t.name, lo)?.rps ?? NaN), 2)}×`,
-      `${fmt(ratio(gw(hi), at(t.name, hi)?.rps ?? NaN), 2)}×`,
+      `${fmt(pairedRatio(results, t.name, lo), 2)}×`,
+      `${fmt(pairedRatio(results, t.name, hi), 2)}×`,
       t.name === DIRECT ? '—' : `${fmt(ratio(gwCpu, at(t.name, hi)?.cpuUs ?? NaN), 2)}×`,
     ])
 
@@ -154,7 +167,7 @@ function report(targets: readonly LoadTarget[], results: Map<string, LoadResult[
   const addedMs = gwLo && direct1 ? gwLo.meanMs - direct1.meanMs : NaN
   const vs = (name: string, min: number) => {
     const ref = at(name, hi)?.rps
-    const r = ratio(gw(hi), ref ?? NaN)
+    const r = pairedRatio(results, name, hi)
     return target(
       `warm throughput vs ${name} (c=${hi})`,
       `≥ ${min.toFixed(1)}×`,
@@ -168,7 +181,7 @@ function report(targets: readonly LoadTarget[], results: Map<string, LoadResult[
     method:
       `GET ${ROUTE} of the echo example through each target to the same warm worker; autocannon in the bench process, ` +
       `each proxy in its own process. ${opts.rounds} interleaved round(s) per concurrency (order reversed every round), ` +
-      `each ${opts.warmupS} s warm-up + ${opts.durationS} s measured; figures are the mean over rounds. ` +
+      `each ${opts.warmupS} s warm-up + ${opts.durationS} s measured; figures are the median over rounds, and each ratio is the median of the per-round ratios (gateway and baseline measured in the same round). ` +
       `At c=${lo} the mean latency is ${lo}000 / rps (autocannon's percentiles are whole ms); "added" is that minus direct. ` +
       `CPU µs/req is the CPU time (all threads, /proc/<pid>/task/*/schedstat) of the proxy's own process per request ` +
       `(for direct: the worker's), which background load on the machine disturbs far less than rps.`,
