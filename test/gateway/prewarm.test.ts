@@ -1,6 +1,7 @@
 import { describe, expect, it, vi } from 'vitest'
 import { join } from 'node:path'
 import { ROOT, exitOf, startTestGateway } from '../helpers/gateway.js'
+import { listeningPorts } from '../helpers/process.js'
 
 const DEAF_RUNNER = join(ROOT, 'test', 'fixtures', 'runners', 'deaf-runner.mjs')
 
@@ -21,6 +22,8 @@ describe('prewarmed runners', () => {
     expect(await res.json()).toMatchObject({ id: '7', prefix: 'warm' })
     const workers = (await t.admin('GET', '/workers')).body.workers
     expect(workers).toEqual([expect.objectContaining({ pid: zygote!.pid, state: 'ready' })])
+    // The throwaway worker it warmed up with while waiting is gone: it listens on its own port only.
+    expect(listeningPorts(zygote!.pid!)).toEqual([workers[0].port])
     expect(await t.instanceRow('acme', 'echo')).toMatchObject({ runtimeState: 'ready', pid: zygote!.pid })
 
     // The pool refills with a new prewarmed runner; no fresh worker was spawned.

@@ -3,6 +3,7 @@
 // remove and then prove there is nothing left.
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
 import { once } from 'node:events'
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import getPort from 'get-port'
@@ -148,6 +149,30 @@ export function isAlive(pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM'
   }
+}
+
+/**
+ * The TCP ports a process is listening on (Linux /proc): its socket inodes from /proc/<pid>/fd,
+ * matched against the LISTEN (0A) rows of /proc/net/tcp and tcp6.
+ */
+export function listeningPorts(pid: number): number[] {
+  const inodes = new Set<string>()
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const match = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))
+      if (match) inodes.add(match[1] as string)
+    } catch {
+      // closed between the listing and the read
+    }
+  }
+  const ports: number[] = []
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const row of readFileSync(table, 'utf8').split('\n').slice(1)) {
+      const cols = row.trim().split(/\s+/)
+      if (cols[3] === '0A' && inodes.has(cols[9] as string)) ports.push(parseInt((cols[1] as string).split(':')[1] as string, 16))
+    }
+  }
+  return ports.sort((a, b) => a - b)
 }
 
 /** SIGKILLs every tracked child still running and waits for each to exit. */
