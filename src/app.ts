@@ -45,7 +45,8 @@ export interface AppDeps {
 export function createApp(deps: AppDeps) {
   const app = new Hono<AppEnv>()
   app.use(requestIdMiddleware({ header: deps.requestHeader }))
-  app.use(requestLogging({ log: deps.log, responseStatus: deps.responseStatus }))
+  // Its lines are debug level: where they would be dropped, the middleware is not run at all.
+  if (deps.log.isLevelEnabled?.('debug') ?? true) app.use(requestLogging({ log: deps.log, responseStatus: deps.responseStatus }))
   if (deps.metrics) app.use(requestMetrics({ metrics: deps.metrics, responseStatus: deps.responseStatus }))
   app.onError(onError(deps.log))
   app.notFound(notFound)

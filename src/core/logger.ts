@@ -10,6 +10,8 @@ export interface Logger {
   warn: LogFn
   error: LogFn
   child(bindings: Record<string, unknown>): Logger
+  /** pino's: false when lines at this level are dropped anyway. Absent: assume they are written. */
+  isLevelEnabled?(level: 'debug'): boolean
 }
 
 const noop: LogFn = () => {}
@@ -20,4 +22,5 @@ export const silentLogger: Logger = {
   warn: noop,
   error: noop,
   child: () => silentLogger,
+  isLevelEnabled: () => false,
 }
