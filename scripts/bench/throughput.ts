@@ -118,32 +118,39 @@ function combine(rs: readonly LoadResult[] | undefined): Combined | undefined {
   }
 }
 
-/**
- * The gateway's rps over another target's, per round (the two ran minutes apart at most, under the
- * same background load), then the median of those ratios: the figure the targets are judged on.
- */
-function pairedRatio(results: Map<string, LoadResult[]>, name: string, c: number): number {
-  const gw = results.get(`${GATEWAY}@${c}`) ?? []
-  const other = results.get(`${name}@${c}`) ?? []
-  const ratios = gw.flatMap((g, i) => (other[i] ? [ratio(g.rps, other[i].rps)] : []))
-  return median(ratios)
+/** Per-round pairs of the gateway's (or `a`'s) result and another target's, at c connections. */
+function perRound(results: Map<string, LoadResult[]>, a: string, b: string, c: number): Array<[LoadResult, LoadResult]> {
+  const as = results.get(`${a}@${c}`) ?? []
+  const bs = results.get(`${b}@${c}`) ?? []
+  return as.flatMap((x, i) => (bs[i] ? [[x, bs[i]] as [LoadResult, LoadResult]] : []))
 }
+
+/**
+ * The gateway's rps over another target's, per round (the two ran seconds apart, under the same
+ * background load), then the median of those ratios: the figure the targets are judged on.
+ */
+const pairedRatio = (results: Map<string, LoadResult[]>, name: string, c: number): number =>
+  median(perRound(results, GATEWAY, name, c).map(([g, o]) => ratio(g.rps, o.rps)))
+
+/** A target's mean latency minus direct's, per round, then the median: its added latency. */
+const pairedAddedMs = (results: Map<string, LoadResult[]>, name: string, c: number): number =>
+  median(perRound(results, name, DIRECT, c).map(([t, d]) => t.meanMs - d.meanMs))
 
 function report(targets: readonly LoadTarget[], results: Map<string, LoadResult[]>, opts: ThroughputOptions, notes: string[]): Section {
   const lo = Math.min(...opts.connections)
   const hi = Math.max(...opts.connections)
   const at = (name: string, c: number) => combine(results.get(`${name}@${c}`))
-  const direct1 = at(DIRECT, lo)
 
   const rows = targets.map((t) => {
     const a = at(t.name, lo)
     const b = at(t.name, hi)
-    const added = a && direct1 && t.name !== DIRECT ? a.meanMs - direct1.meanMs : NaN
+    const added = t.name !== DIRECT ? pairedAddedMs(results, t.name, lo) : NaN
     return [
       t.name,
       fmtInt(a?.rps),
       fmt(a?.meanMs, 3),
       t.name === DIRECT ? '—' : fmt(added, 3),
+      fmt(a?.cpuUs, 1),
       fmtInt(b?.rps),
       fmt(b?.p50Ms, 1),
       fmt(b?.p99Ms, 1),
@@ -163,8 +170,7 @@ function report(targets: readonly LoadTarget[], results: Map<string, LoadResult[
       t.name === DIRECT ? '—' : `${fmt(ratio(gwCpu, at(t.name, hi)?.cpuUs ?? NaN), 2)}×`,
     ])
 
-  const gwLo = at(GATEWAY, lo)
-  const addedMs = gwLo && direct1 ? gwLo.meanMs - direct1.meanMs : NaN
+  const addedMs = pairedAddedMs(results, GATEWAY, lo)
   const vs = (name: string, min: number) => {
     const ref = at(name, hi)?.rps
     const r = pairedRatio(results, name, hi)
@@ -182,7 +188,7 @@ function report(targets: readonly LoadTarget[], results: Map<string, LoadResult[
       `GET ${ROUTE} of the echo example through each target to the same warm worker; autocannon in the bench process, ` +
       `each proxy in its own process. ${opts.rounds} interleaved round(s) per concurrency (order reversed every round), ` +
       `each ${opts.warmupS} s warm-up + ${opts.durationS} s measured; figures are the median over rounds, and each ratio is the median of the per-round ratios (gateway and baseline measured in the same round). ` +
-      `At c=${lo} the mean latency is ${lo}000 / rps (autocannon's percentiles are whole ms); "added" is that minus direct. ` +
+      `At c=${lo} the mean latency is ${lo}000 / rps (autocannon's percentiles are whole ms); "added" is the median over rounds of that minus direct's in the same round. ` +
       `CPU µs/req is the CPU time (all threads, /proc/<pid>/task/*/schedstat) of the proxy's own process per request ` +
       `(for direct: the worker's), which background load on the machine disturbs far less than rps.`,
     tables: [
@@ -192,6 +198,7 @@ function report(targets: readonly LoadTarget[], results: Map<string, LoadResult[
           `rps c=${lo}`,
           `mean ms c=${lo}`,
           `added ms vs direct`,
+          `CPU µs/req c=${lo}`,
           `rps c=${hi}`,
           `p50 ms c=${hi}`,
           `p99 ms c=${hi}`,
