@@ -30,6 +30,11 @@ export function createRuntimeRecorder(deps: RecorderDeps): RuntimeRecorder {
   const activity = new Map<WorkerKey, ActivityEntry>()
   let cancelTimer = clock.setTimer(deps.flushEveryMs, tick)
   let closed = false
+  // A key's first write waits for a later turn of the event loop instead of running in the microtasks
+  // of the event that caused it: a libSQL write holds the thread ~0.5 ms, which would otherwise delay
+  // the cold start that emitted it (the prewarmed runner's specialize message, the first request).
+  // A yield, not a delay: the real timer queue even where the clock is a test's manual one.
+  const nextTurn = () => new Promise<void>((resolve) => setTimeout(resolve, 0))
 
   function enqueue(orgId: string, pluginId: string, transition: RuntimePatch): void {
     // In a cluster the owner claims the row when it starts a worker; later writes are fenced on it.
@@ -39,7 +44,7 @@ export function createRuntimeRecorder(deps: RecorderDeps): RuntimeRecorder {
         ? { ...transition, ownerGatewayId: deps.gatewayId }
         : { ...transition, onlyIfOwner: deps.gatewayId }
     const key = workerKey(orgId, pluginId)
-    const next = (chains.get(key) ?? Promise.resolve())
+    const next = (chains.get(key) ?? nextTurn())
       .then(() => instances.setRuntime(orgId, pluginId, patch))
       .then(
         () => {},
