@@ -10,9 +10,7 @@ import { startBenchGateway, type BenchGateway } from './lib/gateway.js'
 import { closeHttp } from './lib/http.js'
 import { measureLoad, type LoadResult } from './lib/load.js'
 import { leftovers, stopAll } from './lib/procs.js'
-import { fmt, fmtInt, mean, percentile } from './lib/stats.js'
-
-const median = (xs: number[]) => percentile(xs, 50)
+import { fmt, fmtInt, mean, median, paired, ratio } from './lib/stats.js'
 
 const arg = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3)
 const checkouts = { A: arg('a'), B: arg('b') }
@@ -52,7 +50,7 @@ try {
     const rps = (l: string) => mean((results[l] ?? []).map((x) => x.rps))
     const lat = (l: string) => mean((results[l] ?? []).map((x) => x.meanMs))
     const cpu = (l: string) => median((results[l] ?? []).map((x) => x.cpuUsPerRequest))
-    const ratios = (results['B'] ?? []).map((b, i) => b.rps / (results['A']?.[i]?.rps ?? NaN))
+    const ratios = paired(results['B'] ?? [], results['A'] ?? [], (b, a) => ratio(b.rps, a.rps))
     console.log(
       `c=${c}: A ${fmtInt(rps('A'))} rps (${fmt(lat('A'), 3)} ms), B ${fmtInt(rps('B'))} rps (${fmt(lat('B'), 3)} ms); ` +
         `B/A ${fmt(rps('B') / rps('A'), 3)}, median per-round ratio ${fmt(median(ratios), 3)} (${ratios.map((x) => fmt(x, 2)).join(' ')})\n` +

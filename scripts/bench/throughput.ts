@@ -7,7 +7,7 @@ import { timedRequest } from './lib/http.js'
 import { measureLoad, type LoadResult } from './lib/load.js'
 import { startFastifyProxy, startNginx, startUndiciProxy, type ProxyStart, type RunningProxy } from './lib/reference-proxies.js'
 import { target, type Section } from './lib/report.js'
-import { fmt, fmtInt, percentile, ratio } from './lib/stats.js'
+import { fmt, fmtInt, median, paired, ratio } from './lib/stats.js'
 
 export interface ThroughputOptions {
   durationS: number
@@ -103,8 +103,6 @@ interface Combined {
   cpuUs: number
 }
 
-const median = (xs: readonly number[]) => percentile(xs, 50)
-
 /** Median over rounds: one round run while the machine was busy moves the mean, not the median. */
 function combine(rs: readonly LoadResult[] | undefined): Combined | undefined {
   if (!rs || rs.length === 0) return undefined
@@ -118,23 +116,20 @@ function combine(rs: readonly LoadResult[] | undefined): Combined | undefined {
   }
 }
 
-/** Per-round pairs of the gateway's (or `a`'s) result and another target's, at c connections. */
-function perRound(results: Map<string, LoadResult[]>, a: string, b: string, c: number): Array<[LoadResult, LoadResult]> {
-  const as = results.get(`${a}@${c}`) ?? []
-  const bs = results.get(`${b}@${c}`) ?? []
-  return as.flatMap((x, i) => (bs[i] ? [[x, bs[i]] as [LoadResult, LoadResult]] : []))
-}
+/** One target's and another's results at c connections, round by round (measured seconds apart). */
+const rounds = (results: Map<string, LoadResult[]>, a: string, b: string, c: number) =>
+  [results.get(`${a}@${c}`) ?? [], results.get(`${b}@${c}`) ?? []] as const
 
 /**
  * The gateway's rps over another target's, per round (the two ran seconds apart, under the same
  * background load), then the median of those ratios: the figure the targets are judged on.
  */
 const pairedRatio = (results: Map<string, LoadResult[]>, name: string, c: number): number =>
-  median(perRound(results, GATEWAY, name, c).map(([g, o]) => ratio(g.rps, o.rps)))
+  median(paired(...rounds(results, GATEWAY, name, c), (g, o) => ratio(g.rps, o.rps)))
 
 /** A target's mean latency minus direct's, per round, then the median: its added latency. */
 const pairedAddedMs = (results: Map<string, LoadResult[]>, name: string, c: number): number =>
-  median(perRound(results, name, DIRECT, c).map(([t, d]) => t.meanMs - d.meanMs))
+  median(paired(...rounds(results, name, DIRECT, c), (t, d) => t.meanMs - d.meanMs))
 
 function report(targets: readonly LoadTarget[], results: Map<string, LoadResult[]>, opts: ThroughputOptions, notes: string[]): Section {
   const lo = Math.min(...opts.connections)

@@ -6,6 +6,12 @@ export function percentile(samples: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))] as number
 }
 
+export const median = (samples: readonly number[]) => percentile(samples, 50)
+
+/** f of the i-th a and i-th b, for every round both have: results of two targets measured side by side. */
+export const paired = <T, R>(a: readonly T[], b: readonly T[], f: (x: T, y: T) => R): R[] =>
+  a.flatMap((x, i) => (i < b.length ? [f(x, b[i] as T)] : []))
+
 export const mean = (xs: readonly number[]) => (xs.length === 0 ? NaN : xs.reduce((a, b) => a + b, 0) / xs.length)
 
 export interface Summary {
