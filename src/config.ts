@@ -12,6 +12,7 @@ const defaultRunner = join(packageRoot, 'sdk', 'dist', 'runner', 'main.js')
 const watchdogPath = join(packageRoot, 'runtime', 'watchdog.cjs')
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max)
+const KEY_FORMAT = 'must be 32 bytes given as 64 hex characters or base64 (e.g. `openssl rand -hex 32`)'
 const msList = z
   .string()
   .regex(/^\d+(,\d+)*$/, 'must be a comma-separated list of milliseconds')
@@ -34,8 +35,20 @@ const Env = z.object({
     .transform((s, ctx) => {
       if (s === undefined) return undefined
       const hex = secretKeyHex(s)
-      if (hex === null) ctx.addIssue({ code: 'custom', message: 'must be 32 bytes given as 64 hex characters or base64 (e.g. `openssl rand -hex 32`)' })
+      if (hex === null) ctx.addIssue({ code: 'custom', message: KEY_FORMAT })
       return hex ?? undefined
+    }),
+  // Key rotation: older keys that still open what they sealed; start-up seals those values again under SECRET_KEY.
+  SECRET_KEY_PREVIOUS: z
+    .string()
+    .optional()
+    .transform((s, ctx) => {
+      const keys = (s ?? '').split(',').map((k) => k.trim()).filter(Boolean)
+      return keys.map((k, i) => {
+        const hex = secretKeyHex(k)
+        if (hex === null) ctx.addIssue({ code: 'custom', message: `key ${i + 1}: ${KEY_FORMAT}; separate several keys with commas` })
+        return hex ?? ''
+      })
     }),
   IDLE_TIMEOUT_MS: int(1).default(300_000),
   START_TIMEOUT_MS: int(1).default(10_000),
@@ -70,6 +83,9 @@ const Env = z.object({
   LEASE_TTL_MS: int(500).default(10_000),
   HEARTBEAT_MS: int(100).default(2_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+}).refine((e) => e.SECRET_KEY !== undefined || e.SECRET_KEY_PREVIOUS.length === 0, {
+  path: ['SECRET_KEY_PREVIOUS'],
+  message: 'needs SECRET_KEY: previous keys only open old values, the current key seals',
 })
 
 export type Env = z.input<typeof Env>
@@ -79,7 +95,14 @@ const WORKER_BASE_ENV = ['PATH', 'NODE_ENV', 'HOME', 'TMPDIR'] as const
 
 // CONTRACT.md §2: no admin token, database URL or key reaches a worker, even when a manifest's
 // env allow-list names one; they are left out of the host env that allow-lists draw from.
-const GATEWAY_SECRET_ENV = new Set(['ADMIN_TOKEN', 'SECRET_KEY', 'CLUSTER_SECRET', 'DATABASE_URL', 'DATABASE_AUTH_TOKEN'])
+const GATEWAY_SECRET_ENV = new Set([
+  'ADMIN_TOKEN',
+  'SECRET_KEY',
+  'SECRET_KEY_PREVIOUS',
+  'CLUSTER_SECRET',
+  'DATABASE_URL',
+  'DATABASE_AUTH_TOKEN',
+])
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError'
@@ -98,6 +121,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()) {
     Object.entries(env).filter((kv): kv is [string, string] => kv[1] !== undefined && !GATEWAY_SECRET_ENV.has(kv[0])),
   )
   const secretKey = e.SECRET_KEY
+  const previousKeys = e.SECRET_KEY_PREVIOUS
   const baseEnv: Record<string, string> = {}
   for (const name of WORKER_BASE_ENV) if (hostEnv[name] !== undefined) baseEnv[name] = hostEnv[name]
 
@@ -109,6 +133,8 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()) {
     secrets: {
       /** The AES-256 key as 64 hex chars, or undefined. A function, so a logged config never shows it. */
       key: secretKey === undefined ? undefined : () => secretKey,
+      /** Older keys (hex) that still open what they sealed, while a rotation completes. */
+      previousKeys: () => previousKeys,
     },
     logLevel: e.LOG_LEVEL,
     pool: {

@@ -12,6 +12,7 @@ export type {
   InstancesRepo,
   ResetOrphanedOptions,
   RuntimePatch,
+  StoredSecrets,
 } from './instances-repo.js'
 export { createClusterRepo } from './cluster-repo.js'
 export type { ClusterRepo, LeaseRef } from './cluster-repo.js'

@@ -15,6 +15,12 @@ export interface InstancePatch {
   authState?: AuthState | null
 }
 
+/** What a row stores of an org's secrets (config fields, auth credentials), sealed or not. */
+export interface StoredSecrets {
+  config: InstanceConfig
+  authState: AuthState | null
+}
+
 /** Fields left undefined are kept; null clears a nullable column. */
 export interface RuntimePatch {
   runtimeState: RuntimeState
@@ -58,6 +64,11 @@ export interface InstancesRepo {
   listByOrg(orgId: string): Promise<PluginInstanceRow[]>
   /** Creates the row (disabled, empty config, runtime stopped) or updates the given fields. */
   upsert(orgId: string, pluginId: string, patch?: InstancePatch): Promise<PluginInstanceRow>
+  /**
+   * Writes `next` only while the row still stores `expected` (compared as JSON): a start-up
+   * migration never overwrites a change another gateway made meanwhile. Undefined when it had.
+   */
+  replaceSecrets(orgId: string, pluginId: string, expected: StoredSecrets, next: StoredSecrets): Promise<PluginInstanceRow | undefined>
   /** Returns true when a row was deleted. */
   remove(orgId: string, pluginId: string): Promise<boolean>
   /** Records a runtime transition; undefined when the instance does not exist. */
@@ -114,6 +125,23 @@ export function createInstancesRepo(db: Database, clock: Clock): InstancesRepo {
           .returning()
         // An upsert with RETURNING always yields the row it inserted or updated.
         if (!row) throw new GatewayError('INTERNAL', 500, `upsert of ${orgId}/${pluginId} returned no row`)
+        return row
+      }),
+
+    replaceSecrets: (orgId, pluginId, expected, next) =>
+      write(async () => {
+        const { config, authState } = pluginInstances
+        const [row] = await db
+          .update(pluginInstances)
+          .set({ config: next.config, authState: next.authState, updatedAt: now() })
+          .where(
+            and(
+              key(orgId, pluginId),
+              sql`json(${config}) = json(${JSON.stringify(expected.config)})`,
+              expected.authState === null ? isNull(authState) : sql`json(${authState}) = json(${JSON.stringify(expected.authState)})`,
+            ),
+          )
+          .returning()
         return row
       }),
 

@@ -2,7 +2,16 @@ import type { Logger } from '../core/index.js'
 import { GatewayError } from '../core/index.js'
 import type { Registry } from '../registry/index.js'
 import type { SecretBox } from '../secrets/index.js'
-import { hasPlaintextSecrets, parseSealed, sealAuth, sealConfig, sealedValuesOf, secretsUnavailable } from '../secrets/index.js'
+import type { PluginInstanceRow } from '../db/index.js'
+import {
+  hasPlaintextSecrets,
+  parseSealed,
+  resealUnderCurrentKey,
+  sealAuth,
+  sealConfig,
+  sealedValuesOf,
+  secretsUnavailable,
+} from '../secrets/index.js'
 
 export interface StoredSecretsDeps {
   registry: Registry
@@ -10,14 +19,21 @@ export interface StoredSecretsDeps {
   log: Logger
 }
 
+// A row another gateway keeps changing is left for the next start-up (it still opens meanwhile).
+const MAX_ATTEMPTS_PER_ROW = 3
+
 /**
  * Start-up check of the secrets at rest, after the catalog is loaded (schemas say which fields are
  * encrypted). Every sealed value must carry a key id this box holds: otherwise the gateway refuses
- * to start, naming SECRET_KEY, instead of failing later on each start of a worker. Plaintext
- * secrets an older version left (credentials, fields the schema marks encrypted) are sealed when a
- * key is set.
+ * to start, naming SECRET_KEY, instead of failing later on each start of a worker. Then, with a key
+ * set, each row is brought up to date: plaintext secrets an older version left (credentials, fields
+ * the schema marks encrypted) are sealed, and values sealed under a previous key (SECRET_KEY_PREVIOUS)
+ * are sealed again under SECRET_KEY, which completes a key rotation. A row is only written while it
+ * still holds what was read, so a gateway sharing the database never loses an admin change to this.
  */
-export async function checkStoredSecrets(deps: StoredSecretsDeps): Promise<{ sealed: number; resealed: number }> {
+export async function checkStoredSecrets(
+  deps: StoredSecretsDeps,
+): Promise<{ sealed: number; resealed: number; rekeyed: number }> {
   const { registry, secrets, log } = deps
   const rows = await registry.listInstances()
   const held = new Set(secrets.keyIds)
@@ -35,26 +51,43 @@ export async function checkStoredSecrets(deps: StoredSecretsDeps): Promise<{ sea
     throw new GatewayError(
       'SECRETS_UNREADABLE',
       500,
-      `stored secrets were sealed with key ${[...foreign].join(', ')}, but SECRET_KEY is key ${secrets.keyIds[0]}: set SECRET_KEY to the key they were sealed with`,
+      `stored secrets were sealed with key ${[...foreign].join(', ')}, but SECRET_KEY is key ${secrets.keyIds[0]}: set SECRET_KEY to the key they were sealed with (while rotating, list it in SECRET_KEY_PREVIOUS)`,
     )
   }
 
   let resealed = 0
-  for (const row of rows) {
-    const schema = registry.plugin(row.pluginId)?.row.metadata?.configSchema ?? null
-    if (!hasPlaintextSecrets(row, schema)) continue
-    if (!secrets.hasKey) {
-      log.warn({ orgId: row.orgId, pluginId: row.pluginId }, 'secrets are stored in plaintext; set SECRET_KEY to seal them')
-      continue
+  let rekeyed = 0
+  for (const first of rows) {
+    const ref = { orgId: first.orgId, pluginId: first.pluginId }
+    const schema = registry.plugin(first.pluginId)?.row.metadata?.configSchema ?? null
+    let row: PluginInstanceRow | undefined = first
+    for (let attempt = 1; row; attempt++) {
+      const plaintext = hasPlaintextSecrets(row, schema)
+      const rekey = resealUnderCurrentKey(secrets, ref, row)
+      if (!plaintext && !rekey) break
+      if (!secrets.hasKey) {
+        log.warn(ref, 'secrets are stored in plaintext; set SECRET_KEY to seal them')
+        break
+      }
+      const current = rekey ?? row
+      const next = {
+        // An unknown schema seals no config field here: only fields known to be secret are migrated.
+        config: sealConfig(secrets, ref, schema ?? {}, current.config),
+        authState: current.authState && sealAuth(secrets, ref, current.authState),
+      }
+      if (await registry.replaceSecrets(row, next)) {
+        if (plaintext) resealed += 1
+        if (rekey) rekeyed += 1
+        break
+      }
+      if (attempt === MAX_ATTEMPTS_PER_ROW) {
+        log.warn(ref, 'stored secrets kept changing during the start-up migration; the next start-up retries')
+        break
+      }
+      row = await registry.instance(ref.orgId, ref.pluginId) // changed by another gateway: read it again
     }
-    const ref = { orgId: row.orgId, pluginId: row.pluginId }
-    await registry.saveInstance(row.orgId, row.pluginId, {
-      // An unknown schema seals no config field here: only fields known to be secret are migrated.
-      config: sealConfig(secrets, ref, schema ?? {}, row.config),
-      ...(row.authState && { authState: sealAuth(secrets, ref, row.authState) }),
-    })
-    resealed += 1
   }
   if (resealed > 0) log.info({ instances: resealed }, 'sealed plaintext secrets left by an earlier version')
-  return { sealed, resealed }
+  if (rekeyed > 0) log.info({ instances: rekeyed, keyId: secrets.keyIds[0] }, 'sealed secrets again under the current SECRET_KEY')
+  return { sealed, resealed, rekeyed }
 }

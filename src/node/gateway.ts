@@ -55,7 +55,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   await registry.load(await scanPlugins(config.pluginDirs))
 
   // Secrets at rest: refuse to start when stored secrets cannot be opened with SECRET_KEY.
-  const secrets = secretBoxFromHex(config.secrets.key?.())
+  const secrets = secretBoxFromHex(config.secrets.key?.(), config.secrets.previousKeys())
   await checkStoredSecrets({ registry, secrets, log }).catch((err: unknown) => {
     database.close()
     throw err

@@ -2,7 +2,7 @@ import type { HayPluginBlock, SdkVersion } from '../contract/index.js'
 import type { Logger, WorkerKey } from '../core/index.js'
 import { workerKey } from '../core/index.js'
 import type { CatalogEntry } from '../catalog/index.js'
-import type { InstancePatch, InstancesRepo, PluginInstanceRow, PluginRow, PluginsRepo } from '../db/index.js'
+import type { InstancePatch, InstancesRepo, PluginInstanceRow, PluginRow, PluginsRepo, StoredSecrets } from '../db/index.js'
 import { compileRoutes, type RouteMatcher } from './route-matcher.js'
 
 /** A valid plugin as the hot path sees it: catalog facts, its DB row, and compiled routes. */
@@ -36,6 +36,8 @@ export interface Registry {
   /** The instance for (org, plugin), read through a cache: the hot path never waits on the DB twice. */
   instance(orgId: string, pluginId: string): Promise<PluginInstanceRow | undefined>
   saveInstance(orgId: string, pluginId: string, patch: InstancePatch): Promise<PluginInstanceRow>
+  /** `row`'s config and auth replaced by `next`, unless the stored row changed since it was read (undefined then). */
+  replaceSecrets(row: PluginInstanceRow, next: StoredSecrets): Promise<PluginInstanceRow | undefined>
   removeInstance(orgId: string, pluginId: string): Promise<boolean>
   /** Drops the cached instance, so the next read comes from the database (changed by another gateway). */
   forgetInstance(orgId: string, pluginId: string): void
@@ -109,6 +111,13 @@ export function createRegistry(deps: RegistryDeps): Registry {
       const row = await deps.instances.upsert(orgId, pluginId, patch)
       remember(workerKey(orgId, pluginId), row)
       return row
+    },
+    async replaceSecrets(row, next) {
+      const key = workerKey(row.orgId, row.pluginId)
+      const updated = await deps.instances.replaceSecrets(row.orgId, row.pluginId, row, next)
+      if (updated) remember(key, updated)
+      else instances.delete(key) // changed elsewhere: the next read must see the database
+      return updated
     },
     forgetInstance(orgId, pluginId) {
       instances.delete(workerKey(orgId, pluginId))

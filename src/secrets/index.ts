@@ -11,6 +11,7 @@ export {
   maskMetadata,
   openAuth,
   openConfig,
+  resealUnderCurrentKey,
   sealAuth,
   sealConfig,
   sealedValuesOf,

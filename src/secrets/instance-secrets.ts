@@ -1,6 +1,6 @@
 import type { ConfigSchema, Metadata } from '../contract/index.js'
 import { GatewayError } from '../core/index.js'
-import { isSealed, MASK } from './sealed.js'
+import { isSealed, MASK, parseSealed } from './sealed.js'
 import type { Sealed, SecretBox } from './types.js'
 
 // Structural copies of the db row shapes, so this folder depends on nothing but core and contract.
@@ -95,6 +95,29 @@ export function sealedValuesOf(row: { config: Config; authState: AuthState | nul
   const sealed = Object.values(row.config).filter(isSealed)
   if (row.authState && isSealed(row.authState.credentials)) sealed.push(row.authState.credentials)
   return sealed
+}
+
+/** Sealed under a key other than the one `box` seals with: SECRET_KEY changed, the value still holds the old one. */
+const sealedUnderOlderKey = (box: SecretBox, value: unknown): value is Sealed =>
+  box.hasKey && isSealed(value) && parseSealed(value)?.keyId !== box.keyIds[0]
+
+/**
+ * Key rotation: a row's values sealed under an older key (one SECRET_KEY_PREVIOUS still opens) are
+ * opened and sealed again under the current key. Null when the row holds none (or the box no key).
+ */
+export function resealUnderCurrentKey(
+  box: SecretBox,
+  ref: InstanceRef,
+  row: { config: Config; authState: AuthState | null },
+): { config: Config; authState: AuthState | null } | null {
+  if (!sealedValuesOf(row).some((value) => sealedUnderOlderKey(box, value))) return null
+  const reseal = (value: Sealed, context: string) => box.seal(box.open(value, context), context)
+  const config = mapValues(row.config, (field, value) =>
+    sealedUnderOlderKey(box, value) ? reseal(value, configContext(ref, field)) : value,
+  )
+  const { authState } = row
+  if (!authState || !sealedUnderOlderKey(box, authState.credentials)) return { config, authState }
+  return { config, authState: { methodId: authState.methodId, credentials: reseal(authState.credentials, authContext(ref)) } }
 }
 
 /** True when a row keeps a secret in plaintext: credentials, or a field the (known) schema marks encrypted. */

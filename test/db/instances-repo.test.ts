@@ -48,6 +48,29 @@ describe('InstancesRepo', () => {
     expect((await instances.listByOrg('acme')).map((r) => r.pluginId)).toEqual(['echo', 'webhook'])
   })
 
+  it('replaceSecrets writes only while the row still stores what was read', async () => {
+    const { instances } = await harness()
+    const auth = { methodId: 'apiKey', credentials: { apiKey: 'k' } }
+    const read = await instances.upsert('acme', 'echo', { enabled: true, config: { a: 'old', n: 1 }, authState: auth })
+    await instances.setRuntime('acme', 'echo', { runtimeState: 'ready', pid: 42, port: 5001 }) // runtime writes do not count
+
+    const next = { config: { a: 'new', n: 1 }, authState: { methodId: 'apiKey', credentials: { apiKey: 'k2' } } }
+    const written = await instances.replaceSecrets('acme', 'echo', read, next)
+    expect(written).toMatchObject({ ...next, enabled: true, runtimeState: 'ready', pid: 42 })
+
+    // Another gateway changed the config (or cleared the auth) after this read: nothing is overwritten.
+    const stale = { config: read.config, authState: read.authState }
+    expect(await instances.replaceSecrets('acme', 'echo', stale, { config: {}, authState: null })).toBeUndefined()
+    await instances.upsert('acme', 'echo', { authState: null })
+    expect(await instances.replaceSecrets('acme', 'echo', next, { config: {}, authState: null })).toBeUndefined()
+    expect(await instances.get('acme', 'echo')).toMatchObject({ config: next.config, authState: null })
+
+    expect(await instances.replaceSecrets('acme', 'echo', { config: next.config, authState: null }, { config: { a: 'x' }, authState: null })).toMatchObject({
+      config: { a: 'x' },
+    })
+    expect(await instances.replaceSecrets('nobody', 'echo', stale, next)).toBeUndefined()
+  })
+
   it('removes an instance', async () => {
     const { instances } = await harness()
     await instances.upsert('acme', 'echo')

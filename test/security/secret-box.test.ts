@@ -12,6 +12,7 @@ import {
   openAuth,
   openConfig,
   parseSealed,
+  resealUnderCurrentKey,
   sealAuth,
   sealConfig,
   unmaskConfig,
@@ -152,6 +153,28 @@ describe('instance secrets', () => {
     expect(maskMetadata(null)).toBeNull()
   })
 
+  it('seals again under the current key what a previous key sealed, and leaves the rest as it is', () => {
+    const oldKey = randomBytes(32)
+    const before = createAesGcmSecretBox({ key: oldKey })
+    const after = createAesGcmSecretBox({ key, previousKeys: [oldKey] })
+    const row = {
+      config: { ...sealConfig(before, ref, schema, { webhookSecret: 'shh' }), current: box.seal('kept', 'config:acme:webhook:current'), label: 'public' },
+      authState: sealAuth(before, ref, { methodId: 'apiKey', credentials: { apiKey: 'whk_0123456789' } }),
+    }
+    const next = resealUnderCurrentKey(after, ref, row)
+    expect(next?.config['current']).toBe(row.config.current) // already under the current key: untouched
+    expect(next?.config['label']).toBe('public')
+    for (const value of [next?.config['webhookSecret'], next?.authState?.credentials]) {
+      expect(parseSealed(value as Sealed)?.keyId).toBe(secretKeyId(key))
+    }
+    // Only the current key is needed from now on.
+    expect(openConfig(box, ref, next?.config ?? {})).toEqual({ webhookSecret: 'shh', current: 'kept', label: 'public' })
+    expect(openAuth(box, ref, next?.authState ?? null)?.credentials).toEqual({ apiKey: 'whk_0123456789' })
+
+    expect(resealUnderCurrentKey(after, ref, { config: next?.config ?? {}, authState: next?.authState ?? null })).toBeNull()
+    expect(resealUnderCurrentKey(createUnavailableSecretBox(), ref, row)).toBeNull()
+  })
+
   it('seals the whole credentials object of an auth state', () => {
     const stored = sealAuth(box, ref, { methodId: 'apiKey', credentials: { apiKey: 'whk_0123456789' } })
     expect(stored.methodId).toBe('apiKey')
@@ -183,10 +206,26 @@ describe('SECRET_KEY configuration', () => {
     }
   })
 
-  it('keeps the admin token, database URL and key out of what an allow-list can hand a worker', () => {
+  it('takes previous keys (SECRET_KEY_PREVIOUS, comma-separated, hex or base64) only beside SECRET_KEY', () => {
+    const old1 = randomBytes(32)
+    const old2 = randomBytes(32)
+    const config = loadConfig({ SECRET_KEY: hex, SECRET_KEY_PREVIOUS: `${old1.toString('hex')}, ${old2.toString('base64')}` })
+    expect(config.secrets.previousKeys()).toEqual([old1.toString('hex'), old2.toString('hex')])
+    expect(JSON.stringify(config)).not.toContain(old1.toString('hex'))
+    expect(loadConfig({ SECRET_KEY: hex }).secrets.previousKeys()).toEqual([])
+
+    expect(() => loadConfig({ SECRET_KEY: hex, SECRET_KEY_PREVIOUS: `${old1.toString('hex')},short` })).toThrow(/SECRET_KEY_PREVIOUS: key 2/)
+    expect(() => loadConfig({ SECRET_KEY_PREVIOUS: old1.toString('hex') })).toThrow(/SECRET_KEY_PREVIOUS: needs SECRET_KEY/)
+
+    const rotated = secretBoxFromHex(hex, config.secrets.previousKeys())
+    expect(rotated.keyIds).toEqual([secretKeyId(Buffer.from(hex, 'hex')), secretKeyId(old1), secretKeyId(old2)])
+  })
+
+  it('keeps the admin token, database URL and keys out of what an allow-list can hand a worker', () => {
     const config = loadConfig({
       ADMIN_TOKEN: 'admin-token-0123456789',
       SECRET_KEY: hex,
+      SECRET_KEY_PREVIOUS: randomBytes(32).toString('hex'),
       DATABASE_URL: 'file:/tmp/x.db',
       DATABASE_AUTH_TOKEN: 'db-token',
       CLUSTER_SECRET: 'cluster-secret-0123456789',

@@ -182,6 +182,39 @@ describe('secrets at rest', () => {
     expect(await postWebhook(ok, 'acme', 'shh')).toBe('200')
   })
 
+  it('rotates SECRET_KEY: with the old key in SECRET_KEY_PREVIOUS, start-up seals every secret again under the new key', async () => {
+    const first = await startTestGateway({ secretKey: OTHER_KEY })
+    await first.enable('acme', 'webhook', { webhookSecret: 'rotate-me' })
+    expect(await postWebhook(first, 'acme', 'rotate-me')).toBe('200') // started: its auth methods are known
+    expect((await first.admin('PUT', '/orgs/acme/plugins/webhook/auth', { methodId: 'apiKey', credentials: { apiKey: 'whk_rotate0123456789' } })).status).toBe(200)
+    await first.enable('beta', 'echo')
+    expect((await fetch(`${first.url}/orgs/beta/plugins/echo/items/1`)).status).toBe(200) // its schema is known now
+    await first.enable('beta', 'echo', { prefix: 'public' })
+    const before = await rawRow(first, 'acme', 'webhook')
+    await first.gw.close()
+    const keyIdOf = (text: string) => [...text.matchAll(/"v1:([0-9a-f]{8}):/g)].map((m) => m[1])
+    const [oldId] = keyIdOf(before.config)
+
+    const rotating = await startTestGateway({ dir: first.dir, secretKey: TEST_SECRET_KEY, env: { SECRET_KEY_PREVIOUS: OTHER_KEY } })
+    const after = await rawRow(rotating, 'acme', 'webhook')
+    const ids = [...keyIdOf(after.config), ...keyIdOf(after.auth_state ?? '')]
+    expect(ids).toHaveLength(2)
+    expect(ids.every((id) => id !== oldId)).toBe(true)
+    expect((await rawRow(rotating, 'beta', 'echo')).config).toBe('{"prefix":"public"}') // nothing secret: untouched
+    expect(await postWebhook(rotating, 'acme', 'rotate-me')).toBe('200')
+    await rotating.gw.close()
+
+    // The old key can go now; and a gateway left on the old key alone is refused, naming SECRET_KEY.
+    const rotated = await startTestGateway({ dir: first.dir, secretKey: TEST_SECRET_KEY })
+    expect(await postWebhook(rotated, 'acme', 'rotate-me')).toBe('200')
+    const auth = await rotated.instanceRow('acme', 'webhook')
+    expect(auth?.authState).toMatchObject({ methodId: 'apiKey' })
+    await rotated.gw.close()
+    const stale = await startError(startTestGateway({ dir: first.dir, secretKey: OTHER_KEY }))
+    expect(stale.code).toBe('SECRETS_UNREADABLE')
+    expect(stale.message).toContain('SECRET_KEY_PREVIOUS')
+  })
+
   it('never hands a worker a secret that fails authentication: tampered or moved between orgs', async () => {
     const first = await startTestGateway()
     await first.enable('acme', 'webhook', { webhookSecret: 'acme-secret' })

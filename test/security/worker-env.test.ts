@@ -8,6 +8,7 @@ const HOST_ENV = {
   ADMIN_TOKEN,
   DATABASE_AUTH_TOKEN: 'db-auth-token-must-not-leak',
   CLUSTER_SECRET: 'cluster-secret-must-not-leak',
+  SECRET_KEY_PREVIOUS: 'abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789',
   NOT_ALLOWED: 'host-variable-must-not-leak',
   PROBE_ALLOWED: 'allow-listed-value',
 }
@@ -26,7 +27,7 @@ async function greedyPluginDir(): Promise<string> {
   await mkdir(plugins)
   const dir = await copyPlugin(join(FIXTURES_DIR, 'env-probe'), plugins, 'env-greedy')
   const manifest = JSON.parse(await readFile(join(dir, 'package.json'), 'utf8'))
-  manifest['hay-plugin'].env = ['PROBE_ALLOWED', 'ADMIN_TOKEN', 'SECRET_KEY', 'CLUSTER_SECRET', 'DATABASE_URL', 'DATABASE_AUTH_TOKEN', 'NOT_ALLOWED_TYPO']
+  manifest['hay-plugin'].env = ['PROBE_ALLOWED', 'ADMIN_TOKEN', 'SECRET_KEY', 'SECRET_KEY_PREVIOUS', 'CLUSTER_SECRET', 'DATABASE_URL', 'DATABASE_AUTH_TOKEN', 'NOT_ALLOWED_TYPO']
   await writeFile(join(dir, 'package.json'), JSON.stringify(manifest))
   return plugins
 }
@@ -36,7 +37,7 @@ function expectContractEnvOnly(probe: ProbeEnv, dbUrl: string) {
   expect(probe.keys).toEqual(expect.arrayContaining(['PATH', 'HAY_ORG_CONFIG', 'PROBE_ALLOWED']))
   expect(probe.allowed).toBe('allow-listed-value')
   const values = JSON.stringify(probe.env)
-  for (const leaked of [ADMIN_TOKEN, HOST_ENV.DATABASE_AUTH_TOKEN, HOST_ENV.CLUSTER_SECRET, HOST_ENV.NOT_ALLOWED, TEST_SECRET_KEY, dbUrl]) {
+  for (const leaked of [ADMIN_TOKEN, HOST_ENV.DATABASE_AUTH_TOKEN, HOST_ENV.CLUSTER_SECRET, HOST_ENV.SECRET_KEY_PREVIOUS, HOST_ENV.NOT_ALLOWED, TEST_SECRET_KEY, dbUrl]) {
     expect(values).not.toContain(leaked)
   }
 }

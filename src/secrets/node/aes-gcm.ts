@@ -14,7 +14,7 @@ const unreadable = (message: string, cause?: unknown) =>
 
 /**
  * A key's public id: 8 hex chars of HMAC-SHA256(key, label). Stored beside each value so a wrong
- * SECRET_KEY is named as such (and a later rotation can keep older keys for opening).
+ * SECRET_KEY is named as such, and a rotation knows which values still need sealing under the new key.
  */
 export function secretKeyId(key: Uint8Array): string {
   return createHmac('sha256', key).update('plugin-gateway secret key id').digest('hex').slice(0, 8)
@@ -23,7 +23,7 @@ export function secretKeyId(key: Uint8Array): string {
 export interface AesGcmSecretBoxOptions {
   /** The 32-byte key that seals (and opens). */
   key: Uint8Array
-  /** Older keys that still open values they sealed; none today, the format is ready for rotation. */
+  /** Older keys that still open values they sealed (SECRET_KEY_PREVIOUS, during a key rotation). */
   previousKeys?: readonly Uint8Array[]
 }
 
@@ -59,7 +59,7 @@ export function createAesGcmSecretBox(opts: AesGcmSecretBoxOptions): SecretBox {
       const key = keys.get(parts.keyId)
       if (!key) {
         throw unreadable(
-          `a stored secret was sealed with key ${parts.keyId}, but SECRET_KEY is key ${currentId}: set SECRET_KEY to the key the secrets were sealed with`,
+          `a stored secret was sealed with key ${parts.keyId}, but SECRET_KEY is key ${currentId}: set SECRET_KEY to the key the secrets were sealed with (while rotating, list it in SECRET_KEY_PREVIOUS)`,
         )
       }
       const raw = Buffer.from(parts.payload, 'base64url')
