@@ -9,8 +9,9 @@ import { webRequestHeader, type AppEnv, type ClientAddress, type RequestHeader }
 import { isFromPeer, isRetryableAfter, notOwner, peerHeaders, seenGeneration, type ClusterRouting } from './cluster.js'
 import { params } from './validate.js'
 
-// DESIGN.md request path, step 1: worker control endpoints are never reachable from outside.
-const CONTROL_SEGMENTS = new Set(['health', 'metadata', 'validate-auth', 'config-update', 'disable', 'mcp'])
+// DESIGN.md request path, step 1: worker control endpoints are never reachable from outside. The
+// runner's cron trigger (POST /cron/<name>) is one too: it shadows a plugin route that would match it.
+const CONTROL_SEGMENTS = new Set(['health', 'metadata', 'validate-auth', 'config-update', 'disable', 'mcp', 'cron'])
 
 const Params = z.object({ orgId: OrgId, pluginId: PluginId })
 

@@ -116,6 +116,21 @@ describe('streaming proxy', () => {
     }
   })
 
+  it('refuses the runner\'s control paths even where a declared catch-all route would match them', async () => {
+    const t = await startTestGateway()
+    await t.enable('acme', 'env-probe')
+    const post = (path: string) => fetch(`${t.url}/orgs/acme/plugins/env-probe${path}`, { method: 'POST', body: '{}' })
+    const declared = await post('/items/1') // POST /:resource/:id
+    expect([declared.status, await declared.json()]).toEqual([200, { resource: 'items', id: '1' }])
+    for (const path of ['/cron/probe', '/CRON/probe', '/%63ron/probe', '/mcp/call-tool', '/items/../cron/probe']) {
+      const res = await post(path)
+      expect([path, res.status]).toEqual([path, 404])
+      await res.body?.cancel()
+    }
+    const runs = await fetch(`${t.url}/orgs/acme/plugins/env-probe/cron-runs`)
+    expect(await runs.json()).toEqual({ cronRuns: 0 })
+  })
+
   it('answers 404 for unknown plugins, unknown orgs and disabled instances', async () => {
     const t = await startTestGateway()
     await t.admin('PUT', '/orgs/acme/plugins/echo', { enabled: false })

@@ -64,7 +64,7 @@ const rawSafe = (s: string) => Buffer.from(s.replace(/[\r\n ]/g, (ch) => pct(Buf
 const validId = fc.stringMatching(/^[a-z0-9][a-z0-9_-]{0,20}$/)
 const nastySegment = fc.constantFrom(
   '..', '.', '%2e%2e', '%2E%2E', '.%2e', '%2e.', '%00', 'a%00b', '%2f', '%2F..', '..%2f..', '%5c..', '\\..', '..;', '%', '%zz', '%ff', '%c0%ae%c0%ae',
-  '%252e%252e', 'health', 'metadata', 'validate-auth', 'config-update', 'disable', 'mcp', 'HEALTH', 'Metadata', '%6detadata', '%68ealth', 'mcp%2fcall-tool',
+  '%252e%252e', 'health', 'metadata', 'validate-auth', 'config-update', 'disable', 'mcp', 'cron', 'HEALTH', 'Metadata', '%6detadata', '%68ealth', 'mcp%2fcall-tool',
   'admin', '', '~', ';x', '*', 'items', 'orgs', 'plugins', '%20', '%0d%0a', '%09', '%ef%bf%bf', '%ed%a0%80', '%c3%28',
 )
 const unicodeSegment = fc.string({ unit: 'grapheme', maxLength: 16 })
