@@ -195,7 +195,8 @@ export function createCluster(deps: ClusterDeps): Cluster {
     claim,
     ownerUnreachable,
     onPoolEvent(event) {
-      if (event.type === 'stopped' || event.type === 'start-failed') release(event.orgId, event.pluginId)
+      // A superseded stop is not the key's: the lease now covers the generation that replaced it.
+      if ((event.type === 'stopped' && !event.superseded) || event.type === 'start-failed') release(event.orgId, event.pluginId)
     },
     async peers() {
       const rows = await repo.liveGateways(config.gatewayTtlMs)

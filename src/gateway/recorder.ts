@@ -78,6 +78,7 @@ export function createRuntimeRecorder(deps: RecorderDeps): RuntimeRecorder {
       case 'stopping':
         return [event.worker.orgId, event.worker.pluginId, { runtimeState: 'stopping' }]
       case 'stopped':
+        if (event.superseded) return null // the row is the next generation's now
         if (event.reason !== 'crashed') return [event.orgId, event.pluginId, { runtimeState: 'stopped', lastError: null }]
         return [event.orgId, event.pluginId, { runtimeState: 'error', lastError: event.error, restartsIncrement: 1 }]
       case 'start-failed':

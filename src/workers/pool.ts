@@ -247,9 +247,10 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
       await drained(worker, slot.exited)
       const exit = await stopProcess(worker, slot.exited, stopOptions())
       const current = slots.get(key)
-      if (current?.state === 'stopping' && current.worker === worker) slots.delete(key) // a newer generation may own the key
-      log.info({ orgId: worker.orgId, pluginId: worker.pluginId, gen: worker.gen, reason }, 'worker stopped')
-      emit({ type: 'stopped', orgId: worker.orgId, pluginId: worker.pluginId, gen: worker.gen, reason, exit })
+      const superseded = current !== undefined && current.gen !== worker.gen
+      if (!superseded) slots.delete(key)
+      log.info({ orgId: worker.orgId, pluginId: worker.pluginId, gen: worker.gen, reason, superseded }, 'worker stopped')
+      emit({ type: 'stopped', orgId: worker.orgId, pluginId: worker.pluginId, gen: worker.gen, reason, exit, superseded })
     })()
     slots.set(key, { state: 'stopping', gen: slot.gen, worker, stopped })
     retiring.add(stopped)
@@ -275,7 +276,7 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
     void worker.dispatcher.destroy()
     const error = describeCrash(exit, stderrTail, config.maxOldSpaceMb)
     log.warn({ orgId: worker.orgId, pluginId: worker.pluginId, gen: worker.gen, ...exit, error }, 'worker exited unexpectedly')
-    emit({ type: 'stopped', orgId: worker.orgId, pluginId: worker.pluginId, gen: worker.gen, reason: 'crashed', exit, error })
+    emit({ type: 'stopped', orgId: worker.orgId, pluginId: worker.pluginId, gen: worker.gen, reason: 'crashed', exit, error, superseded: false })
   }
 
   // MAX_WORKERS and the per-org cap: evict the least recently used idle worker, or refuse.

@@ -76,8 +76,12 @@ export type PoolEvent =
   | { type: 'starting'; orgId: string; pluginId: string; gen: number; sdkVersion: SdkVersion }
   | { type: 'ready'; worker: Worker; timing: StartTiming }
   | { type: 'stopping'; worker: Worker; reason: StopReason }
-  | { type: 'stopped'; orgId: string; pluginId: string; gen: number; reason: StopReason; exit: ExitInfo }
-  | { type: 'stopped'; orgId: string; pluginId: string; gen: number; reason: 'crashed'; exit: ExitInfo; error: string }
+  /**
+   * `superseded`: a newer generation of the key started while this one was stopping (a request that
+   * saw `stopping` starts the next one), so the key is not idle: its lease and row belong to that one.
+   */
+  | { type: 'stopped'; orgId: string; pluginId: string; gen: number; reason: StopReason; exit: ExitInfo; superseded: boolean }
+  | { type: 'stopped'; orgId: string; pluginId: string; gen: number; reason: 'crashed'; exit: ExitInfo; error: string; superseded: false }
   | { type: 'start-failed'; orgId: string; pluginId: string; gen: number; error: GatewayError; retryAt: number }
   | { type: 'activity'; worker: Worker }
 

@@ -1,9 +1,9 @@
 import { join } from 'node:path'
 import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { silentLogger } from '../../src/core/index.js'
-import { createClusterRepo, openDatabase } from '../../src/db/index.js'
+import { createClusterRepo, createInstancesRepo, openDatabase } from '../../src/db/index.js'
 import { isRunning, tempDir } from '../helpers/gateway.js'
-import { enable, startGatewayProcess, workersOf, type GatewayProcess } from '../helpers/gateway-process.js'
+import { enable, startGatewayProcess, startWorker, workersOf, type GatewayProcess } from '../helpers/gateway-process.js'
 
 const SECRET = 'cluster-secret-0123456789'
 
@@ -25,9 +25,11 @@ async function startCluster(n: number, env: Record<string, string> = {}) {
   }
   const db = await openDatabase({ url: `file:${join(dir, 'gateway.db')}`, log: silentLogger })
   onTestFinished(() => db.close())
-  const repo = createClusterRepo(db.db, { now: Date.now, setTimer: () => () => {} })
+  const clock = { now: Date.now, setTimer: () => () => {} }
+  const repo = createClusterRepo(db.db, clock)
+  const instances = createInstancesRepo(db.db, clock)
   const allWorkers = async () => (await Promise.all(gateways.filter(alive).map((g) => workersOf(g.url)))).flat()
-  return { gateways, repo, allWorkers }
+  return { gateways, repo, instances, allWorkers }
 }
 
 const alive = (g: GatewayProcess) => g.proc.child.exitCode === null && g.proc.child.signalCode === null
@@ -91,6 +93,36 @@ describe('multi-instance on one libSQL file', () => {
     expect(again.headers.get('x-plugin-cold-start')).toBe('1')
     await again.body?.cancel()
     expect(await allWorkers()).toHaveLength(1)
+  })
+
+  it('keeps the lease (and the row) of the next worker when the one it replaced finishes stopping after it started', async () => {
+    // ignores-sigterm lingers until STOP_TIMEOUT_MS: its stop ends well after its replacement is ready.
+    const { gateways, repo, instances, allWorkers } = await startCluster(2, { STOP_TIMEOUT_MS: '1500' })
+    const [owner, other] = [gateways[0]!, gateways[1]!]
+    const oldPid = await startWorker(owner.url, 'acme', 'ignores-sigterm', '/ping')
+    const stopping = fetch(`${owner.url}/admin/orgs/acme/plugins/ignores-sigterm/stop`, { method: 'POST' })
+    await vi.waitFor(async () => expect((await workersOf(owner.url))[0]?.state).toBe('stopping'), { timeout: 5_000, interval: 20 })
+
+    const next = await fetch(`${owner.url}/orgs/acme/plugins/ignores-sigterm/ping`) // starts the next generation
+    expect([next.status, next.headers.get('x-plugin-cold-start')]).toEqual([200, '1'])
+    await next.body?.cancel()
+    expect((await stopping).status).toBe(200) // the old worker is gone (SIGKILL) only now
+    expect(isRunning(oldPid)).toBe(false)
+
+    const [live] = await workersOf(owner.url)
+    expect(live).toMatchObject({ state: 'ready' })
+    const lease = await repo.lease('acme', 'ignores-sigterm')
+    expect(lease?.ownerGatewayId).toBe('gw0')
+    expect(lease?.expiresAt.getTime()).toBeGreaterThan(Date.now())
+    // The other gateway forwards to that worker instead of starting a second one.
+    const viaOther = await fetch(`${other.url}/orgs/acme/plugins/ignores-sigterm/ping`)
+    expect([viaOther.status, viaOther.headers.get('x-plugin-cold-start')]).toEqual([200, null])
+    await viaOther.body?.cancel()
+    expect((await allWorkers()).map((w) => w.pid)).toEqual([live?.pid])
+    await vi.waitFor(async () => expect(await instances.get('acme', 'ignores-sigterm')).toMatchObject({ runtimeState: 'ready', pid: live?.pid }), {
+      timeout: 2_000,
+      interval: 20,
+    })
   })
 
   it('delivers a config change made through one gateway to the worker another gateway owns', async () => {

@@ -23,13 +23,13 @@ describe('Prometheus metrics', () => {
     feed(
       { type: 'starting', orgId: 'a', pluginId: 'echo', gen: 1, sdkVersion: 'v2' },
       { type: 'ready', worker: worker('a', 'echo'), timing },
-      { type: 'stopped', orgId: 'a', pluginId: 'echo', gen: 1, reason: 'crashed', exit, error: 'worker exited unexpectedly (code 1)' },
+      { type: 'stopped', orgId: 'a', pluginId: 'echo', gen: 1, reason: 'crashed', exit, error: 'worker exited unexpectedly (code 1)', superseded: false },
       { type: 'starting', orgId: 'a', pluginId: 'echo', gen: 2, sdkVersion: 'v2' }, // restart 1
       { type: 'start-failed', orgId: 'a', pluginId: 'echo', gen: 2, error: failed, retryAt: 0 },
       { type: 'starting', orgId: 'a', pluginId: 'echo', gen: 3, sdkVersion: 'v2' }, // restart 2
       { type: 'starting', orgId: 'b', pluginId: 'echo', gen: 4, sdkVersion: 'v2' }, // first start of b
       { type: 'stopping', worker: worker('b', 'echo', 4), reason: 'idle' },
-      { type: 'stopped', orgId: 'b', pluginId: 'echo', gen: 4, reason: 'idle', exit },
+      { type: 'stopped', orgId: 'b', pluginId: 'echo', gen: 4, reason: 'idle', exit, superseded: false },
       { type: 'starting', orgId: 'b', pluginId: 'echo', gen: 5, sdkVersion: 'v2' }, // after idle: not a restart
     )
     const t = await text()
@@ -45,7 +45,7 @@ describe('Prometheus metrics', () => {
     const { feed, text } = harness()
     feed(
       { type: 'stopping', worker: worker('a', 'echo'), reason: 'evicted' },
-      { type: 'stopped', orgId: 'a', pluginId: 'echo', gen: 1, reason: 'evicted', exit },
+      { type: 'stopped', orgId: 'a', pluginId: 'echo', gen: 1, reason: 'evicted', exit, superseded: false },
       { type: 'stopping', worker: worker('b', 'echo'), reason: 'admin' },
     )
     const t = await text()
