@@ -177,7 +177,7 @@ export function createGatewayService(deps: ServiceDeps) {
   async function applyToWorker(before: PluginInstanceRow | undefined, after: PluginInstanceRow | undefined): Promise<void> {
     if (!after) return
     const { orgId, pluginId } = after
-    const worker = pool.peek(orgId, pluginId)
+    const worker = await pool.settled(orgId, pluginId) // one starting now was spawned with the old instance
     if (!worker) return
     if (!after.enabled || !sameJson(before?.authState, after.authState)) return stopLocal(orgId, pluginId)
     if (sameJson(before?.config, after.config)) return
@@ -224,9 +224,10 @@ export function createGatewayService(deps: ServiceDeps) {
         if (view.row.metadata) validateConfig(view.row.metadata.configSchema, plain)
         config = { plain, stored: sealForStorage(ref, view, plain) }
       }
-      const worker = pool.peek(orgId, pluginId)
+      // A worker starting right now was spawned with the old config: it gets the new one once ready.
+      const worker = config && patch.enabled !== false ? await pool.settled(orgId, pluginId) : undefined
       let restart = false
-      if (config && worker && patch.enabled !== false) {
+      if (config && worker) {
         const reply = await call(worker, 'POST', '/config-update', { config: config.plain }).catch((err: unknown) => {
           log.warn({ err, orgId, pluginId }, 'config-update failed; the worker will be restarted')
           return null

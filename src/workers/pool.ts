@@ -358,11 +358,18 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
     return closing
   }
 
+  function peek(orgId: string, pluginId: string): Worker | undefined {
+    const slot = slots.get(workerKey(orgId, pluginId))
+    return slot?.state === 'ready' ? slot.worker : undefined
+  }
+
   return {
     acquire,
-    peek(orgId, pluginId) {
+    peek,
+    async settled(orgId, pluginId) {
       const slot = slots.get(workerKey(orgId, pluginId))
-      return slot?.state === 'ready' ? slot.worker : undefined
+      if (slot?.state === 'starting') await slot.ready.catch(() => {})
+      return peek(orgId, pluginId)
     },
     stop,
     stopPlugin,

@@ -95,6 +95,8 @@ export interface WorkerPool {
   acquire(spec: WorkerSpec, signal?: AbortSignal): Promise<Lease>
   /** The ready worker of a key, if any, without starting one or counting a request. */
   peek(orgId: string, pluginId: string): Worker | undefined
+  /** The key's ready worker once a start under way has settled; undefined if none (never starts one). */
+  settled(orgId: string, pluginId: string): Promise<Worker | undefined>
   /** Drains and stops the key's worker; resolves when the process has exited. */
   stop(orgId: string, pluginId: string, reason?: StopReason): Promise<void>
   /** Stops every worker of a plugin (e.g. after its code changed). */

@@ -67,6 +67,19 @@ describe('admin API', () => {
     expect(t.spawned).toHaveLength(1)
   })
 
+  it('delivers a config change made while the worker is starting, once it is ready, without a restart', async () => {
+    const t = await startTestGateway({ env: { SLOW_START_MS: '400' } })
+    await t.enable('acme', 'slow-start', { label: 'old' })
+    const first = fetch(`${t.url}/orgs/acme/plugins/slow-start/ping`)
+    while (t.gw.pool.list()[0]?.state !== 'starting') await new Promise((resolve) => setImmediate(resolve))
+
+    const res = await t.admin('PUT', '/orgs/acme/plugins/slow-start', { config: { label: 'new' } })
+    expect(res.status).toBe(200)
+    expect((await first).status).toBe(200)
+    expect(await (await fetch(`${t.url}/orgs/acme/plugins/slow-start/ping`)).json()).toEqual({ pong: true, label: 'new' })
+    expect(t.spawned).toHaveLength(1)
+  })
+
   it('stores auth only when the worker validates it, and answers 422 otherwise', async () => {
     const t = await startTestGateway()
     await t.enable('acme', 'webhook', { webhookSecret: 's3cret' })
