@@ -1,4 +1,4 @@
-import type { ContentfulStatusCode } from 'hono/utils/http-status'
+import type { ContentfulStatusCode, UnofficialStatusCode } from 'hono/utils/http-status'
 
 // Stable codes: callers and tests branch on these, never on messages.
 export type ErrorCode =
@@ -27,6 +27,7 @@ export type ErrorCode =
   | 'UPSTREAM_ERROR'
   | 'UPSTREAM_TIMEOUT'
   | 'SHUTTING_DOWN'
+  | 'CLIENT_CLOSED'
   | 'NOT_OWNER'
   | 'SECRETS_UNAVAILABLE'
   | 'SECRETS_UNREADABLE'
@@ -60,3 +61,10 @@ export const isGatewayError = (err: unknown): err is GatewayError => err instanc
 
 /** Text of an unknown thrown value, for lastError columns and logs. */
 export const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err))
+
+/**
+ * The client went away before its answer (nginx's 499). Nobody reads this status: it is for logs and
+ * metrics, which must not count a client's hang-up as a gateway failure.
+ */
+export const clientClosed = () =>
+  new GatewayError('CLIENT_CLOSED', 499 as UnofficialStatusCode, 'the client closed the connection before the answer')

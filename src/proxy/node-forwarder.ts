@@ -4,7 +4,7 @@ import type { HttpBindings } from '@hono/node-server'
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response'
 import type { Context } from 'hono'
 import type { Dispatcher } from 'undici'
-import { GatewayError } from '../core/index.js'
+import { clientClosed, GatewayError } from '../core/index.js'
 import { forwardHeaders, responseHeaders } from './headers.js'
 import type { ForwardTarget, Forwarder } from './types.js'
 
@@ -32,7 +32,7 @@ export function createNodeForwarder(opts: NodeForwarderOptions): Forwarder {
     if (!controller) {
       const created = new AbortController()
       outgoing.once('close', () => {
-        if (!outgoing.writableFinished) created.abort(new Error('client closed the connection'))
+        if (!outgoing.writableFinished) created.abort(clientClosed())
       })
       signals.set(outgoing, created)
       controller = created
@@ -66,8 +66,6 @@ export function createNodeForwarder(opts: NodeForwarderOptions): Forwarder {
     },
   }
 }
-
-const clientClosed = () => new Error('client closed the connection')
 
 /**
  * One proxied exchange: writes the upstream status and headers to the client, then each body chunk

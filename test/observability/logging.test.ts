@@ -82,6 +82,28 @@ describe('request logging on a real gateway', () => {
     expect(JSON.stringify(records())).not.toContain('query-s3cret')
   })
 
+  it('logs a client that hangs up during a cold start as a refusal (499), not as a gateway failure', async () => {
+    const { log, records } = capturedLogger()
+    const t = await startTestGateway({ log, env: { SLOW_START_MS: '300' } })
+    await t.enable('acme', 'slow-start')
+    const client = new AbortController()
+    const gone = fetch(`${t.url}/orgs/acme/plugins/slow-start/ping`, { signal: client.signal }).catch((err: unknown) => err)
+    while (t.gw.pool.list()[0]?.state !== 'starting') await new Promise((resolve) => setImmediate(resolve))
+    client.abort()
+    expect(await gone).toMatchObject({ name: 'AbortError' })
+
+    const answered = await fetch(`${t.url}/orgs/acme/plugins/slow-start/ping`) // the start went on for the others
+    expect(answered.status).toBe(200)
+    await answered.body?.cancel()
+    await t.gw.pool.stop('acme', 'slow-start')
+    const byPath = records().filter((r) => r['path'] === '/orgs/acme/plugins/slow-start/ping')
+    expect(byPath.map((r) => [r['msg'], r['status'] ?? r['code']])).toEqual(
+      expect.arrayContaining([['request refused', 'CLIENT_CLOSED'], ['request', 499], ['request', 200]]),
+    )
+    expect(records().filter((r) => (r['level'] as number) >= 50)).toEqual([])
+    expect(t.spawned).toHaveLength(1)
+  })
+
   it('never logs config values, credentials or the admin token, at debug, across a whole session', async () => {
     const { log, lines } = capturedLogger()
     const t = await startTestGateway({ log, env: { ADMIN_TOKEN: TOKEN } })
