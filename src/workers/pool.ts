@@ -158,7 +158,12 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
       }
       if (slots.get(key)?.gen !== gen || closing) {
         // Superseded while starting (stop or shutdown): this generation must not serve.
-        await stopProcess(worker, launched.exited, stopOptions())
+        const exit = await stopProcess(worker, launched.exited, stopOptions())
+        if (closing && slots.get(key)?.gen === gen) {
+          // A shutdown, not a failure: the key ends stopped, with no error and no backoff.
+          slots.delete(key)
+          emit({ type: 'stopped', orgId: spec.orgId, pluginId: spec.pluginId, gen, reason: 'shutdown', exit, superseded: false })
+        }
         throw new GatewayError('WORKER_UNAVAILABLE', 503, 'worker was stopped while starting', { retryAfterSeconds: 1 })
       }
       const ready: Extract<Slot, { state: 'ready' }> = {

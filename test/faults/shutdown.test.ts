@@ -3,7 +3,7 @@ import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { silentLogger } from '../../src/core/index.js'
 import { createInstancesRepo, openDatabase } from '../../src/db/index.js'
 import { ROOT, isRunning, tempDir } from '../helpers/gateway.js'
-import { startGatewayProcess, startWorker } from '../helpers/gateway-process.js'
+import { enable, startGatewayProcess, startWorker, workersOf } from '../helpers/gateway-process.js'
 
 const DEAF_RUNNER = join(ROOT, 'test', 'fixtures', 'runners', 'deaf-runner.mjs')
 
@@ -27,6 +27,24 @@ describe('gateway shutdown', () => {
     onTestFinished(() => db.close())
     const rows = await createInstancesRepo(db.db, { now: Date.now, setTimer: () => () => {} }).list()
     expect(rows.map((r) => r.runtimeState)).toEqual(['stopped', 'stopped', 'stopped'])
+  })
+
+  it('on SIGTERM during a cold start, ends that start too: the waiting request gets 503 and the row says stopped', async () => {
+    const dir = await tempDir()
+    const gw = await startGatewayProcess(dir, { SLOW_START_MS: '1500' })
+    await enable(gw.url, 'acme', 'slow-start')
+    const waiting = fetch(`${gw.url}/orgs/acme/plugins/slow-start/ping`)
+    await vi.waitFor(async () => expect((await workersOf(gw.url))[0]?.state).toBe('starting'), { timeout: 5_000, interval: 20 })
+
+    gw.proc.child.kill('SIGTERM')
+    const res = await waiting
+    expect([res.status, ((await res.json()) as { error: { code: string } }).error.code]).toEqual([503, 'WORKER_UNAVAILABLE'])
+    expect(await gw.proc.exited).toEqual({ code: 0, signal: null })
+
+    const db = await openDatabase({ url: `file:${join(dir, 'gateway.db')}`, log: silentLogger })
+    onTestFinished(() => db.close())
+    const row = await createInstancesRepo(db.db, { now: Date.now, setTimer: () => () => {} }).get('acme', 'slow-start')
+    expect(row).toMatchObject({ runtimeState: 'stopped', lastError: null, pid: null })
   })
 
   it('on SIGKILL of the gateway, every worker exits by itself, runners that ignore their parent too', async () => {
