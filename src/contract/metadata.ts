@@ -1,3 +1,6 @@
+import { RegExpRouter } from 'hono/router/reg-exp-router'
+import { SmartRouter } from 'hono/router/smart-router'
+import { TrieRouter } from 'hono/router/trie-router'
 import { z } from 'zod'
 
 // CONTRACT.md §3: the shape a worker's GET /metadata returns (and a legacy v1 manifest embeds).
@@ -39,9 +42,24 @@ export type AuthMethod = z.infer<typeof AuthMethod>
 export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const
 export type HttpMethod = (typeof HTTP_METHODS)[number]
 
+/**
+ * A declared path is matched by the gateway's router (hono's, as in registry/route-matcher.ts). A
+ * pattern it cannot compile (`/:id{[}`) would throw on every request, so it makes the metadata invalid.
+ */
+function compilesAsRoute(path: string): boolean {
+  try {
+    const router = new SmartRouter<true>({ routers: [new RegExpRouter(), new TrieRouter()] })
+    router.add('GET', path, true)
+    router.match('GET', '/')
+    return true
+  } catch {
+    return false
+  }
+}
+
 export const RouteDecl = z.looseObject({
   method: z.string().transform((m) => m.toUpperCase()).pipe(z.enum(HTTP_METHODS)),
-  path: z.string().startsWith('/'),
+  path: z.string().startsWith('/').refine(compilesAsRoute, 'is not a route pattern the gateway can match (check its {regex} parts)'),
 })
 export type RouteDecl = z.infer<typeof RouteDecl>
 

@@ -81,6 +81,17 @@ describe('fetchMetadata', () => {
     expect(!outcome.ok && outcome.error).toContain('routes.0.path')
   })
 
+  it('refuses a declared route the gateway could not match (a broken {regex} part) as invalid metadata', async () => {
+    const clock = createManualClock()
+    const routes = [{ method: 'GET', path: '/items/:id{\\d+}' }, { method: 'GET', path: '/:id{[}' }]
+    const peer = await startPeer(() => json({ ...goodMetadata, routes }))
+
+    const outcome = await fetchMetadata({ port: peer.port, clock, attempts: 1 })
+    expect(outcome).toMatchObject({ ok: false, reason: 'invalid-metadata' })
+    expect(!outcome.ok && outcome.error).toContain('routes.1.path')
+    expect(!outcome.ok && outcome.error).not.toContain('routes.0')
+  })
+
   it('counts a body that is not JSON as a failure', async () => {
     const clock = createManualClock()
     const peer = await startPeer((n) => (n === 1 ? { status: 200, body: '{"configSchema": ' } : json(goodMetadata)))
