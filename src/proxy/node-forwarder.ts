@@ -47,6 +47,7 @@ export function createNodeForwarder(opts: NodeForwarderOptions): Forwarder {
       const declared = Number(incoming.headers['content-length'] ?? 0)
       if (declared > opts.maxBodyBytes) {
         target.onDone()
+        endAfterAnswer(outgoing)
         return Promise.reject(tooLarge(opts.maxBodyBytes))
       }
       return new Promise<Response>((resolve, reject) => {
@@ -125,6 +126,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
     this.finish()
+    if ((err as { code?: string }).code === 'BODY_TOO_LARGE') endAfterAnswer(this.outgoing)
     if (this.headersSent) this.outgoing.destroy() // the worker died mid-body or the client went away
     else this.reject(upstreamError(err, this.opts))
   }
@@ -153,6 +155,14 @@ function requestBody(incoming: IncomingMessage, maxBodyBytes: number) {
   if (!hasBody(incoming)) return null
   // Node enforces a declared content-length itself; only chunked bodies need counting.
   return incoming.headers['content-length'] !== undefined ? incoming : incoming.pipe(limitBytes(maxBodyBytes))
+}
+
+/**
+ * A refused body is left unread: the connection ends after the 413 (Connection: close), instead of
+ * Node reading and discarding the rest of the upload, or a half-read chunked body holding it open.
+ */
+function endAfterAnswer(outgoing: ServerResponse): void {
+  if (!outgoing.headersSent) outgoing.setHeader('connection', 'close')
 }
 
 class BodyTooLarge extends Error {

@@ -1,4 +1,5 @@
 import { request as httpRequest } from 'node:http'
+import { connect } from 'node:net'
 import { describe, expect, it } from 'vitest'
 import { createManualClock } from '../helpers/manual-clock.js'
 import { exitOf, startTestGateway } from '../helpers/gateway.js'
@@ -187,6 +188,29 @@ describe('bad input at the edge', () => {
     } as RequestInit)
     expect(chunked.status).toBe(413)
     expect((await json(chunked)).error.code).toBe('PAYLOAD_TOO_LARGE')
+  })
+
+  it('closes the connection of a refused body instead of waiting for (or reading) the rest of it', async () => {
+    const t = await startTestGateway({ env: { MAX_BODY_BYTES: '1024' } })
+    await t.enable('acme', 'echo')
+    const { hostname, port } = new URL(t.url)
+    const head = (framing: string) =>
+      `POST /orgs/acme/plugins/echo/raw HTTP/1.1\r\nHost: ${hostname}\r\nContent-Type: application/octet-stream\r\n${framing}\r\n\r\n`
+    // A declared length far over the limit, and a chunked body that crosses it; neither is ever finished.
+    for (const [framing, body] of [
+      [`Content-Length: ${100 * 1024 * 1024}`, Buffer.alloc(512)],
+      ['Transfer-Encoding: chunked', Buffer.from(`800\r\n${'x'.repeat(0x800)}\r\n`)],
+    ] as const) {
+      const socket = connect(Number(port), hostname)
+      let answer = ''
+      socket.setEncoding('utf8').on('data', (d: string) => (answer += d))
+      socket.write(head(framing))
+      socket.write(body)
+      await new Promise((resolve) => socket.once('end', resolve)) // the gateway ends the connection itself
+      socket.destroy()
+      expect([framing, answer.split('\r\n')[0]]).toEqual([framing, 'HTTP/1.1 413 Payload Too Large'])
+      expect(answer.toLowerCase()).toContain('connection: close')
+    }
   })
 
   it('refuses huge headers with 431', async () => {
