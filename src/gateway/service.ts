@@ -195,14 +195,19 @@ export function createGatewayService(deps: ServiceDeps) {
     afterReady,
     acquire: (t: Target, signal?: AbortSignal): Promise<Lease> => pool.acquire(specOf(t), signal),
 
-    /** Marks metadata stale; fetches right away when a worker of the plugin is running. */
+    /**
+     * Marks metadata stale; fetches right away when a worker of the plugin runs here (holding it like
+     * a request, so the reaper cannot stop it mid-fetch), otherwise at the plugin's next start.
+     */
     async refreshMetadata(pluginId: string): Promise<PluginView> {
       pluginOrThrow(pluginId)
       const stale = await metadata.markStale(pluginId)
       if (stale) registry.updateRow(stale)
       const running = pool.list().find((w) => w.pluginId === pluginId && w.state === 'ready')
-      const worker = running && pool.peek(running.orgId, pluginId)
-      if (worker) registry.updateRow(await metadata.ensureFresh(pluginId, worker.port))
+      if (running) {
+        const t = await target(running.orgId, pluginId, { requireEnabled: false })
+        registry.updateRow(await withWorker(t, (worker) => metadata.ensureFresh(pluginId, worker.port)))
+      }
       return pluginOrThrow(pluginId)
     },
 
