@@ -59,6 +59,10 @@ export function createRegistry(deps: RegistryDeps): Registry {
   // Present-but-undefined caches "no such instance" too, so unknown orgs cannot hammer the DB.
   const instances = new Map<WorkerKey, PluginInstanceRow | undefined>()
 
+  // Counts instance writes and forgets: a database read that started before one may hold the old row
+  // and must not replace what the write put in the cache.
+  let changes = 0
+
   const remember = (key: WorkerKey, row: PluginInstanceRow | undefined) => {
     instances.delete(key) // re-insert at the end: Map order doubles as recency
     instances.set(key, row)
@@ -103,28 +107,35 @@ export function createRegistry(deps: RegistryDeps): Registry {
     async instance(orgId, pluginId) {
       const key = workerKey(orgId, pluginId)
       if (instances.has(key)) return instances.get(key)
+      const before = changes
       const row = await deps.instances.get(orgId, pluginId)
-      remember(key, row)
+      if (changes === before) remember(key, row)
       return row
     },
     async saveInstance(orgId, pluginId, patch) {
       const row = await deps.instances.upsert(orgId, pluginId, patch)
+      changes++
       remember(workerKey(orgId, pluginId), row)
       return row
     },
     async replaceSecrets(row, next) {
       const key = workerKey(row.orgId, row.pluginId)
       const updated = await deps.instances.replaceSecrets(row.orgId, row.pluginId, row, next)
+      changes++
       if (updated) remember(key, updated)
       else instances.delete(key) // changed elsewhere: the next read must see the database
       return updated
     },
     forgetInstance(orgId, pluginId) {
+      changes++
       instances.delete(workerKey(orgId, pluginId))
     },
     async removeInstance(orgId, pluginId) {
+      changes++
       instances.delete(workerKey(orgId, pluginId))
-      return deps.instances.remove(orgId, pluginId)
+      const removed = await deps.instances.remove(orgId, pluginId)
+      changes++
+      return removed
     },
     listInstances: (orgId) => (orgId ? deps.instances.listByOrg(orgId) : deps.instances.list()),
   }

@@ -1,0 +1,42 @@
+import { describe, expect, it } from 'vitest'
+import { silentLogger } from '../../src/core/index.js'
+import { createInstancesRepo, createPluginsRepo, type InstancesRepo } from '../../src/db/index.js'
+import { createRegistry } from '../../src/registry/index.js'
+import { openTempDb } from '../db/harness.js'
+import { createManualClock } from '../helpers/manual-clock.js'
+
+/** The real repository, except that the test decides when a read's answer comes back. */
+function heldReads(repo: InstancesRepo) {
+  let read!: () => void
+  let release!: () => void
+  const readDone = new Promise<void>((resolve) => (read = resolve))
+  const released = new Promise<void>((resolve) => (release = resolve))
+  const instances: InstancesRepo = {
+    ...repo,
+    async get(orgId, pluginId) {
+      const row = await repo.get(orgId, pluginId)
+      read()
+      await released
+      return row
+    },
+  }
+  return { instances, readDone, release }
+}
+
+describe('Registry instance cache', () => {
+  it('never caches a read that a write overtook: the write is what later reads see', async () => {
+    const handle = await openTempDb()
+    const clock = createManualClock(1_700_000_000_000)
+    const repo = createInstancesRepo(handle.db, clock)
+    await repo.upsert('acme', 'echo', { enabled: true })
+    const held = heldReads(repo)
+    const registry = createRegistry({ plugins: createPluginsRepo(handle.db, clock), instances: held.instances, log: silentLogger })
+
+    const slowRead = registry.instance('acme', 'echo')
+    await held.readDone // it holds the row as it was before the write below
+    await registry.saveInstance('acme', 'echo', { enabled: false })
+    held.release()
+    expect((await slowRead)?.enabled).toBe(true)
+    expect((await registry.instance('acme', 'echo'))?.enabled).toBe(false)
+  })
+})
