@@ -16,6 +16,7 @@ import {
   publicRoutes,
   requestIdMiddleware,
   uiRoutes,
+  workerJson,
 } from './routes/index.js'
 import type { WorkerPool } from './workers/index.js'
 
@@ -62,7 +63,10 @@ export function createApp(deps: AppDeps) {
   app.route('/admin/ui', uiRoutes({ ...deps, auth: adminAuth({ ...guard, queryParam: 'token' }) }))
   app.use('/admin/*', adminAuth(guard))
   app.route('/admin', adminRoutes(deps))
-  if (deps.cluster) app.route('/internal', internalRoutes({ service: deps.service, cluster: deps.cluster }))
+  if (deps.cluster) {
+    const localWorkers = () => deps.pool.list().map(workerJson)
+    app.route('/internal', internalRoutes({ service: deps.service, cluster: deps.cluster, localWorkers }))
+  }
   app.route('/', publicRoutes(deps))
   return app
 }

@@ -58,7 +58,7 @@ export function createAdminClient(deps: AdminClientDeps) {
   const at = (orgId: string, pluginId: string) => `/orgs/${orgId}/plugins/${pluginId}`
   return {
     plugins: () => call<{ plugins: PluginJson[] }>('GET', '/plugins'),
-    workers: () => call<{ workers: WorkerJson[] }>('GET', '/workers'),
+    workers: () => call<WorkersJson>('GET', '/workers'),
     enable: (orgId: string, pluginId: string, config?: Record<string, unknown>) =>
       call<InstanceJson>('PUT', at(orgId, pluginId), { enabled: true, ...(config && { config }) }),
     stop: (orgId: string, pluginId: string) => call<{ stopped: boolean }>('POST', `${at(orgId, pluginId)}/stop`),
@@ -84,7 +84,15 @@ export interface PluginJson {
   error: string | null
 }
 
+export interface WorkersJson {
+  workers: WorkerJson[]
+  /** In a cluster: peers that did not answer. */
+  unreachable?: Array<{ gatewayId: string; error: string }>
+}
+
 export interface WorkerJson {
+  /** In a cluster: the gateway that runs it. */
+  gatewayId?: string
   orgId: string
   pluginId: string
   gen: number

@@ -70,22 +70,29 @@ async function execute(command: Exclude<Command, { name: 'help' | 'start' }>, cl
     }
     case 'workers': {
       const body = await client.workers()
+      // A cluster's listing names the gateway of each worker, and the peers that did not answer.
+      const clustered = body.unreachable !== undefined
+      const unreachable = (body.unreachable ?? []).map((p) => `gateway ${p.gatewayId} did not answer: ${p.error}`)
       return show(body, () =>
-        body.workers.length === 0
-          ? 'no live workers'
-          : table(
-              ['ORG', 'PLUGIN', 'GEN', 'STATE', 'PID', 'UPTIME', 'IN-FLIGHT', 'LAST ACTIVITY'],
-              body.workers.map((w) => [
-                w.orgId,
-                w.pluginId,
-                String(w.gen),
-                w.state,
-                w.pid === null ? '-' : String(w.pid),
-                since(now, w.startedAt),
-                String(w.inFlight),
-                w.lastActivityAt ? `${since(now, w.lastActivityAt)} ago` : '-',
-              ]),
-            ),
+        [
+          body.workers.length === 0
+            ? 'no live workers'
+            : table(
+                [...(clustered ? ['GATEWAY'] : []), 'ORG', 'PLUGIN', 'GEN', 'STATE', 'PID', 'UPTIME', 'IN-FLIGHT', 'LAST ACTIVITY'],
+                body.workers.map((w) => [
+                  ...(clustered ? [w.gatewayId ?? '-'] : []),
+                  w.orgId,
+                  w.pluginId,
+                  String(w.gen),
+                  w.state,
+                  w.pid === null ? '-' : String(w.pid),
+                  since(now, w.startedAt),
+                  String(w.inFlight),
+                  w.lastActivityAt ? `${since(now, w.lastActivityAt)} ago` : '-',
+                ]),
+              ),
+          ...unreachable,
+        ].join('\n'),
       )
     }
     case 'enable': {

@@ -5,7 +5,7 @@ import type { ClusterRepo } from '../db/index.js'
 import type { Clock, Logger } from '../core/index.js'
 import { GatewayError, errorText } from '../core/index.js'
 import type { ClusterPort } from '../gateway/index.js'
-import { peerHeaders, type ClusterRouting } from '../routes/index.js'
+import { peerHeaders, WorkerListings, type ClusterRouting, type PeerWorkers } from '../routes/index.js'
 
 export interface ClusterLinkDeps {
   cluster: Cluster
@@ -37,12 +37,31 @@ export function createClusterLink(deps: ClusterLinkDeps) {
   const internalCall = (url: string, path: string, generation: number, payload: unknown): Promise<ControlResult> =>
     callJson(peerDispatcher(url), { method: 'POST', path, payload, timeoutMs: deps.timeoutMs, headers: peerHeaders(secret, generation) })
 
+  async function workersOf(peer: { gatewayId: string; url: string }): Promise<PeerWorkers> {
+    try {
+      const reply = await callJson(peerDispatcher(peer.url), {
+        method: 'GET',
+        path: '/internal/workers',
+        payload: undefined,
+        timeoutMs: deps.timeoutMs,
+        headers: peerHeaders(secret, 0),
+      })
+      const parsed = WorkerListings.safeParse(reply.body)
+      if (reply.status !== 200 || !parsed.success) return { gatewayId: peer.gatewayId, error: `answered ${reply.status} without a worker list` }
+      return { gatewayId: peer.gatewayId, workers: parsed.data.workers }
+    } catch (err) {
+      return { gatewayId: peer.gatewayId, error: errorText(err) }
+    }
+  }
+
   const routing: ClusterRouting = {
     secret,
+    gatewayId: cluster.gatewayId,
     place: cluster.place,
     claim: cluster.claim,
     ownerUnreachable: cluster.ownerUnreachable,
     peerDispatcher,
+    peerWorkers: async () => Promise.all((await cluster.peers()).map(workersOf)),
   }
 
   const port: ClusterPort = {

@@ -6,6 +6,7 @@ import type { PluginInstanceRow } from '../db/index.js'
 import type { PluginView, Registry } from '../registry/index.js'
 import { maskConfig, maskMetadata } from '../secrets/index.js'
 import type { WorkerInfo, WorkerPool } from '../workers/index.js'
+import type { ClusterRouting } from './cluster.js'
 import type { AppEnv } from './env.js'
 import { jsonBody, params } from './validate.js'
 
@@ -29,6 +30,8 @@ export interface AdminRouteDeps {
   service: GatewayService
   registry: Registry
   pool: WorkerPool
+  /** Present when several gateways share the database: GET /workers then lists theirs too. */
+  cluster?: ClusterRouting
 }
 
 const iso = (d: Date | number | null | undefined) => (d === null || d === undefined ? null : new Date(d).toISOString())
@@ -65,7 +68,7 @@ function instanceJson(row: PluginInstanceRow, worker: WorkerInfo | undefined, vi
   }
 }
 
-function workerJson(w: WorkerInfo) {
+export function workerJson(w: WorkerInfo) {
   return {
     orgId: w.orgId,
     pluginId: w.pluginId,
@@ -146,7 +149,19 @@ export function adminRoutes(deps: AdminRouteDeps) {
     return c.json((await service.callTool(orgId, pluginId, body.toolName, body.arguments)) as object)
   })
 
-  app.get('/workers', (c) => c.json({ workers: pool.list().map(workerJson), prewarmed: pool.prewarmed() }))
+  // In a cluster: every live gateway's workers, each tagged with its gatewayId (?scope=local: this one's).
+  app.get('/workers', async (c) => {
+    const local = pool.list().map(workerJson)
+    const { cluster } = deps
+    if (!cluster || c.req.query('scope') === 'local') return c.json({ workers: local, prewarmed: pool.prewarmed() })
+    const peers = await cluster.peerWorkers()
+    const tagged = (gatewayId: string, workers: readonly object[]) => workers.map((w) => ({ ...w, gatewayId }))
+    return c.json({
+      workers: [...tagged(cluster.gatewayId, local), ...peers.flatMap((p) => ('workers' in p ? tagged(p.gatewayId, p.workers) : []))],
+      prewarmed: pool.prewarmed(),
+      unreachable: peers.filter((p) => 'error' in p),
+    })
+  })
 
   return app
 }

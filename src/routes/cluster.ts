@@ -15,14 +15,25 @@ export const HOP_HEADER = 'x-plugin-gateway-hop'
 export const SECRET_HEADER = 'x-plugin-gateway-secret'
 export const GENERATION_HEADER = 'x-plugin-gateway-generation'
 
+/** What one peer gateway said its workers are (GET /internal/workers), or why it could not. */
+export type PeerWorkers = { gatewayId: string; workers: WorkerListing[] } | { gatewayId: string; error: string }
+
+/** A peer's worker as its admin API shows it; checked for the fields the listing relies on. */
+export const WorkerListing = z.looseObject({ orgId: z.string(), pluginId: z.string(), state: z.string() })
+export type WorkerListing = z.infer<typeof WorkerListing>
+export const WorkerListings = z.object({ workers: z.array(WorkerListing) })
+
 /** The cluster as the HTTP layer sees it (runtime pieces injected by the entry). */
 export interface ClusterRouting {
   secret: string
+  gatewayId: string
   place(orgId: string, pluginId: string): Promise<Placement>
   claim(orgId: string, pluginId: string, seenGeneration: number | undefined): Promise<Placement>
   ownerUnreachable(orgId: string, pluginId: string, owner: PeerOwner, signal?: AbortSignal): Promise<Placement>
   /** Keep-alive connection pool to a peer gateway's internal URL. */
   peerDispatcher(url: string): Dispatcher
+  /** Every live peer's workers, asked in parallel; a peer that does not answer is listed with its error. */
+  peerWorkers(): Promise<PeerWorkers[]>
 }
 
 /** True for a request a peer gateway forwarded (hop header and the right secret); a wrong secret is 403. */
@@ -73,11 +84,20 @@ const ControlBody = z.strictObject({
   payload: z.unknown().optional(),
 })
 
+export interface InternalRouteDeps {
+  service: GatewayService
+  cluster: ClusterRouting
+  /** This gateway's workers, as GET /admin/workers shows them. */
+  localWorkers: () => WorkerListing[]
+}
+
 /** `/internal/*`: what peer gateways ask of the owner of a worker. Cluster secret required. */
-export function internalRoutes(deps: { service: GatewayService; cluster: ClusterRouting }) {
+export function internalRoutes(deps: InternalRouteDeps) {
   const { service, cluster } = deps
   const app = new Hono<AppEnv>()
   app.use('*', requireSecret(cluster.secret))
+
+  app.get('/workers', (c) => c.json({ workers: deps.localWorkers() }))
 
   app.post('/orgs/:orgId/plugins/:pluginId/changed', async (c) => {
     const { orgId, pluginId } = params(c, InstanceParams)

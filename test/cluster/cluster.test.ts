@@ -1,11 +1,14 @@
+import { execFile } from 'node:child_process'
 import { join } from 'node:path'
+import { promisify } from 'node:util'
 import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { silentLogger } from '../../src/core/index.js'
 import { createClusterRepo, createInstancesRepo, openDatabase } from '../../src/db/index.js'
-import { isRunning, tempDir } from '../helpers/gateway.js'
+import { isRunning, ROOT, tempDir } from '../helpers/gateway.js'
 import { enable, startGatewayProcess, startWorker, workersOf, type GatewayProcess } from '../helpers/gateway-process.js'
 
 const SECRET = 'cluster-secret-0123456789'
+const execFileAsync = promisify(execFile)
 
 /** n real gateway processes on one libSQL file, clustered. */
 async function startCluster(n: number, env: Record<string, string> = {}) {
@@ -123,6 +126,42 @@ describe('multi-instance on one libSQL file', () => {
       timeout: 2_000,
       interval: 20,
     })
+  })
+
+  it('lists the workers of every gateway from any of them, each with its gateway; ?scope=local lists its own', async () => {
+    const { gateways } = await startCluster(3)
+    const [gw0, gw1, gw2] = [gateways[0]!, gateways[1]!, gateways[2]!]
+    const acme = await startWorker(gw0.url, 'acme', 'echo', '/items/1')
+    const globex = await startWorker(gw1.url, 'globex', 'echo', '/items/1')
+    const listing = async (url: string, query = '') => {
+      const res = await fetch(`${url}/admin/workers${query}`)
+      expect(res.status).toBe(200)
+      return (await res.json()) as { workers: Array<{ gatewayId?: string; orgId: string; pid: number }>; unreachable?: unknown[] }
+    }
+
+    const all = await listing(gw2.url)
+    const seen = all.workers.map((w) => [w.gatewayId, w.orgId, w.pid]).sort()
+    expect(seen).toEqual([['gw0', 'acme', acme], ['gw1', 'globex', globex]])
+    expect(all.unreachable).toEqual([])
+    expect((await listing(gw2.url, '?scope=local')).workers).toEqual([])
+    expect((await listing(gw0.url, '?scope=local')).workers.map((w) => w.pid)).toEqual([acme])
+    // The operator CLI shows which gateway runs each worker.
+    const { stdout } = await execFileAsync(process.execPath, [join(ROOT, 'dist', 'cli', 'main.js'), 'workers'], {
+      env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', GATEWAY_URL: gw2.url },
+    })
+    const [header, ...rows] = stdout.trimEnd().split('\n')
+    expect(header).toMatch(/^GATEWAY\s+ORG\s+PLUGIN\s+GEN\s+STATE\s+PID/)
+    expect(rows.map((r) => r.split(/\s+/).slice(0, 3)).sort()).toEqual([['gw0', 'acme', 'echo'], ['gw1', 'globex', 'echo']])
+    // Without the cluster secret nobody can read another gateway's list.
+    expect((await fetch(`${gw0.url}/internal/workers`)).status).toBe(403)
+
+    // A peer that is gone is named (while its heartbeat is recent) or simply absent; the rest still list.
+    gw1.proc.child.kill('SIGKILL')
+    await gw1.proc.exited
+    const after = await listing(gw2.url)
+    expect(after.workers.map((w) => [w.gatewayId, w.pid])).toEqual([['gw0', acme]])
+    expect(Array.isArray(after.unreachable)).toBe(true)
+    for (const p of after.unreachable ?? []) expect(p).toMatchObject({ gatewayId: 'gw1', error: expect.any(String) })
   })
 
   it('delivers a config change made through one gateway to the worker another gateway owns', async () => {

@@ -49,8 +49,9 @@ export interface LiveWorker {
   state: string
 }
 
+/** The workers this gateway runs itself (in a cluster, /admin/workers lists every gateway's). */
 export async function workersOf(url: string): Promise<LiveWorker[]> {
-  const res = await fetch(`${url}/admin/workers`)
+  const res = await fetch(`${url}/admin/workers?scope=local`)
   return ((await res.json()) as { workers: LiveWorker[] }).workers
 }
 
