@@ -4,6 +4,7 @@ import type { ContentfulStatusCode, UnofficialStatusCode } from 'hono/utils/http
 export type ErrorCode =
   | 'BAD_REQUEST'
   | 'VALIDATION_FAILED'
+  | 'UNSUPPORTED_MEDIA_TYPE'
   | 'UNAUTHORIZED'
   | 'FORBIDDEN'
   | 'NOT_FOUND'

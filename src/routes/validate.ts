@@ -4,8 +4,18 @@ import { GatewayError } from '../core/index.js'
 
 const issuesOf = (error: z.ZodError) => error.issues.map((i) => ({ path: i.path.join('.'), message: i.message }))
 
-/** Parses and validates a JSON body: malformed JSON and schema violations are 400s listing the issues. */
+// application/json, or a structured +json type. Requiring it keeps a browser's cross-site "simple"
+// request (text/plain, sent without a CORS preflight) from ever being read as an API call.
+const JSON_TYPE = /^application\/([\w.+-]+\+)?json\s*(;|$)/i
+
+/**
+ * Parses and validates a JSON body: another content type is a 415, malformed JSON and schema
+ * violations are 400s listing the issues.
+ */
 export async function jsonBody<S extends z.ZodType>(c: Context, schema: S): Promise<z.infer<S>> {
+  if (!JSON_TYPE.test(c.req.header('content-type') ?? '')) {
+    throw new GatewayError('UNSUPPORTED_MEDIA_TYPE', 415, 'request body must be sent as content-type: application/json')
+  }
   let raw: unknown
   try {
     raw = await c.req.json()

@@ -38,12 +38,36 @@ describe('admin API', () => {
     expect(ok.status).toBe(200)
   })
 
+  it('reads JSON bodies only when sent as JSON (415 otherwise), so a cross-site form or text/plain post is never an API call', async () => {
+    const t = await startTestGateway()
+    for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', undefined]) {
+      const res = await fetch(`${t.url}/admin/orgs/acme/plugins/echo`, {
+        method: 'PUT',
+        headers: type === undefined ? {} : { 'content-type': type },
+        body: JSON.stringify({ enabled: true }),
+      })
+      expect([type, res.status]).toEqual([type, 415])
+      expect(await res.json()).toMatchObject({ error: { code: 'UNSUPPORTED_MEDIA_TYPE' } })
+    }
+    expect(await t.instanceRow('acme', 'echo')).toBeUndefined()
+    const ok = await fetch(`${t.url}/admin/orgs/acme/plugins/echo`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json; charset=utf-8' },
+      body: JSON.stringify({ enabled: true }),
+    })
+    expect(ok.status).toBe(200)
+  })
+
   it('validates instance bodies and config against the plugin configSchema', async () => {
     const t = await startTestGateway()
     await t.enable('acme', 'echo')
     await (await fetch(`${t.url}/orgs/acme/plugins/echo/items/1`)).body?.cancel() // metadata now known
 
-    const malformed = await fetch(`${t.url}/admin/orgs/acme/plugins/echo`, { method: 'PUT', body: '{nope' })
+    const malformed = await fetch(`${t.url}/admin/orgs/acme/plugins/echo`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: '{nope',
+    })
     expect(malformed.status).toBe(400)
     expect(await malformed.json()).toMatchObject({ error: { code: 'BAD_REQUEST' } })
 

@@ -98,6 +98,32 @@ describe('admin guard', () => {
     }
   })
 
+  it('without ADMIN_TOKEN refuses what a web page on the same machine could send: another site, a rebound DNS name', async () => {
+    const app = guarded(undefined, '127.0.0.1')
+    const refused: Array<Record<string, string>> = [
+      { host: 'evil.example' },
+      { host: 'evil.example:8787' },
+      { host: '127.0.0.1:8787', origin: 'https://evil.example' },
+      { host: 'localhost:8787', origin: 'null' },
+      { host: 'localhost:8787', 'sec-fetch-site': 'cross-site' },
+    ]
+    for (const headers of refused) {
+      const res = await app.request('/admin/plugins', { headers })
+      expect([headers, res.status]).toEqual([headers, 403])
+      expect(await res.json()).toMatchObject({ error: { code: 'FORBIDDEN' } })
+    }
+    const allowed: Array<Record<string, string>> = [
+      {}, // a client without Host (HTTP/1.0) or Origin: curl, the CLI
+      { host: '127.0.0.1:8787' },
+      { host: '[::1]:8787' },
+      { host: 'localhost:8787', origin: 'http://localhost:8787', 'sec-fetch-site': 'same-origin' }, // the status page
+    ]
+    for (const headers of allowed) {
+      const res = await app.request('/admin/plugins', { headers })
+      expect([headers, res.status]).toEqual([headers, 200])
+    }
+  })
+
   it('with ADMIN_TOKEN requires the bearer token from every client, loopback included', async () => {
     for (const address of ['127.0.0.1', '203.0.113.9', undefined]) {
       for (const authorization of [undefined, '', 'Bearer', 'Bearer ', `Bearer ${TOKEN}x`, `Bearer ${TOKEN.slice(1)}`, `Basic ${TOKEN}`, TOKEN]) {
