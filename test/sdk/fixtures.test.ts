@@ -19,6 +19,17 @@ describe('fault fixtures under the runner', () => {
     })
   })
 
+  it('fixture-ok survives a handler that answers twice: the first answer stands, the worker keeps serving', async () => {
+    const runner = await startRunner({ pluginDir: fixture('fixture-ok') })
+    expect((await fetchJson(runner.url('/twice'))).body).toEqual({ first: true })
+    const raw = await rawRequest({ port: runner.port, path: '/end-twice' })
+    expect(raw.body.toString()).toBe('first')
+    expect((await fetchJson(runner.url('/ping'))).body).toMatchObject({ pong: true })
+    expect(runner.child.exitCode).toBeNull()
+    expect(runner.stderr()).toContain('cannot answer twice')
+    expect(runner.stderr()).toContain('write after end')
+  })
+
   it('slow-start becomes ready once SLOW_START_MS has passed', async () => {
     const runner = await startRunner({ pluginDir: fixture('slow-start'), env: { SLOW_START_MS: '150' } })
     expect((await fetchJson(runner.url('/ping'))).body).toEqual({ pong: true })

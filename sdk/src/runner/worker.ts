@@ -276,6 +276,16 @@ const CONTENT_TYPES: Record<string, string> = {
 }
 
 export class WorkerResponse extends ServerResponse<WorkerRequest> {
+  /**
+   * A second answer throws ERR_HTTP_HEADERS_SENT, as Express does; left to node:http, ending a
+   * finished response emits an 'error' event, which nothing handles by default.
+   */
+  private assertUnanswered(): void {
+    if (this.writableEnded) {
+      throw Object.assign(new Error('cannot answer twice: the response was already sent'), { code: 'ERR_HTTP_HEADERS_SENT' })
+    }
+  }
+
   status(code: number): this {
     this.statusCode = code
     return this
@@ -290,11 +300,13 @@ export class WorkerResponse extends ServerResponse<WorkerRequest> {
   }
 
   json(body: unknown): this {
+    this.assertUnanswered()
     if (!this.hasHeader('content-type')) this.type('json')
     return this.end(JSON.stringify(body) ?? '')
   }
 
   send(body?: string | Buffer | Uint8Array | object | number | boolean | null): this {
+    this.assertUnanswered()
     if (body === undefined || body === null) return this.end()
     if (typeof body === 'string') {
       if (!this.hasHeader('content-type')) this.type('html')
@@ -308,11 +320,13 @@ export class WorkerResponse extends ServerResponse<WorkerRequest> {
   }
 
   sendStatus(code: number): this {
+    this.assertUnanswered()
     this.statusCode = code
     return this.type('text').end(STATUS_CODES[code] ?? String(code))
   }
 
   redirect(statusOrUrl: number | string, url?: string): this {
+    this.assertUnanswered()
     const [status, location] = typeof statusOrUrl === 'number' ? [statusOrUrl, url ?? '/'] : [302, statusOrUrl]
     this.statusCode = status
     return this.setHeader('location', location).end()
@@ -585,12 +599,15 @@ export function createWorker(deps: WorkerDeps): Worker {
   const server = createServer<typeof WorkerRequest, typeof WorkerResponse>(
     { IncomingMessage: WorkerRequest, ServerResponse: WorkerResponse },
     (req, res) => {
+      // A plugin writing to a finished response (res.end twice) must cost it that write, not the worker.
+      res.on('error', (err) => logger.error(`${req.method} ${req.url}: response error`, err))
       handle(req, res).catch((err: unknown) => {
         if (err instanceof BodyError) {
           if (err.status === 413) res.setHeader('connection', 'close')
           return sendError(res, err.status, err.code, err.message)
         }
         logger.error(`${req.method} ${req.url} failed`, err)
+        if (res.writableEnded) return // answered already: the failure is only the handler's own
         // Once bytes are on the wire there is no status left to change: cut the response short.
         if (res.headersSent) return void res.destroy()
         // Plugin routes face the public through the gateway: the details stay in the worker's log.
