@@ -5,6 +5,7 @@ import { launchWorker, PortInUseError, prewarmCommand, spawnProc, type SpawnFn }
 import { createPrewarmPool } from './prewarm.js'
 import { allocatePort } from './ports.js'
 import { stopProcess } from './stop.js'
+import { needsOwnBoot } from './worker-env.js'
 import type {
   ExitInfo,
   Lease,
@@ -204,7 +205,7 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
   async function launchOnFreePort(spec: WorkerSpec, wlog: Logger) {
     for (let attempt = 1; ; attempt++) {
       const port = await allocatePort(config.portRange, portsInUse())
-      const prewarmed = spec.sdkVersion === 'v2' ? prewarm?.take() : undefined
+      const prewarmed = spec.sdkVersion === 'v2' && !needsOwnBoot(spec, config.hostEnv) ? prewarm?.take() : undefined
       try {
         return { port, launched: await launchWorker(spec, port, { config, clock, spawn: deps.spawn, log: wlog }, prewarmed) }
       } catch (err) {

@@ -17,3 +17,15 @@ export function buildWorkerEnv(
   if (spec.authState) env.HAY_ORG_AUTH = JSON.stringify(spec.authState)
   return Object.assign(env, extra)
 }
+
+// Read by Node (or libuv) only while the process boots: NODE_OPTIONS, NODE_EXTRA_CA_CERTS,
+// UV_THREADPOOL_SIZE… NODE_ENV is not one of them; it is read by code, at any time.
+const BOOT_TIME_ENV = /^(NODE_|UV_)/
+
+/**
+ * True when the worker would get a variable Node only reads at boot. A prewarmed runner booted
+ * without it, so such a worker is spawned fresh, or it would not be the process a spawn makes.
+ */
+export function needsOwnBoot(spec: WorkerSpec, hostEnv: Readonly<Record<string, string>>): boolean {
+  return spec.envAllowList.some((name) => name !== 'NODE_ENV' && BOOT_TIME_ENV.test(name) && hostEnv[name] !== undefined)
+}

@@ -1,6 +1,7 @@
-import { describe, expect, it, vi } from 'vitest'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { ROOT, exitOf, startTestGateway } from '../helpers/gateway.js'
+import { describe, expect, it, vi } from 'vitest'
+import { copyPlugin, exitOf, FIXTURES_DIR, ROOT, startTestGateway, tempDir } from '../helpers/gateway.js'
 import { listeningPorts } from '../helpers/process.js'
 
 const DEAF_RUNNER = join(ROOT, 'test', 'fixtures', 'runners', 'deaf-runner.mjs')
@@ -48,6 +49,23 @@ describe('prewarmed runners', () => {
     expect(a).toEqual(b)
     expect(a.keys).not.toContain('NOT_ALLOWED')
     expect(a).toMatchObject({ allowed: 'yes', org: { id: 'acme' } })
+  })
+
+  it('are not used for a worker allowed a variable Node reads only at boot (NODE_OPTIONS…): it is spawned fresh', async () => {
+    const plugins = join(await tempDir(), 'plugins')
+    const dir = await copyPlugin(join(FIXTURES_DIR, 'env-probe'), plugins, 'env-boot')
+    const manifest = JSON.parse(await readFile(join(dir, 'package.json'), 'utf8'))
+    manifest['hay-plugin'].env = ['PROBE_ALLOWED', 'NODE_OPTIONS']
+    await writeFile(join(dir, 'package.json'), JSON.stringify(manifest))
+    const t = await startTestGateway({ env: { PREWARM_POOL_SIZE: '1', NODE_OPTIONS: '--no-deprecation' }, pluginDirs: [plugins] })
+    await vi.waitFor(() => expect(t.gw.pool.prewarmed()).toBe(1), { timeout: 10_000, interval: 5 })
+
+    await t.enable('acme', 'env-boot')
+    const res = await fetch(`${t.url}/orgs/acme/plugins/env-boot/env`)
+    const body = (await res.json()) as { env: Record<string, string> }
+    expect([res.status, body.env['NODE_OPTIONS']]).toEqual([200, '--no-deprecation'])
+    expect(t.spawned.map((c) => isPrewarmed(c.spawnargs))).toEqual([true, false])
+    expect(t.gw.pool.prewarmed()).toBe(1) // still waiting for a worker it can become
   })
 
   it('are not used for legacy workers, and leave no process behind', async () => {
