@@ -28,6 +28,8 @@ export interface Cluster {
    * is taken or verified; seenGeneration is what the peer believed, to detect that we went stale.
    */
   claim(orgId: string, pluginId: string, seenGeneration: number | undefined): Promise<Placement>
+  /** The owner we had cached said it no longer owns the key: forget it and place again. */
+  ownerChanged(orgId: string, pluginId: string): Promise<Placement>
   /** The owner did not answer: forget it, wait (bounded) for its lease to lapse, and place again. */
   ownerUnreachable(orgId: string, pluginId: string, owner: PeerOwner, signal?: AbortSignal): Promise<Placement>
   /** Pool event sink: a stopped or failed worker gives its lease back. */
@@ -117,6 +119,11 @@ export function createCluster(deps: ClusterDeps): Cluster {
     return placement
   }
 
+  function ownerChanged(orgId: string, pluginId: string): Promise<Placement> {
+    remote.delete(workerKey(orgId, pluginId))
+    return place(orgId, pluginId)
+  }
+
   async function ownerUnreachable(orgId: string, pluginId: string, owner: PeerOwner, signal?: AbortSignal) {
     const key = workerKey(orgId, pluginId)
     remote.delete(key)
@@ -193,6 +200,7 @@ export function createCluster(deps: ClusterDeps): Cluster {
     gatewayId: self,
     place,
     claim,
+    ownerChanged,
     ownerUnreachable,
     onPoolEvent(event) {
       // A superseded stop is not the key's: the lease now covers the generation that replaced it.

@@ -59,6 +59,7 @@ export function createClusterLink(deps: ClusterLinkDeps) {
     gatewayId: cluster.gatewayId,
     place: cluster.place,
     claim: cluster.claim,
+    ownerChanged: cluster.ownerChanged,
     ownerUnreachable: cluster.ownerUnreachable,
     peerDispatcher,
     peerWorkers: async () => Promise.all((await cluster.peers()).map(workersOf)),

@@ -102,8 +102,10 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     if (this.outgoing.destroyed) controller.abort(clientClosed())
   }
 
-  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[]>): void {
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[]>): void {
     const { target } = this
+    const refused = target.refuse?.(statusCode, headers)
+    if (refused) return controller.abort(refused) // onResponseError rejects the forward with it
     const out = responseHeaders(headers, target.responseHeaders)
     out['server-timing'] = serverTiming(target, headers['server-timing'], performance.now() - this.started)
     this.outgoing.writeHead(statusCode, out)

@@ -16,6 +16,11 @@ export interface ForwardTarget {
   hop: 'proxy' | 'peer'
   /** Called exactly once when the response body has ended, failed or been abandoned. */
   onDone(): void
+  /**
+   * An upstream answer the caller handles itself instead of relaying: an error returned here rejects
+   * the forward, and nothing of that answer reaches the client.
+   */
+  refuse?(status: number, headers: Record<string, string | string[] | undefined>): Error | null
 }
 
 export interface Forwarder {

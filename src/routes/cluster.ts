@@ -14,6 +14,8 @@ import { jsonBody, params } from './validate.js'
 export const HOP_HEADER = 'x-plugin-gateway-hop'
 export const SECRET_HEADER = 'x-plugin-gateway-secret'
 export const GENERATION_HEADER = 'x-plugin-gateway-generation'
+/** On a 503 to a forwarded request: this gateway is not (or no longer) the key's owner. */
+export const NOT_OWNER_HEADER = 'x-plugin-gateway-not-owner'
 
 /** What one peer gateway said its workers are (GET /internal/workers), or why it could not. */
 export type PeerWorkers = { gatewayId: string; workers: WorkerListing[] } | { gatewayId: string; error: string }
@@ -30,6 +32,7 @@ export interface ClusterRouting {
   place(orgId: string, pluginId: string): Promise<Placement>
   claim(orgId: string, pluginId: string, seenGeneration: number | undefined): Promise<Placement>
   ownerUnreachable(orgId: string, pluginId: string, owner: PeerOwner, signal?: AbortSignal): Promise<Placement>
+  ownerChanged(orgId: string, pluginId: string): Promise<Placement>
   /** Keep-alive connection pool to a peer gateway's internal URL. */
   peerDispatcher(url: string): Dispatcher
   /** Every live peer's workers, asked in parallel; a peer that does not answer is listed with its error. */
@@ -74,8 +77,14 @@ const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'UND_
 export function isRetryableAfter(err: unknown, c: Context): boolean {
   const cause = err instanceof GatewayError ? (err.cause as { code?: string } | undefined) : undefined
   const bodyless = c.req.header('content-length') === undefined && c.req.header('transfer-encoding') === undefined
-  return bodyless && cause?.code !== undefined && UNREACHABLE.has(cause.code)
+  return bodyless && (isNotOwner(err) || (cause?.code !== undefined && UNREACHABLE.has(cause.code)))
 }
+
+export const isNotOwner = (err: unknown): boolean => err instanceof GatewayError && err.code === 'NOT_OWNER'
+
+/** The peer's answer to a forwarded request, when it says it is not the owner: handled, not relayed. */
+export const refuseNotOwner = (orgId: string, pluginId: string) => (status: number, headers: Record<string, unknown>) =>
+  status === 503 && headers[NOT_OWNER_HEADER] !== undefined ? notOwner(orgId, pluginId) : null
 
 const InstanceParams = z.object({ orgId: OrgId, pluginId: PluginId })
 const ControlBody = z.strictObject({

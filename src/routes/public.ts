@@ -6,7 +6,17 @@ import type { GatewayService } from '../gateway/index.js'
 import type { Forwarder } from '../proxy/index.js'
 import type { StartTiming, WorkerPool } from '../workers/index.js'
 import { webRequestHeader, type AppEnv, type ClientAddress, type RequestHeader } from './env.js'
-import { isFromPeer, isRetryableAfter, notOwner, peerHeaders, seenGeneration, type ClusterRouting } from './cluster.js'
+import {
+  isFromPeer,
+  isNotOwner,
+  isRetryableAfter,
+  NOT_OWNER_HEADER,
+  notOwner,
+  peerHeaders,
+  refuseNotOwner,
+  seenGeneration,
+  type ClusterRouting,
+} from './cluster.js'
 import { params } from './validate.js'
 
 // DESIGN.md request path, step 1: worker control endpoints are never reachable from outside. The
@@ -88,7 +98,10 @@ export function publicRoutes(deps: PublicRouteDeps) {
     if (await isFromPeer(c, cluster.secret)) {
       c.set('fromPeer', true)
       const placement = await cluster.claim(orgId, pluginId, seenGeneration(c))
-      if (placement.kind === 'remote') throw notOwner(orgId, pluginId)
+      if (placement.kind === 'remote') {
+        c.header(NOT_OWNER_HEADER, placement.owner.gatewayId) // the forwarding gateway's cache is stale
+        throw notOwner(orgId, pluginId)
+      }
       return null
     }
     let placement = await cluster.place(orgId, pluginId)
@@ -103,10 +116,16 @@ export function publicRoutes(deps: PublicRouteDeps) {
           responseHeaders: {},
           serverTiming: '',
           onDone: () => {},
+          refuse: refuseNotOwner(orgId, pluginId),
         })
       } catch (err) {
-        if (attempt > 0 || !isRetryableAfter(err, c)) throw err
-        placement = await cluster.ownerUnreachable(orgId, pluginId, owner, forwarder.clientSignal(c))
+        // An owner that is no longer one: the cached placement is stale, whatever happens next.
+        const moved = isNotOwner(err) ? cluster.ownerChanged(orgId, pluginId) : null
+        if (attempt > 0 || !isRetryableAfter(err, c)) {
+          await moved?.catch(() => {})
+          throw err
+        }
+        placement = await (moved ?? cluster.ownerUnreachable(orgId, pluginId, owner, forwarder.clientSignal(c)))
       }
     }
     return null

@@ -164,6 +164,40 @@ describe('multi-instance on one libSQL file', () => {
     for (const p of after.unreachable ?? []) expect(p).toMatchObject({ gatewayId: 'gw1', error: expect.any(String) })
   })
 
+  it('follows an owner change it had not seen: a stale owner\'s "not the owner" is not relayed, the request goes to the new one', async () => {
+    // A long lease: the first owner stays cached on gw1 (until the expiry it read) throughout the test.
+    const { gateways, repo } = await startCluster(3, { LEASE_TTL_MS: '20000' })
+    const [gw0, gw1, gw2] = [gateways[0]!, gateways[1]!, gateways[2]!]
+    const orgs = ['acme', 'globex'] as const
+    for (const org of orgs) {
+      const pid = await startWorker(gw0.url, org, 'echo', '/items/1')
+      const cached = await fetch(`${gw1.url}/orgs/${org}/plugins/echo/items/2`) // gw1 learns that gw0 owns it
+      expect(cached.status).toBe(200)
+      await cached.body?.cancel()
+      process.kill(pid, 'SIGKILL') // the worker dies: gw0 gives the lease back, gw2 takes it
+      await vi.waitFor(async () => expect((await repo.lease(org, 'echo'))?.expiresAt.getTime()).toBe(0), { timeout: 5_000, interval: 20 })
+      const moved = await fetch(`${gw2.url}/orgs/${org}/plugins/echo/items/3`)
+      expect(moved.status).toBe(200)
+      await moved.body?.cancel()
+      expect((await repo.lease(org, 'echo'))?.ownerGatewayId).toBe('gw2')
+    }
+
+    // Without a body, gw1 asks again at once, and reaches the new owner.
+    const bodyless = await fetch(`${gw1.url}/orgs/acme/plugins/echo/items/4`)
+    expect([bodyless.status, await bodyless.json()]).toEqual([200, expect.objectContaining({ id: '4' })])
+    // With one (already streamed to gw0), it answers 503 + Retry-After, and has learnt: the retry lands.
+    const post = (n: number) =>
+      fetch(`${gw1.url}/orgs/globex/plugins/echo/echo`, { method: 'POST', body: JSON.stringify({ n }), headers: { 'content-type': 'application/json' } })
+    const refused = await post(1)
+    expect([refused.status, refused.headers.get('retry-after'), ((await refused.json()) as { error: { code: string } }).error.code]).toEqual([
+      503,
+      '1',
+      'NOT_OWNER',
+    ])
+    const retried = await post(2)
+    expect([retried.status, await retried.json()]).toEqual([200, expect.objectContaining({ body: { n: 2 } })])
+  })
+
   it('delivers a config change made through one gateway to the worker another gateway owns', async () => {
     const { gateways } = await startCluster(3)
     await enable(gateways[1]!.url, 'acme', 'echo', { enabled: true, config: { prefix: 'before' } })
