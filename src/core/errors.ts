@@ -1,38 +1,42 @@
 import type { ContentfulStatusCode, UnofficialStatusCode } from 'hono/utils/http-status'
 
 // Stable codes: callers and tests branch on these, never on messages.
-export type ErrorCode =
-  | 'BAD_REQUEST'
-  | 'VALIDATION_FAILED'
-  | 'UNSUPPORTED_MEDIA_TYPE'
-  | 'UNAUTHORIZED'
-  | 'FORBIDDEN'
-  | 'NOT_FOUND'
-  | 'PLUGIN_NOT_FOUND'
-  | 'PLUGIN_INVALID'
-  | 'INSTANCE_NOT_FOUND'
-  | 'INSTANCE_DISABLED'
-  | 'ROUTE_NOT_FOUND'
-  | 'PAYLOAD_TOO_LARGE'
-  | 'HEADERS_TOO_LARGE'
-  | 'AUTH_INVALID'
-  | 'CONFIG_INVALID'
-  | 'METADATA_UNAVAILABLE'
-  | 'WORKER_START_FAILED'
-  | 'WORKER_START_TIMEOUT'
-  | 'WORKER_UNAVAILABLE'
-  | 'WORKER_CRASHED'
-  | 'QUEUE_FULL'
-  | 'ORG_QUEUE_FULL'
-  | 'CAPACITY_EXHAUSTED'
-  | 'UPSTREAM_ERROR'
-  | 'UPSTREAM_TIMEOUT'
-  | 'SHUTTING_DOWN'
-  | 'CLIENT_CLOSED'
-  | 'NOT_OWNER'
-  | 'SECRETS_UNAVAILABLE'
-  | 'SECRETS_UNREADABLE'
-  | 'INTERNAL'
+export const ERROR_CODES = [
+  'BAD_REQUEST',
+  'VALIDATION_FAILED',
+  'UNSUPPORTED_MEDIA_TYPE',
+  'UNAUTHORIZED',
+  'FORBIDDEN',
+  'NOT_FOUND',
+  'PLUGIN_NOT_FOUND',
+  'PLUGIN_INVALID',
+  'INSTANCE_NOT_FOUND',
+  'INSTANCE_DISABLED',
+  'ROUTE_NOT_FOUND',
+  'PAYLOAD_TOO_LARGE',
+  'HEADERS_TOO_LARGE',
+  'AUTH_INVALID',
+  'CONFIG_INVALID',
+  'METADATA_UNAVAILABLE',
+  'WORKER_START_FAILED',
+  'WORKER_START_TIMEOUT',
+  'WORKER_UNAVAILABLE',
+  'WORKER_CRASHED',
+  'QUEUE_FULL',
+  'ORG_QUEUE_FULL',
+  'CAPACITY_EXHAUSTED',
+  'UPSTREAM_ERROR',
+  'UPSTREAM_TIMEOUT',
+  'SHUTTING_DOWN',
+  'CLIENT_CLOSED',
+  'NOT_OWNER',
+  'SECRETS_UNAVAILABLE',
+  'SECRETS_UNREADABLE',
+  'INTERNAL',
+] as const
+export type ErrorCode = (typeof ERROR_CODES)[number]
+
+export const isErrorCode = (value: unknown): value is ErrorCode => (ERROR_CODES as readonly unknown[]).includes(value)
 
 export interface GatewayErrorOptions extends ErrorOptions {
   /** Seconds for a Retry-After header on 429/503 answers. */

@@ -1,11 +1,27 @@
+import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import { Pool } from 'undici'
+import { z } from 'zod'
 import type { Cluster } from '../cluster/index.js'
 import { callJson, type ControlResult } from '../workers/index.js'
 import type { ClusterRepo } from '../db/index.js'
 import type { Clock, Logger } from '../core/index.js'
-import { GatewayError, errorText } from '../core/index.js'
+import { GatewayError, errorText, isErrorCode, type ErrorCode } from '../core/index.js'
 import type { ClusterPort } from '../gateway/index.js'
 import { peerHeaders, WorkerListings, type ClusterRouting, type PeerWorkers } from '../routes/index.js'
+
+const OwnerError = z.object({ error: z.object({ code: z.string(), message: z.string() }) })
+
+/**
+ * The owner's own error, passed on as the owner gave it (status, code, Retry-After): a 503 there is a
+ * 503 here. An answer that is not one of our errors is the owner failing: 502.
+ */
+function ownerRefusal(gatewayId: string, reply: ControlResult): GatewayError {
+  const parsed = OwnerError.safeParse(reply.body)
+  const known = parsed.success && isErrorCode(parsed.data.error.code) && reply.status >= 400 && reply.status <= 599
+  if (!known) return new GatewayError('UPSTREAM_ERROR', 502, `owner gateway ${gatewayId} answered ${reply.status}`)
+  const { code, message } = parsed.data.error
+  return new GatewayError(code as ErrorCode, reply.status as ContentfulStatusCode, message, { retryAfterSeconds: reply.retryAfterSeconds })
+}
 
 export interface ClusterLinkDeps {
   cluster: Cluster
@@ -67,21 +83,23 @@ export function createClusterLink(deps: ClusterLinkDeps) {
 
   const port: ClusterPort = {
     async remoteControl(orgId, pluginId, method, path, payload) {
-      const placement = await cluster.place(orgId, pluginId)
-      if (placement.kind === 'local') return null
-      const { owner } = placement
-      const reply = await internalCall(owner.url, `/internal/orgs/${orgId}/plugins/${pluginId}/control`, owner.generation, {
-        method,
-        path,
-        payload,
-      }).catch((err: unknown) => {
-        throw new GatewayError('UPSTREAM_ERROR', 502, `owner gateway ${owner.gatewayId} failed: ${errorText(err)}`, { cause: err })
-      })
-      if (reply.status !== 200) {
-        const error = (reply.body as { error?: { code?: string; message?: string } } | null)?.error
-        throw new GatewayError('UPSTREAM_ERROR', 502, error?.message ?? `owner gateway answered ${reply.status}`)
+      let placement = await cluster.place(orgId, pluginId)
+      for (let attempt = 0; placement.kind === 'remote'; attempt++) {
+        const { owner } = placement
+        const reply = await internalCall(owner.url, `/internal/orgs/${orgId}/plugins/${pluginId}/control`, owner.generation, {
+          method,
+          path,
+          payload,
+        }).catch((err: unknown) => {
+          throw new GatewayError('UPSTREAM_ERROR', 502, `owner gateway ${owner.gatewayId} failed: ${errorText(err)}`, { cause: err })
+        })
+        if (reply.status === 200) return reply.body as ControlResult
+        const refusal = ownerRefusal(owner.gatewayId, reply)
+        // The owner we had cached has handed the key on: ask where it is now, once.
+        if (refusal.code !== 'NOT_OWNER' || attempt > 0) throw refusal
+        placement = await cluster.ownerChanged(orgId, pluginId)
       }
-      return reply.body as ControlResult
+      return null
     },
 
     async remoteStop(orgId, pluginId) {

@@ -5,6 +5,8 @@ import type { Worker } from './types.js'
 export interface ControlResult {
   status: number
   body: unknown
+  /** The answer's Retry-After, when it had a valid one (seconds). */
+  retryAfterSeconds?: number
 }
 
 /** Calls one of a worker's control endpoints (CONTRACT.md §3) with a bounded wait; JSON both ways. */
@@ -36,7 +38,8 @@ export async function callJson(
     } catch {
       // Not JSON: hand the text back as-is; the caller validates the shape it expects.
     }
-    return { status: res.statusCode, body }
+    const retryAfter = Number(res.headers['retry-after'])
+    return { status: res.statusCode, body, ...(Number.isSafeInteger(retryAfter) && retryAfter >= 0 && { retryAfterSeconds: retryAfter }) }
   } catch (err) {
     const code = (err as { code?: string } | null)?.code
     if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {

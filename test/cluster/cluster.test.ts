@@ -168,7 +168,7 @@ describe('multi-instance on one libSQL file', () => {
     // A long lease: the first owner stays cached on gw1 (until the expiry it read) throughout the test.
     const { gateways, repo } = await startCluster(3, { LEASE_TTL_MS: '20000' })
     const [gw0, gw1, gw2] = [gateways[0]!, gateways[1]!, gateways[2]!]
-    const orgs = ['acme', 'globex'] as const
+    const orgs = ['acme', 'globex', 'initech'] as const
     for (const org of orgs) {
       const pid = await startWorker(gw0.url, org, 'echo', '/items/1')
       const cached = await fetch(`${gw1.url}/orgs/${org}/plugins/echo/items/2`) // gw1 learns that gw0 owns it
@@ -196,6 +196,10 @@ describe('multi-instance on one libSQL file', () => {
     ])
     const retried = await post(2)
     expect([retried.status, await retried.json()]).toEqual([200, expect.objectContaining({ body: { n: 2 } })])
+    // Admin calls carried to the owner follow the change the same way.
+    const tools = await fetch(`${gw1.url}/admin/orgs/initech/plugins/echo/mcp/tools`)
+    expect(tools.status).toBe(200)
+    expect(await tools.json()).toEqual({ tools: [] }) // echo declares none
   })
 
   it('delivers a config change made through one gateway to the worker another gateway owns', async () => {
