@@ -66,7 +66,7 @@ const Env = z.object({
   MAX_WORKERS_PER_ORG: int(1).optional(),
   MAX_PENDING_PER_KEY: int(1).default(2_000),
   MAX_PENDING_PER_ORG: int(1).default(5_000),
-  // Our runner (like Hay's) buffers at most 5 MiB: the gateway refuses more itself, before reading it.
+  // Our runner buffers at most 5 MiB of a body: the gateway refuses more itself, before reading it.
   MAX_BODY_BYTES: int(0).default(5 * 1024 * 1024),
   MAX_HEADER_BYTES: int(1024).default(16 * 1024),
   RESTART_BACKOFF_MS: int(0).default(1_000),

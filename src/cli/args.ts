@@ -62,6 +62,9 @@ export function parseInvocation(argv: readonly string[]): Invocation {
   if (arity === undefined) throw new CliError('USAGE', `unknown command "${name}" (try --help)`)
   if (args.length !== arity) throw new CliError('USAGE', `${name} takes ${arity === 0 ? 'no arguments' : `${arity} argument${arity > 1 ? 's' : ''}`} (try --help)`)
   if (values.config && name !== 'enable') throw new CliError('USAGE', '--config is for the enable command')
+  if (name === 'start' && (values.url !== undefined || values.token !== undefined || values.json)) {
+    throw new CliError('USAGE', 'start takes no options: the gateway reads its own environment (see README, Configuration)')
+  }
 
   switch (name) {
     case 'start':

@@ -31,7 +31,13 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     }
     const config = cliConfigOrThrow(flags, io.env)
     const client = createAdminClient({ url: config.url, token: config.token, ...(io.fetch && { fetch: io.fetch }) })
-    io.out(await execute(command, client, json, io.now()))
+    io.out(
+      await execute(command, client, json, io.now()).catch((err: unknown) => {
+        if (err instanceof CliError) throw err
+        // JSON, but not the admin API's: reading it failed (say, --url points at another service).
+        throw new CliError('BAD_RESPONSE', `${config.url} gave an answer this CLI does not understand; is it a plugin-gateway?`, { cause: err })
+      }),
+    )
     return 0
   } catch (err) {
     if (!(err instanceof CliError)) throw err

@@ -18,7 +18,7 @@ describe('CLI arguments', () => {
   })
 
   it('refuses bad ids, arities, flags and JSON as usage errors', () => {
-    for (const argv of [['stop', 'acme'], ['stop', 'a', 'b', 'c'], ['refresh', '../x'], ['enable', 'acme', 'echo', '--config', 'k:=nope'], ['workers', '--config', 'a=b'], ['nope']]) {
+    for (const argv of [['stop', 'acme'], ['stop', 'a', 'b', 'c'], ['refresh', '../x'], ['enable', 'acme', 'echo', '--config', 'k:=nope'], ['workers', '--config', 'a=b'], ['start', '--url', 'http://127.0.0.1:1'], ['start', '--json'], ['nope']]) {
       expect({ argv, code: codeOf(() => parseInvocation(argv)) }).toEqual({ argv, code: 'USAGE' })
     }
   })

@@ -1,5 +1,7 @@
 import { execFile, spawn } from 'node:child_process'
 import { once } from 'node:events'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import getPort from 'get-port'
@@ -110,6 +112,17 @@ describe('plugin-gateway CLI against a real gateway', () => {
     expect(flagsWin).toMatchObject({ code: 0, stdout: 'no live workers\n' })
     expect(jsonError.code).toBe(1)
     expect(JSON.parse(jsonError.stderr)).toMatchObject({ error: { code: 'UNREACHABLE' } })
+
+    // --url pointing at another service that answers JSON: one line too, never a stack trace.
+    const other = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"hello":"world"}'))
+    await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve))
+    onTestFinished(() => new Promise<void>((resolve) => other.close(() => resolve())))
+    const otherUrl = `http://127.0.0.1:${(other.address() as AddressInfo).port}`
+    expect(await cli(['workers'], { GATEWAY_URL: otherUrl })).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: `plugin-gateway: ${otherUrl} gave an answer this CLI does not understand; is it a plugin-gateway?\n`,
+    })
   })
 
   it('refuses a bad command line with exit code 2 before calling anything', async () => {
