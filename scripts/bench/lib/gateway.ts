@@ -89,7 +89,8 @@ export async function startBenchGateway(opts: BenchGatewayOptions = {}): Promise
       await admin('POST', `/orgs/${orgId}/plugins/${pluginId}/stop`)
     },
     async workers() {
-      return (await admin<{ workers: WorkerJson[] }>('GET', '/workers')).workers
+      // This gateway's own workers (in a cluster, /admin/workers lists every gateway's).
+      return (await admin<{ workers: WorkerJson[] }>('GET', '/workers?scope=local')).workers
     },
     async plugin(id) {
       const { plugins } = await admin<{ plugins: PluginJson[] }>('GET', '/plugins')
