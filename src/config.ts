@@ -127,6 +127,8 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()) {
   for (const name of WORKER_BASE_ENV) if (hostEnv[name] !== undefined) baseEnv[name] = hostEnv[name]
 
   return deepFreeze({
+    /** Where this gateway is installed: its processes run scripts from here (orphan checks). */
+    installDir: packageRoot,
     server: { host: e.HOST, port: e.PORT, maxHeaderBytes: e.MAX_HEADER_BYTES },
     database: { url: resolveFileUrl(e.DATABASE_URL, cwd), authToken: e.DATABASE_AUTH_TOKEN },
     pluginDirs: e.PLUGINS_DIR.split(':').filter(Boolean).map((dir) => resolve(cwd, dir)),

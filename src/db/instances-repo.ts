@@ -56,6 +56,8 @@ export interface ResetOrphanedOptions {
    * only the ids of gateways known to be dead, or they would reset each other's workers.
    */
   ownerGatewayIds?: readonly string[]
+  /** Rows to leave as they are although they look orphaned (their worker is still someone's). */
+  keep?: (row: PluginInstanceRow) => Promise<boolean>
 }
 
 export interface InstancesRepo {
@@ -214,6 +216,7 @@ export function createInstancesRepo(db: Database, clock: Clock): InstancesRepo {
       // read-then-write transaction: under contention that fails at once with SQLITE_BUSY_SNAPSHOT.
       const reset: PluginInstanceRow[] = []
       for (const row of await db.select().from(pluginInstances).where(match).all()) {
+        if (await opts.keep?.(row)) continue
         const [done] = await write(() =>
           db
             .update(pluginInstances)

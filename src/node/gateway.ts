@@ -7,7 +7,7 @@ import { createApp } from '../app.js'
 import { scanPlugins } from '../catalog/index.js'
 import type { Config } from '../config.js'
 import type { Clock, Logger } from '../core/index.js'
-import { systemClock } from '../core/index.js'
+import { errorText, GatewayError, systemClock } from '../core/index.js'
 import { createCluster, type Cluster } from '../cluster/index.js'
 import { createClusterRepo, createInstancesRepo, createPluginsRepo, openDatabase } from '../db/index.js'
 import { checkStoredSecrets, createGatewayService, createRuntimeRecorder } from '../gateway/index.js'
@@ -19,7 +19,7 @@ import { createRegistry } from '../registry/index.js'
 import { secretBoxFromHex } from '../secrets/node/index.js'
 import { callWorker, createWorkerPool, type SpawnFn } from '../workers/index.js'
 import { createClusterLink } from './cluster-link.js'
-import { killOrphanedWorkers } from './orphans.js'
+import { hasLiveGatewayParent, killOrphanedWorkers } from './orphans.js'
 
 export interface GatewayOptions {
   config: Config
@@ -64,13 +64,17 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   // Recovery: rows a dead gateway left live describe processes nobody owns any more. In a cluster
   // only rows of gateways that stopped heartbeating (and our own previous life) are orphaned.
   const clusterRepo = createClusterRepo(database.db, clock)
-  const orphaned = await instances.resetOrphanedRuntime(
-    config.cluster && {
+  const orphaned = await instances.resetOrphanedRuntime({
+    ...(config.cluster && {
       ownerGatewayIds: [...(await clusterRepo.deadGatewayIds(config.cluster.gatewayTtlMs)), config.cluster.gatewayId],
-    },
-  )
+    }),
+    // A worker whose parent is a running gateway is no orphan: a second gateway started on this
+    // database by mistake (without CLUSTER_SECRET) must leave the first one's workers and rows alone.
+    keep: async (row) => row.pid !== null && (await hasLiveGatewayParent(row.pid, config.installDir)),
+  })
   if (orphaned.length > 0) {
-    const killed = await killOrphanedWorkers(orphaned, (id) => registry.plugin(id)?.dir, log)
+    const identity = { installDir: config.installDir, watchdogPath: config.pool.watchdogPath }
+    const killed = await killOrphanedWorkers(orphaned, (id) => registry.plugin(id)?.dir, identity, log)
     log.warn({ count: orphaned.length, killed }, 'reset runtime state left by a previous gateway')
   }
 
@@ -137,6 +141,14 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve)
     server.once('error', reject)
+  }).catch(async (err: unknown) => {
+    // Nothing was served: put back what start-up took (prewarmed runners, timers, the database).
+    await pool.close()
+    await recorder.close()
+    database.close()
+    const code = (err as { code?: string }).code
+    const where = `${config.server.host}:${config.server.port}`
+    throw new GatewayError('LISTEN_FAILED', 500, code === 'EADDRINUSE' ? `${where} is already in use (another gateway? set PORT)` : `cannot listen on ${where}: ${errorText(err)}`, { cause: err })
   })
   const port = (server.address() as AddressInfo).port
   const host = config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host

@@ -1,16 +1,25 @@
 import { readFile } from 'node:fs/promises'
+import { sep } from 'node:path'
 import type { Logger } from '../core/index.js'
 import type { PluginInstanceRow } from '../db/index.js'
+
+/** What tells a process apart: the gateway's install directory, and the watchdog legacy workers preload. */
+export interface ProcessIdentity {
+  installDir: string
+  watchdogPath: string
+}
 
 /**
  * Kills worker processes a dead gateway left behind (a runner that ignores its parent and was not
  * started through node, so the watchdog could not be preloaded). A recorded pid is only killed when
- * /proc shows it is still that worker: its command line names the org and the plugin directory.
- * Pids are reused, so a process that does not match is left alone.
+ * /proc shows it is still that worker: its command line names the org and the plugin directory (a
+ * legacy one: its entry, with our watchdog preloaded). Pids are reused, so a process that does not
+ * match is left alone.
  */
 export async function killOrphanedWorkers(
   rows: readonly PluginInstanceRow[],
   pluginDirOf: (pluginId: string) => string | undefined,
+  identity: ProcessIdentity,
   log: Logger,
 ): Promise<number> {
   let killed = 0
@@ -18,7 +27,8 @@ export async function killOrphanedWorkers(
     const dir = pluginDirOf(row.pluginId)
     if (row.pid === null || dir === undefined) continue
     const args = await commandLine(row.pid)
-    if (!args || !isWorkerOf(args, row.orgId, dir)) continue
+    if (!args || !isWorkerOf(args, row.orgId, dir, identity.watchdogPath)) continue
+    if (await hasLiveGatewayParent(row.pid, identity.installDir)) continue // not an orphan after all
     try {
       process.kill(row.pid, 'SIGKILL')
       killed++
@@ -30,6 +40,29 @@ export async function killOrphanedWorkers(
   return killed
 }
 
+/**
+ * True when pid's parent is a running gateway of this install (its command line runs a script from
+ * installDir): that worker belongs to a live gateway, say a second one started on the same database
+ * by mistake, and is no orphan. An orphan's parent is init or a subreaper.
+ */
+export async function hasLiveGatewayParent(pid: number, installDir: string): Promise<boolean> {
+  const ppid = await parentOf(pid)
+  if (ppid === null || ppid <= 1) return false
+  const args = await commandLine(ppid)
+  return args !== null && args.some((a) => a.startsWith(installDir + sep))
+}
+
+async function parentOf(pid: number): Promise<number | null> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
+    // pid (comm) state ppid …: comm may hold spaces and parentheses, so read after the last ')'.
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+    return Number.isSafeInteger(ppid) ? ppid : null
+  } catch {
+    return null // gone, or no /proc on this platform
+  }
+}
+
 async function commandLine(pid: number): Promise<string[] | null> {
   try {
     return (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0')
@@ -38,8 +71,9 @@ async function commandLine(pid: number): Promise<string[] | null> {
   }
 }
 
-function isWorkerOf(args: readonly string[], orgId: string, pluginDir: string): boolean {
+function isWorkerOf(args: readonly string[], orgId: string, pluginDir: string, watchdogPath: string): boolean {
   const v2 = args.includes(`--org-id=${orgId}`) && args.includes(`--plugin-path=${pluginDir}`)
-  const v1 = args.some((a) => a.startsWith(`${pluginDir}/`)) // legacy: node <entry>
+  // Legacy: node --require <watchdog> <entry>; the entry names the plugin, not the org.
+  const v1 = args.includes(watchdogPath) && args.some((a) => a.startsWith(`${pluginDir}/`))
   return v2 || v1
 }

@@ -3,6 +3,7 @@ import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { silentLogger } from '../../src/core/index.js'
 import { createInstancesRepo, openDatabase } from '../../src/db/index.js'
 import { ROOT, isRunning, tempDir } from '../helpers/gateway.js'
+import { spawnNode, workerEnv } from '../helpers/process.js'
 import { enable, startGatewayProcess, startWorker, workersOf } from '../helpers/gateway-process.js'
 
 const DEAF_RUNNER = join(ROOT, 'test', 'fixtures', 'runners', 'deaf-runner.mjs')
@@ -59,6 +60,31 @@ describe('gateway shutdown', () => {
     ours.proc.child.kill('SIGKILL')
     deaf.proc.child.kill('SIGKILL')
     await Promise.all([gone(ourPid), gone(legacyPid), gone(deafPid)])
+  })
+
+  it('leaves a running gateway\'s workers and rows alone when a second one is started on its database by mistake', async () => {
+    const dir = await tempDir()
+    // A runner that ignores its parent: exactly the kind of worker start-up recovery kills as an orphan.
+    const env = { RUNNER_COMMAND: `env node ${DEAF_RUNNER}` }
+    const first = await startGatewayProcess(dir, env)
+    const pid = await startWorker(first.url, 'acme', 'echo', '/ping')
+
+    // On its port: refused in one line, before anything is served.
+    const samePort = spawnNode([join(ROOT, 'dist', 'node', 'main.js')], {
+      env: workerEnv({ PORT: new URL(first.url).port, DATABASE_URL: `file:${join(dir, 'gateway.db')}`, PLUGINS_DIR: join(ROOT, 'examples', 'plugins'), LOG_LEVEL: 'silent', ...env }),
+    })
+    expect(await samePort.exited).toEqual({ code: 1, signal: null })
+    expect(samePort.stderr()).toMatch(/^plugin-gateway: cannot start \(LISTEN_FAILED\): 127\.0\.0\.1:\d+ is already in use/)
+    // On another port it starts, and takes nothing from the first.
+    await startGatewayProcess(dir, env)
+    expect(isRunning(pid)).toBe(true)
+    const res = await fetch(`${first.url}/orgs/acme/plugins/echo/ping`)
+    expect([res.status, res.headers.get('x-plugin-cold-start')]).toEqual([200, null])
+    await res.body?.cancel()
+    const db = await openDatabase({ url: `file:${join(dir, 'gateway.db')}`, log: silentLogger })
+    onTestFinished(() => db.close())
+    const row = await createInstancesRepo(db.db, { now: Date.now, setTimer: () => () => {} }).get('acme', 'echo')
+    expect(row).toMatchObject({ runtimeState: 'ready', pid })
   })
 
   it('kills a worker a dead gateway left behind, identity checked, at the next start-up', async () => {
