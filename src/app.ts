@@ -40,6 +40,8 @@ export interface AppDeps {
   cluster?: ClusterRouting
   /** Keep incoming x-forwarded-proto/host (TRUST_FORWARDED: a proxy of ours is in front). */
   trustForwarded?: boolean
+  /** True once shutdown has begun. */
+  draining?: () => boolean
 }
 
 /** The gateway's HTTP surface, runtime-agnostic: everything that touches processes or sockets is injected. */
@@ -53,7 +55,8 @@ export function createApp(deps: AppDeps) {
   app.notFound(notFound)
 
   const guard = { token: deps.adminToken, clientAddress: deps.clientAddress }
-  app.get('/healthz', (c) => c.json({ status: 'ok' }))
+  // 503 while draining, so a load balancer stops sending before the listener is gone.
+  app.get('/healthz', (c) => (deps.draining?.() ? c.json({ status: 'draining' }, 503) : c.json({ status: 'ok' })))
   if (deps.metrics) {
     app.use('/metrics', adminAuth(guard))
     app.route('/', metricsRoutes({ metrics: deps.metrics }))

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process'
+import type { Server as HttpServer, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { serve, type HttpBindings } from '@hono/node-server'
 import { getConnInfo } from '@hono/node-server/conninfo'
@@ -42,6 +43,9 @@ export interface RunningGateway {
 
 // Admin control calls (/config-update, /validate-auth, /mcp/*) wait at most this long.
 const CONTROL_TIMEOUT_MS = 10_000
+
+// While shutting down, how often connections that went idle between requests are closed.
+const IDLE_SWEEP_MS = 50
 
 /** Wires config → db → catalog → pool → app → HTTP server, in that order (STYLE.md §13). */
 export async function startGateway(opts: GatewayOptions): Promise<RunningGateway> {
@@ -130,6 +134,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     now: () => clock.now(),
     ...(link && { cluster: link.routing }),
     trustForwarded: config.trustForwarded,
+    draining: () => closing !== null,
   })
 
   const server = serve({
@@ -137,7 +142,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     hostname: config.server.host,
     port: config.server.port,
     serverOptions: { maxHeaderSize: config.server.maxHeaderBytes },
-  })
+  }) as HttpServer // no createServer option given: node:http's, not http2's
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve)
     server.once('error', reject)
@@ -161,12 +166,19 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     (closing ??= (async () => {
       // Stop accepting; requests in flight finish while workers drain.
       const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()))
+      // A keep-alive client that keeps sending (health checks, a peer) would hold its connection
+      // forever: every answer from now on ends its connection, connections are closed as soon as
+      // they are idle, and all of them once the workers had their time to drain and stop.
+      server.prependListener('request', (_req, res: ServerResponse) => res.setHeader('connection', 'close'))
+      const sweep = setInterval(() => server.closeIdleConnections(), IDLE_SWEEP_MS)
+      const deadline = setTimeout(() => server.closeAllConnections(), config.pool.drainTimeoutMs + config.pool.stopTimeoutMs)
       await pool.close()
-      if ('closeIdleConnections' in server) server.closeIdleConnections()
       await cluster?.close()
       await link?.close()
       await recorder.close()
       await serverClosed
+      clearInterval(sweep)
+      clearTimeout(deadline)
       database.close()
       log.info('gateway stopped')
     })())

@@ -1,4 +1,5 @@
 import { join } from 'node:path'
+import { Agent, request } from 'undici'
 import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { silentLogger } from '../../src/core/index.js'
 import { createInstancesRepo, openDatabase } from '../../src/db/index.js'
@@ -28,6 +29,34 @@ describe('gateway shutdown', () => {
     onTestFinished(() => db.close())
     const rows = await createInstancesRepo(db.db, { now: Date.now, setTimer: () => () => {} }).list()
     expect(rows.map((r) => r.runtimeState)).toEqual(['stopped', 'stopped', 'stopped'])
+  })
+
+  it('on SIGTERM, exits although a keep-alive client keeps polling; /healthz says 503 while it drains', async () => {
+    const gw = await startGatewayProcess(await tempDir())
+    const statuses: Array<number | string> = []
+    let polling = true
+    const poll = (async () => {
+      const agent = new Agent({ keepAliveTimeout: 60_000, pipelining: 1 }) // one connection, kept open
+      while (polling) {
+        // Back to back: the connection is idle only for moments between an answer and the next request.
+        statuses.push(
+          await request(`${gw.url}/healthz`, { dispatcher: agent }).then(
+            async (r) => (await r.body.dump(), r.statusCode),
+            () => 'closed',
+          ),
+        )
+      }
+      await agent.close()
+    })()
+    await vi.waitFor(() => expect(statuses.length).toBeGreaterThan(3))
+
+    gw.proc.child.kill('SIGTERM')
+    expect(await gw.proc.exited).toEqual({ code: 0, signal: null }) // before the client stops
+    polling = false
+    await poll
+    expect(statuses[0]).toBe(200)
+    expect(statuses.at(-1)).toBe('closed')
+    expect(statuses.filter((s) => s !== 200 && s !== 503 && s !== 'closed')).toEqual([])
   })
 
   it('on SIGTERM during a cold start, ends that start too: the waiting request gets 503 and the row says stopped', async () => {
