@@ -4,6 +4,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parse as parseShell } from 'shell-quote'
 import { z } from 'zod'
+import { MAX_TIMER_MS } from './core/index.js'
 
 // The only module that reads the environment. Everything else receives a slice of Config.
 
@@ -13,10 +14,13 @@ const watchdogPath = join(packageRoot, 'runtime', 'watchdog.cjs')
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max)
 const KEY_FORMAT = 'must be 32 bytes given as 64 hex characters or base64 (e.g. `openssl rand -hex 32`)'
+// Millisecond settings end up in timers, which hold at most MAX_TIMER_MS (~24.8 days).
+const ms = (min: number) => int(min, MAX_TIMER_MS)
 const msList = z
   .string()
   .regex(/^\d+(,\d+)*$/, 'must be a comma-separated list of milliseconds')
   .transform((s) => s.split(',').map(Number))
+  .refine((list) => list.every((n) => n <= MAX_TIMER_MS), `each value must be at most ${MAX_TIMER_MS}`)
 
 const Env = z.object({
   PORT: int(0, 65535).default(8787),
@@ -50,12 +54,12 @@ const Env = z.object({
         return hex ?? ''
       })
     }),
-  IDLE_TIMEOUT_MS: int(1).default(300_000),
-  START_TIMEOUT_MS: int(1).default(10_000),
-  STOP_TIMEOUT_MS: int(1).default(5_000),
-  DISABLE_TIMEOUT_MS: int(1).default(1_000),
-  UPSTREAM_TIMEOUT_MS: int(1).default(30_000),
-  DRAIN_TIMEOUT_MS: int(0).default(30_000),
+  IDLE_TIMEOUT_MS: ms(1).default(300_000),
+  START_TIMEOUT_MS: ms(1).default(10_000),
+  STOP_TIMEOUT_MS: ms(1).default(5_000),
+  DISABLE_TIMEOUT_MS: ms(1).default(1_000),
+  UPSTREAM_TIMEOUT_MS: ms(1).default(30_000),
+  DRAIN_TIMEOUT_MS: ms(0).default(30_000),
   PORT_RANGE: z
     .string()
     .regex(/^\d{1,5}-\d{1,5}$/, 'must look like 5000-65535')
@@ -69,20 +73,20 @@ const Env = z.object({
   // Our runner buffers at most 5 MiB of a body: the gateway refuses more itself, before reading it.
   MAX_BODY_BYTES: int(0).default(5 * 1024 * 1024),
   MAX_HEADER_BYTES: int(1024).default(16 * 1024),
-  RESTART_BACKOFF_MS: int(0).default(1_000),
-  RESTART_BACKOFF_MAX_MS: int(0).default(30_000),
-  ACTIVITY_FLUSH_MS: int(1).default(5_000),
+  RESTART_BACKOFF_MS: ms(0).default(1_000),
+  RESTART_BACKOFF_MAX_MS: ms(0).default(30_000),
+  ACTIVITY_FLUSH_MS: ms(1).default(5_000),
   METADATA_ATTEMPTS: int(1, 10).default(3),
   METADATA_BACKOFF_MS: msList.default([1_000, 2_000, 3_000]),
-  METADATA_TIMEOUT_MS: int(1).default(5_000),
+  METADATA_TIMEOUT_MS: ms(1).default(5_000),
   WORKER_MAX_OLD_SPACE_MB: int(16).optional(),
   PREWARM_POOL_SIZE: int(0, 64).default(1),
   GATEWAY_ID: z.string().regex(/^[\w.-]{1,64}$/, 'must be 1-64 letters, digits, dots, dashes or underscores').optional(),
   INTERNAL_URL: z.url({ protocol: /^https?$/ }).optional(),
   TRUST_FORWARDED: z.stringbool().default(false),
   CLUSTER_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
-  LEASE_TTL_MS: int(500).default(10_000),
-  HEARTBEAT_MS: int(100).default(2_000),
+  LEASE_TTL_MS: ms(500).default(10_000),
+  HEARTBEAT_MS: ms(100).default(2_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 }).refine((e) => e.SECRET_KEY !== undefined || e.SECRET_KEY_PREVIOUS.length === 0, {
   path: ['SECRET_KEY_PREVIOUS'],

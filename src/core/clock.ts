@@ -8,10 +8,14 @@ export interface Clock {
   setTimer(ms: number, fn: () => void): () => void
 }
 
+/** The longest delay Node's timers hold (2^31 - 1 ms, ~24.8 days): a longer one fires after 1 ms. */
+export const MAX_TIMER_MS = 2_147_483_647
+
 export const systemClock: Clock = {
   now: () => Date.now(),
   setTimer(ms, fn) {
-    const timer = setTimeout(fn, ms)
+    // Sums of long settings can pass the limit: fire late rather than at once (callers re-check time).
+    const timer = setTimeout(fn, Math.min(ms, MAX_TIMER_MS))
     return () => clearTimeout(timer)
   },
 }

@@ -1,4 +1,4 @@
-export { sleep, systemClock } from './clock.js'
+export { MAX_TIMER_MS, sleep, systemClock } from './clock.js'
 export type { Clock } from './clock.js'
 export { DeadlineExceeded, withDeadline } from './deadline.js'
 export { clientClosed, ERROR_CODES, errorText, GatewayError, isErrorCode, isGatewayError } from './errors.js'

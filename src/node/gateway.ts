@@ -8,7 +8,7 @@ import { createApp } from '../app.js'
 import { scanPlugins } from '../catalog/index.js'
 import type { Config } from '../config.js'
 import type { Clock, Logger } from '../core/index.js'
-import { errorText, GatewayError, systemClock } from '../core/index.js'
+import { errorText, GatewayError, MAX_TIMER_MS, systemClock } from '../core/index.js'
 import { createCluster, type Cluster } from '../cluster/index.js'
 import { createClusterRepo, createInstancesRepo, createPluginsRepo, openDatabase } from '../db/index.js'
 import { checkStoredSecrets, createGatewayService, createRuntimeRecorder } from '../gateway/index.js'
@@ -171,7 +171,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       // they are idle, and all of them once the workers had their time to drain and stop.
       server.prependListener('request', (_req, res: ServerResponse) => res.setHeader('connection', 'close'))
       const sweep = setInterval(() => server.closeIdleConnections(), IDLE_SWEEP_MS)
-      const deadline = setTimeout(() => server.closeAllConnections(), config.pool.drainTimeoutMs + config.pool.stopTimeoutMs)
+      const deadline = setTimeout(() => server.closeAllConnections(), Math.min(config.pool.drainTimeoutMs + config.pool.stopTimeoutMs, MAX_TIMER_MS))
       await pool.close()
       await cluster?.close()
       await link?.close()
