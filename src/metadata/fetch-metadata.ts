@@ -103,6 +103,7 @@ async function attemptOnce(opts: FetchMetadataOptions): Promise<Attempt> {
         } catch (err) {
           return fail('bad-json', `GET /metadata body is not JSON: ${errorText(err)}`)
         }
+        if (nestsDeeperThan(json, MAX_DEPTH)) return fail('invalid-metadata', `invalid metadata: nested deeper than ${MAX_DEPTH} levels`)
         const parsed = Metadata.safeParse(json)
         if (!parsed.success) return fail('invalid-metadata', `invalid metadata: ${summariseIssues(parsed.error)}`)
         return { ok: true, metadata: parsed.data }
@@ -115,6 +116,22 @@ async function attemptOnce(opts: FetchMetadataOptions): Promise<Attempt> {
     const code = (err as { code?: unknown } | null)?.code
     return fail('network', `GET /metadata failed: ${typeof code === 'string' ? `${code} ` : ''}${errorText(err)}`.trim())
   }
+}
+
+// Real metadata nests a handful of levels. The schema lets some parts hold any JSON (pages, MCP
+// servers), and a value nested thousands deep would break JSON.stringify when it is stored.
+const MAX_DEPTH = 64
+
+/** Iterative, so the check itself cannot overflow the stack. */
+function nestsDeeperThan(value: unknown, max: number): boolean {
+  const stack: Array<[unknown, number]> = [[value, 0]]
+  for (let item = stack.pop(); item; item = stack.pop()) {
+    const [v, depth] = item
+    if (typeof v !== 'object' || v === null) continue
+    if (depth >= max) return true
+    for (const child of Object.values(v)) stack.push([child, depth + 1])
+  }
+  return false
 }
 
 async function readBounded(body: Dispatcher.ResponseData['body'], maxBytes: number): Promise<string | undefined> {

@@ -1,5 +1,5 @@
 import type { Clock, Logger } from '../core/index.js'
-import { GatewayError } from '../core/index.js'
+import { errorText, GatewayError } from '../core/index.js'
 import type { PluginRow, PluginsRepo } from '../db/index.js'
 import { fetchMetadata } from './fetch-metadata.js'
 
@@ -42,7 +42,14 @@ export function createMetadataService(deps: MetadataServiceDeps): MetadataServic
     const result = await fetchMetadata({ port, clock, ...deps.fetch, log })
     if (result.ok) {
       const { metadata } = result
-      const saved = await plugins.saveMetadata(pluginId, metadata, { expectedChecksum: row.checksum })
+      let saved: PluginRow | undefined
+      try {
+        saved = await plugins.saveMetadata(pluginId, metadata, { expectedChecksum: row.checksum })
+      } catch (err) {
+        // Valid but not storable: an error state like any failed fetch, never a failed start.
+        log.warn({ pluginId, err: errorText(err) }, 'plugin metadata could not be stored; keeping the last good metadata')
+        return (await plugins.markMetadataError(pluginId, `cannot store metadata: ${errorText(err)}`)) ?? row
+      }
       log.info(
         {
           pluginId,

@@ -92,6 +92,18 @@ describe('fetchMetadata', () => {
     expect(!outcome.ok && outcome.error).not.toContain('routes.0')
   })
 
+  it('refuses metadata nested deeper than anything real (it could not be stored) as invalid', async () => {
+    const clock = createManualClock()
+    const deep = `${'['.repeat(5_000)}${']'.repeat(5_000)}`
+    const peer = await startPeer(() => ({ status: 200, body: `{"configSchema":{},"pages":[${deep}]}` }))
+
+    const outcome = await fetchMetadata({ port: peer.port, clock, attempts: 1 })
+    expect(outcome).toMatchObject({ ok: false, reason: 'invalid-metadata' })
+    expect(!outcome.ok && outcome.error).toContain('nested deeper than 64 levels')
+    const fine = await startPeer(() => json({ ...goodMetadata, pages: [[[{ a: [1] }]]] }))
+    expect(await fetchMetadata({ port: fine.port, clock, attempts: 1 })).toMatchObject({ ok: true })
+  })
+
   it('counts a body that is not JSON as a failure', async () => {
     const clock = createManualClock()
     const peer = await startPeer((n) => (n === 1 ? { status: 200, body: '{"configSchema": ' } : json(goodMetadata)))
