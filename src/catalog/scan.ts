@@ -1,4 +1,5 @@
-import { readdir, readFile, realpath, stat } from 'node:fs/promises'
+import { constants } from 'node:fs'
+import { open, readdir, realpath, stat } from 'node:fs/promises'
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path'
 import type { z } from 'zod'
 import { HayPluginBlock, Metadata, PackageManifest, isValidId } from '../contract/index.js'
@@ -38,6 +39,25 @@ async function scanRoot(root: string): Promise<CatalogEntry[]> {
   return Promise.all(names.map((name) => scanPlugin(root, name)))
 }
 
+// A manifest is a few KB; anything near this is not one.
+const MAX_MANIFEST_BYTES = 1024 * 1024
+
+/**
+ * package.json's bytes, or why it is not a manifest. Opened without blocking and checked on the open
+ * handle: a FIFO or device (or a symlink to one) would otherwise hang or exhaust the scan.
+ */
+async function readManifestFile(path: string): Promise<Buffer | string> {
+  const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK)
+  try {
+    const info = await handle.stat()
+    if (!info.isFile()) return 'package.json is not a regular file'
+    if (info.size > MAX_MANIFEST_BYTES) return `package.json is larger than ${MAX_MANIFEST_BYTES} bytes`
+    return await handle.readFile()
+  } finally {
+    await handle.close()
+  }
+}
+
 async function scanPlugin(root: string, name: string): Promise<CatalogEntry> {
   const dir = join(root, name)
   const invalid = (error: string): InvalidCatalogEntry => ({ ok: false, id: name, dir, error })
@@ -46,7 +66,9 @@ async function scanPlugin(root: string, name: string): Promise<CatalogEntry> {
 
   let bytes: Buffer
   try {
-    bytes = await readFile(join(dir, 'package.json'))
+    const read = await readManifestFile(join(dir, 'package.json'))
+    if (typeof read === 'string') return invalid(read)
+    bytes = read
   } catch (err) {
     return invalid(isNotFound(err) ? 'package.json not found' : `package.json cannot be read: ${errorText(err)}`)
   }

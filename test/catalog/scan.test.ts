@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process'
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -188,6 +189,21 @@ describe('scanPlugins: invalid plugins are listed with their error', () => {
     const dir = await plugin(root, 'sneaky', { name: 'x', 'hay-plugin': { entry: './index.js' } })
     await symlink(join(elsewhere, 'evil.js'), join(dir, 'index.js'))
     expect(invalidError(await scanPlugins([root]), 'sneaky')).toMatch(/resolves outside the plugin directory/)
+  })
+
+  it('rejects a package.json that is a FIFO, a device or huge, without hanging or reading it all', async () => {
+    const root = await tempRoot()
+    await mkdir(join(root, 'fifo'))
+    execFileSync('mkfifo', [join(root, 'fifo', 'package.json')]) // nobody ever writes to it
+    await mkdir(join(root, 'device'))
+    await symlink('/dev/zero', join(root, 'device', 'package.json'))
+    await plugin(root, 'huge', `{"name":"x","pad":"${'x'.repeat(2 * 1024 * 1024)}"}`)
+    await plugin(root, 'fine', v2Package(), built)
+    const entries = await scanPlugins([root])
+    expect(invalidError(entries, 'fifo')).toMatch(/not a regular file/)
+    expect(invalidError(entries, 'device')).toMatch(/not a regular file/)
+    expect(invalidError(entries, 'huge')).toMatch(/larger than 1048576 bytes/)
+    expect(entries.find((e) => e.id === 'fine')?.ok).toBe(true)
   })
 
   it('rejects a directory whose name is not a valid plugin id', async () => {
