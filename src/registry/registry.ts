@@ -1,6 +1,7 @@
 import type { HayPluginBlock, SdkVersion } from '../contract/index.js'
+import { Metadata } from '../contract/index.js'
 import type { Logger, WorkerKey } from '../core/index.js'
-import { workerKey } from '../core/index.js'
+import { errorText, workerKey } from '../core/index.js'
 import type { CatalogEntry } from '../catalog/index.js'
 import type { InstancePatch, InstancesRepo, PluginInstanceRow, PluginRow, PluginsRepo, StoredSecrets } from '../db/index.js'
 import { compileRoutes, type RouteMatcher } from './route-matcher.js'
@@ -69,16 +70,21 @@ export function createRegistry(deps: RegistryDeps): Registry {
     if (instances.size > MAX_CACHED_INSTANCES) instances.delete(instances.keys().next().value as WorkerKey)
   }
 
-  const view = (entry: Extract<CatalogEntry, { ok: true }>, row: PluginRow): PluginView => ({
-    id: entry.id,
-    dir: entry.dir,
-    entryPath: entry.entryPath,
-    sdkVersion: entry.sdkVersion,
-    envAllowList: entry.envAllowList,
-    manifest: entry.manifest,
+  const view = (entry: Extract<CatalogEntry, { ok: true }>, row: PluginRow): PluginView => withRow(
+    { id: entry.id, dir: entry.dir, entryPath: entry.entryPath, sdkVersion: entry.sdkVersion, envAllowList: entry.envAllowList, manifest: entry.manifest },
     row,
-    routes: row.metadata ? compileRoutes(row.metadata.routes) : null,
-  })
+  )
+
+  /**
+   * The plugin's row after a catalog sync. Stored metadata that no longer passes the contract schema
+   * (edited by hand, or by another version) is not used: the row goes stale, so the next start fetches.
+   */
+  async function storedRow(entry: Extract<CatalogEntry, { ok: true }>): Promise<PluginRow> {
+    const row = await deps.plugins.syncFromCatalog(entry)
+    if (hasUsableMetadata(row)) return row
+    deps.log.error({ pluginId: entry.id }, 'stored plugin metadata is invalid; it will be fetched again')
+    return (await deps.plugins.markStale(entry.id)) ?? row
+  }
 
   return {
     async load(entries) {
@@ -90,7 +96,14 @@ export function createRegistry(deps: RegistryDeps): Registry {
           deps.log.warn({ pluginId: entry.id, dir: entry.dir, error: entry.error }, 'invalid plugin')
           continue
         }
-        views.set(entry.id, view(entry, await deps.plugins.syncFromCatalog(entry)))
+        try {
+          views.set(entry.id, view(entry, await storedRow(entry)))
+        } catch (err) {
+          // One unreadable row (tampered, or written by something else) costs that plugin only.
+          const error = `its stored row cannot be read: ${errorText(err)}`
+          invalid.set(entry.id, { id: entry.id, dir: entry.dir, error })
+          deps.log.error({ pluginId: entry.id, error }, 'invalid plugin')
+        }
       }
     },
     plugin: (id) => views.get(id),
@@ -100,7 +113,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
     updateRow(row) {
       const current = views.get(row.id)
       if (!current) return undefined
-      const next = { ...current, row, routes: row.metadata ? compileRoutes(row.metadata.routes) : null }
+      const next = withRow(current, row)
       views.set(row.id, next)
       return next
     },
@@ -139,4 +152,12 @@ export function createRegistry(deps: RegistryDeps): Registry {
     },
     listInstances: (orgId) => (orgId ? deps.instances.listByOrg(orgId) : deps.instances.list()),
   }
+}
+
+const hasUsableMetadata = (row: PluginRow) => row.metadata === null || Metadata.safeParse(row.metadata).success
+
+/** A view of row; metadata that fails the contract schema is treated as none (never compiled, never routed by). */
+function withRow(base: Omit<PluginView, 'row' | 'routes'>, row: PluginRow): PluginView {
+  const usable = hasUsableMetadata(row) ? row : { ...row, metadata: null }
+  return { ...base, row: usable, routes: usable.metadata ? compileRoutes(usable.metadata.routes) : null }
 }

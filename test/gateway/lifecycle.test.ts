@@ -1,6 +1,7 @@
 import { createServer } from 'node:net'
 import { appendFile, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { createClient } from '@libsql/client'
 import { describe, expect, it } from 'vitest'
 import { createManualClock } from '../helpers/manual-clock.js'
 import { EXAMPLES_DIR, copyPlugin, exitOf, startTestGateway, tempDir } from '../helpers/gateway.js'
@@ -106,6 +107,24 @@ describe('metadata cache', () => {
     const row = await second.pluginRow('echo')
     expect(row?.metadataState).toBe('fresh')
     expect(row?.metadataFetchedAt?.getTime()).toBeGreaterThan(fetchedAt?.getTime() ?? Infinity)
+  })
+
+  it('starts despite a corrupt stored row: metadata that fails the schema is fetched again, unreadable JSON makes that plugin invalid', async () => {
+    const { dir, pluginsDir } = await echoServedOnce()
+    await copyPlugin(join(EXAMPLES_DIR, 'webhook'), pluginsDir, 'webhook')
+    const first = await startTestGateway({ pluginDirs: [pluginsDir], dir })
+    await first.gw.close()
+    const client = createClient({ url: `file:${join(dir, 'gateway.db')}` })
+    await client.execute(`update plugins set metadata = '{"routes":null}' where id = 'echo'`)
+    await client.execute(`update plugins set metadata = 'not json' where id = 'webhook'`)
+    client.close()
+
+    const t = await startTestGateway({ pluginDirs: [pluginsDir], dir })
+    const res = await fetch(`${t.url}/orgs/acme/plugins/echo/items/1`)
+    expect([res.status, await res.json()]).toEqual([200, expect.objectContaining({ id: '1' })])
+    expect(await t.pluginRow('echo')).toMatchObject({ metadataState: 'fresh', metadata: expect.objectContaining({ routes: expect.any(Array) }) })
+    const { body } = await t.admin('GET', '/plugins')
+    expect(body.plugins.find((p: { id: string }) => p.id === 'webhook')).toMatchObject({ valid: false, error: expect.stringMatching(/stored row cannot be read/) })
   })
 
   it('does not fetch metadata again for a fresh plugin when its worker restarts', async () => {
