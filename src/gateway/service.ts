@@ -19,7 +19,7 @@ import { validateConfig } from './config-validation.js'
 
 export interface MetadataPort {
   /** Fetches and stores metadata unless the plugin's state is already fresh; never throws for fetch failures. */
-  ensureFresh(pluginId: string, port: number): Promise<PluginRow>
+  ensureFresh(pluginId: string, port: number, codeChecksum: string): Promise<PluginRow>
   markStale(pluginId: string): Promise<PluginRow | undefined>
 }
 
@@ -142,7 +142,7 @@ export function createGatewayService(deps: ServiceDeps) {
   async function afterReady(worker: Worker): Promise<void> {
     const view = registry.plugin(worker.pluginId)
     if (!view || view.sdkVersion !== 'v2' || view.row.metadataState === 'fresh') return
-    const refresh = metadata.ensureFresh(worker.pluginId, worker.port).then((row) => void registry.updateRow(row))
+    const refresh = metadata.ensureFresh(worker.pluginId, worker.port, view.checksum).then((row) => void registry.updateRow(row))
     if (view.row.metadataState === 'error' && view.row.metadata) {
       refresh.catch((err: unknown) => log.warn({ err, pluginId: worker.pluginId }, 'background metadata refresh failed'))
       return
@@ -206,7 +206,7 @@ export function createGatewayService(deps: ServiceDeps) {
       const running = pool.list().find((w) => w.pluginId === pluginId && w.state === 'ready')
       if (running) {
         const t = await target(running.orgId, pluginId, { requireEnabled: false })
-        registry.updateRow(await withWorker(t, (worker) => metadata.ensureFresh(pluginId, worker.port)))
+        registry.updateRow(await withWorker(t, (worker) => metadata.ensureFresh(pluginId, worker.port, t.view.checksum)))
       }
       return pluginOrThrow(pluginId)
     },

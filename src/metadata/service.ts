@@ -24,8 +24,10 @@ export interface MetadataService {
    * keeps serving (CONTRACT.md §6): only an unknown plugin id (PLUGIN_NOT_FOUND) or a database
    * failure rejects. Concurrent calls for one plugin share a single fetch (the first caller's
    * port is used: metadata is plugin-global, any ready worker of the plugin can answer).
+   * `codeChecksum` is the checksum of the code that worker runs: the answer is stored only while
+   * the shared row still describes that code (during a rolling deploy another gateway may run other code).
    */
-  ensureFresh(pluginId: string, port: number): Promise<PluginRow>
+  ensureFresh(pluginId: string, port: number, codeChecksum: string): Promise<PluginRow>
   /** Manual refresh: the next ensureFresh fetches again. A no-op for v1; undefined if unknown. */
   markStale(pluginId: string): Promise<PluginRow | undefined>
 }
@@ -34,7 +36,7 @@ export function createMetadataService(deps: MetadataServiceDeps): MetadataServic
   const { plugins, clock, log } = deps
   const inflight = new Map<string, Promise<PluginRow>>()
 
-  async function refresh(pluginId: string, port: number): Promise<PluginRow> {
+  async function refresh(pluginId: string, port: number, codeChecksum: string): Promise<PluginRow> {
     const row = await plugins.get(pluginId)
     if (!row) throw new GatewayError('PLUGIN_NOT_FOUND', 404, `plugin ${pluginId} is not registered`)
     if (row.sdkVersion === 'v1' || row.metadataState === 'fresh') return row
@@ -44,7 +46,7 @@ export function createMetadataService(deps: MetadataServiceDeps): MetadataServic
       const { metadata } = result
       let saved: PluginRow | undefined
       try {
-        saved = await plugins.saveMetadata(pluginId, metadata, { expectedChecksum: row.checksum })
+        saved = await plugins.saveMetadata(pluginId, metadata, { expectedChecksum: codeChecksum })
       } catch (err) {
         // Valid but not storable: an error state like any failed fetch, never a failed start.
         log.warn({ pluginId, err: errorText(err) }, 'plugin metadata could not be stored; keeping the last good metadata')
@@ -61,7 +63,8 @@ export function createMetadataService(deps: MetadataServiceDeps): MetadataServic
         },
         'plugin metadata stored',
       )
-      // undefined: a rescan changed the code while we fetched; the row it left (stale) is current.
+      // undefined: the row describes other code (a rescan meanwhile, or a gateway running another
+      // version); what it holds stays current.
       return saved ?? (await plugins.get(pluginId)) ?? row
     }
 
@@ -73,11 +76,11 @@ export function createMetadataService(deps: MetadataServiceDeps): MetadataServic
   }
 
   return {
-    ensureFresh(pluginId, port) {
+    ensureFresh(pluginId, port, codeChecksum) {
       const pending = inflight.get(pluginId)
       if (pending) return pending
       // Entered in the map before the first await, so a concurrent caller always finds it.
-      const flight: Promise<PluginRow> = refresh(pluginId, port).finally(() => {
+      const flight: Promise<PluginRow> = refresh(pluginId, port, codeChecksum).finally(() => {
         if (inflight.get(pluginId) === flight) inflight.delete(pluginId)
       })
       inflight.set(pluginId, flight)

@@ -14,6 +14,8 @@ export interface PluginView {
   sdkVersion: SdkVersion
   envAllowList: readonly string[]
   manifest: HayPluginBlock
+  /** Checksum of the code this gateway runs (its own catalog scan), whatever the shared row says. */
+  checksum: string
   row: PluginRow
   /** null until metadata has been fetched once. */
   routes: RouteMatcher | null
@@ -71,7 +73,15 @@ export function createRegistry(deps: RegistryDeps): Registry {
   }
 
   const view = (entry: Extract<CatalogEntry, { ok: true }>, row: PluginRow): PluginView => withRow(
-    { id: entry.id, dir: entry.dir, entryPath: entry.entryPath, sdkVersion: entry.sdkVersion, envAllowList: entry.envAllowList, manifest: entry.manifest },
+    {
+      id: entry.id,
+      dir: entry.dir,
+      entryPath: entry.entryPath,
+      sdkVersion: entry.sdkVersion,
+      envAllowList: entry.envAllowList,
+      manifest: entry.manifest,
+      checksum: entry.checksum,
+    },
     row,
   )
 

@@ -41,7 +41,7 @@ describe('MetadataService.ensureFresh', () => {
     const { metadata, plugins, peer, clock } = await harness(() => json(goodMetadata))
     await plugins.syncFromCatalog(echo)
 
-    const row = await metadata.ensureFresh('echo', peer.port)
+    const row = await metadata.ensureFresh('echo', peer.port, echo.checksum)
     expect(row).toMatchObject({ id: 'echo', metadataState: 'fresh', metadata: goodMetadata, metadataError: null })
     expect(row.metadataFetchedAt?.getTime()).toBe(clock.now())
     expect(await plugins.get('echo')).toEqual(row)
@@ -53,8 +53,8 @@ describe('MetadataService.ensureFresh', () => {
     await plugins.syncFromCatalog(echo)
     const fresh = await plugins.saveMetadata('echo', goodMetadata)
 
-    expect(await metadata.ensureFresh('echo', peer.port)).toEqual(fresh)
-    expect(await metadata.ensureFresh('echo', peer.port)).toEqual(fresh)
+    expect(await metadata.ensureFresh('echo', peer.port, echo.checksum)).toEqual(fresh)
+    expect(await metadata.ensureFresh('echo', peer.port, echo.checksum)).toEqual(fresh)
     expect(peer.requests()).toBe(0)
   })
 
@@ -64,7 +64,7 @@ describe('MetadataService.ensureFresh', () => {
     await plugins.saveMetadata('echo', goodMetadata)
 
     expect(await metadata.markStale('echo')).toMatchObject({ metadataState: 'stale', metadata: goodMetadata })
-    expect(await metadata.ensureFresh('echo', peer.port)).toMatchObject({ metadataState: 'fresh', metadata: otherMetadata })
+    expect(await metadata.ensureFresh('echo', peer.port, echo.checksum)).toMatchObject({ metadataState: 'fresh', metadata: otherMetadata })
     expect(peer.requests()).toBe(1)
   })
 
@@ -74,7 +74,7 @@ describe('MetadataService.ensureFresh', () => {
     await plugins.saveMetadata('echo', goodMetadata)
     await plugins.syncFromCatalog({ ...echo, checksum: 'sum-2' }) // new code on disk: stale
 
-    const row = metadata.ensureFresh('echo', peer.port)
+    const row = metadata.ensureFresh('echo', peer.port, echo.checksum)
     for (const ms of [1_000, 2_000]) {
       await clock.waitForTimer((t) => t.ms === ms)
       clock.advance(ms)
@@ -87,7 +87,7 @@ describe('MetadataService.ensureFresh', () => {
     const { metadata, plugins, peer, clock } = await harness(() => json(invalidMetadata))
     await plugins.syncFromCatalog(echo)
 
-    const row = metadata.ensureFresh('echo', peer.port)
+    const row = metadata.ensureFresh('echo', peer.port, echo.checksum)
     for (const ms of [1_000, 2_000]) {
       await clock.waitForTimer((t) => t.ms === ms)
       clock.advance(ms)
@@ -101,7 +101,7 @@ describe('MetadataService.ensureFresh', () => {
     const { metadata, plugins, peer } = await harness((n) => (n === 1 ? gate : json(otherMetadata)))
     await plugins.syncFromCatalog(echo)
 
-    const calls = Array.from({ length: 5 }, () => metadata.ensureFresh('echo', peer.port))
+    const calls = Array.from({ length: 5 }, () => metadata.ensureFresh('echo', peer.port, echo.checksum))
     await peer.received(1)
     release(json(goodMetadata))
     const rows = await Promise.all(calls)
@@ -110,7 +110,7 @@ describe('MetadataService.ensureFresh', () => {
 
     // The flight is over: a later refresh fetches again.
     await metadata.markStale('echo')
-    expect(await metadata.ensureFresh('echo', peer.port)).toMatchObject({ metadata: otherMetadata })
+    expect(await metadata.ensureFresh('echo', peer.port, echo.checksum)).toMatchObject({ metadata: otherMetadata })
     expect(peer.requests()).toBe(2)
   })
 
@@ -122,11 +122,22 @@ describe('MetadataService.ensureFresh', () => {
     await plugins.saveMetadata('echo', otherMetadata)
     await plugins.markStale('echo')
 
-    const row = metadata.ensureFresh('echo', peer.port)
+    const row = metadata.ensureFresh('echo', peer.port, echo.checksum)
     await peer.received(1)
     await plugins.syncFromCatalog({ ...echo, checksum: 'sum-2' })
     release(json(goodMetadata))
     expect(await row).toMatchObject({ checksum: 'sum-2', metadataState: 'stale', metadata: otherMetadata })
+  })
+
+  it('stores nothing when the shared row describes other code than the worker runs (a gateway on another version)', async () => {
+    const { metadata, plugins, peer } = await harness(() => json(goodMetadata))
+    await plugins.syncFromCatalog({ ...echo, checksum: 'sum-new' }) // another gateway runs a newer build
+    await plugins.saveMetadata('echo', otherMetadata)
+    await plugins.markStale('echo')
+
+    const row = await metadata.ensureFresh('echo', peer.port, echo.checksum) // this worker runs sum-1
+    expect(row).toMatchObject({ checksum: 'sum-new', metadataState: 'stale', metadata: otherMetadata })
+    expect(await plugins.get('echo')).toMatchObject({ checksum: 'sum-new', metadataState: 'stale', metadata: otherMetadata })
   })
 
   it('never fetches for a legacy v1 plugin', async () => {
@@ -134,13 +145,13 @@ describe('MetadataService.ensureFresh', () => {
     await plugins.syncFromCatalog(legacy)
 
     expect(await metadata.markStale('legacy')).toMatchObject({ metadataState: 'fresh' })
-    expect(await metadata.ensureFresh('legacy', peer.port)).toMatchObject({ metadataState: 'fresh', metadata: goodMetadata })
+    expect(await metadata.ensureFresh('legacy', peer.port, legacy.checksum)).toMatchObject({ metadataState: 'fresh', metadata: goodMetadata })
     expect(peer.requests()).toBe(0)
   })
 
   it('rejects an unknown plugin with a coded error', async () => {
     const { metadata, peer } = await harness(() => json(goodMetadata))
-    await expect(metadata.ensureFresh('ghost', peer.port)).rejects.toMatchObject({ code: 'PLUGIN_NOT_FOUND' })
+    await expect(metadata.ensureFresh('ghost', peer.port, echo.checksum)).rejects.toMatchObject({ code: 'PLUGIN_NOT_FOUND' })
     expect(await metadata.markStale('ghost')).toBeUndefined()
   })
 })
