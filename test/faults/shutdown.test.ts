@@ -1,4 +1,5 @@
 import { join } from 'node:path'
+import getPort from 'get-port'
 import { Agent, request } from 'undici'
 import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { silentLogger } from '../../src/core/index.js'
@@ -114,6 +115,20 @@ describe('gateway shutdown', () => {
     onTestFinished(() => db.close())
     const row = await createInstancesRepo(db.db, { now: Date.now, setTimer: () => () => {} }).get('acme', 'echo')
     expect(row).toMatchObject({ runtimeState: 'ready', pid })
+  })
+
+  it('in a cluster, a gateway restarted at once (same host and port, so the same default id) takes back its orphans', async () => {
+    const dir = await tempDir()
+    const env = { CLUSTER_SECRET: 'cluster-secret-0123456789', PORT: String(await getPort()), RUNNER_COMMAND: `env node ${DEAF_RUNNER}` }
+    const first = await startGatewayProcess(dir, env)
+    const pid = await startWorker(first.url, 'acme', 'echo', '/ping')
+    first.proc.child.kill('SIGKILL')
+    await first.proc.exited
+
+    const second = await startGatewayProcess(dir, env) // long before its previous life could be declared dead
+    await gone(pid)
+    const { body } = await fetch(`${second.url}/admin/orgs/acme/plugins/echo`).then(async (r) => ({ body: await r.json() }))
+    expect(body).toMatchObject({ runtimeState: 'stopped', worker: null })
   })
 
   it('kills a worker a dead gateway left behind, identity checked, at the next start-up', async () => {
