@@ -52,9 +52,12 @@ export function publicRoutes(deps: PublicRouteDeps) {
 
     const t = await service.target(orgId, pluginId, { requireEnabled: true })
     const method = c.req.method
-    // With fresh (or last good) metadata, undeclared routes are refused before any worker starts.
-    const known = t.view.row.metadataState === 'fresh' || t.view.row.metadataState === 'error'
-    if (known && t.view.routes && !t.view.routes.matches(method, path)) throw routeNotFound(pluginId)
+    // With fresh (or last good) metadata, undeclared routes are refused before any worker starts. In
+    // error without any metadata, nothing is known: the check below answers METADATA_UNAVAILABLE.
+    const state = t.view.row.metadataState
+    const declared = state === 'fresh' || state === 'error' ? t.view.routes : null
+    const known = declared !== null
+    if (declared && !declared.matches(method, path)) throw routeNotFound(pluginId)
 
     if (deps.cluster) {
       const forwarded = await routeInCluster(c, deps.cluster, orgId, pluginId, url)

@@ -26,7 +26,7 @@ describe('idle reaper', () => {
 
     const exited = exitOf(child!)
     clock.advance(59_999)
-    expect(child!.exitCode).toBeNull()
+    expect(t.gw.pool.list().map((w) => w.state)).toEqual(['ready']) // not a millisecond early
     clock.advance(2)
     expect((await exited).code).toBe(0)
     await t.gw.pool.stop('acme', 'echo') // joins the reaper's stop until state is written
@@ -159,10 +159,13 @@ describe('metadata cache', () => {
   it('reports metadata unavailable (503) when a plugin never produced valid metadata', async () => {
     const t = await startTestGateway()
     await t.enable('acme', 'bad-metadata')
-    const res = await fetch(`${t.url}/orgs/acme/plugins/bad-metadata/anything`)
-    expect(res.status).toBe(503)
-    expect(res.headers.get('retry-after')).not.toBeNull()
-    expect(await res.json()).toMatchObject({ error: { code: 'METADATA_UNAVAILABLE' } })
+    // Every request, not only the one whose start found the metadata invalid: nothing is forwarded unchecked.
+    for (const path of ['/anything', '/anything', '/other']) {
+      const res = await fetch(`${t.url}/orgs/acme/plugins/bad-metadata${path}`)
+      expect(res.status).toBe(503)
+      expect(res.headers.get('retry-after')).not.toBeNull()
+      expect(await res.json()).toMatchObject({ error: { code: 'METADATA_UNAVAILABLE' } })
+    }
     expect((await t.pluginRow('bad-metadata'))?.metadataState).toBe('error')
   })
 })

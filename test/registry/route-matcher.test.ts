@@ -13,11 +13,13 @@ const DECLS: RouteDecl[] = [
   { method: 'DELETE', path: '/opt/:a?' },
 ]
 
-// The reference: what compileRoutes did before it used hono's default (RegExp-first) router.
+// The reference: hono's trie router (what compileRoutes used before its RegExp-first router), given
+// the runner's normal form: any case, an optional trailing slash.
+const normal = (p: string) => (p.length > 1 && p.endsWith('/') ? p.slice(0, -1) : p).toLowerCase()
 function trieMatches(decls: readonly RouteDecl[]) {
   const router = new TrieRouter<true>()
-  for (const r of decls) router.add(r.method, r.path, true)
-  const has = (m: string, p: string) => router.match(m, p)[0].length > 0
+  for (const r of decls) router.add(r.method, normal(r.path), true)
+  const has = (m: string, p: string) => router.match(m, normal(p))[0].length > 0
   return (m: string, p: string) => has(m, p) || (m === 'HEAD' && has('GET', p))
 }
 
@@ -25,7 +27,7 @@ describe('compileRoutes', () => {
   it('matches exactly the paths the trie router matched', () => {
     const compiled = compileRoutes(DECLS)
     const reference = trieMatches(DECLS)
-    const segment = fc.constantFrom('webhook', 'items', 'files', 'orgs', 'things', 'n', 'opt', '1', '42', 'abc', 'x.y', '')
+    const segment = fc.constantFrom('webhook', 'Items', 'items', 'files', 'orgs', 'things', 'n', 'opt', '1', '42', 'abc', 'x.y', '')
     const path = fc.array(segment, { maxLength: 5 }).map((s) => `/${s.join('/')}`)
     const method = fc.constantFrom('GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH')
     fc.assert(
@@ -34,6 +36,13 @@ describe('compileRoutes', () => {
       }),
       { numRuns: 3000 },
     )
+  })
+
+  it('matches as the runner does: any case, with or without a trailing slash', () => {
+    const r = compileRoutes(DECLS)
+    for (const path of ['/items/7', '/Items/7', '/ITEMS/7/', '/items/7/']) expect([path, r.matches('GET', path)]).toEqual([path, true])
+    expect(r.matches('POST', '/WebHook/')).toBe(true)
+    expect(r.matches('GET', '/items/7/extra')).toBe(false)
   })
 
   it('lets HEAD use a declared GET route and refuses undeclared ones', () => {
