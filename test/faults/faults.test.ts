@@ -1,6 +1,6 @@
 import { request as httpRequest } from 'node:http'
 import { connect } from 'node:net'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, onTestFinished } from 'vitest'
 import { createManualClock } from '../helpers/manual-clock.js'
 import { exitOf, startTestGateway } from '../helpers/gateway.js'
 
@@ -65,9 +65,10 @@ describe('faulty plugins', () => {
   })
 
   it('slow route → 504 after UPSTREAM_TIMEOUT_MS while the worker keeps serving others', async () => {
-    const t = await startTestGateway({ env: { UPSTREAM_TIMEOUT_MS: '300' } })
+    // The timeout applies to every proxied request: 1.5 s leaves the fast ones ample room on a loaded machine.
+    const t = await startTestGateway({ env: { UPSTREAM_TIMEOUT_MS: '1500' } })
     await t.enable('acme', 'slow-route')
-    const slow = fetch(`${t.url}/orgs/acme/plugins/slow-route/slow?ms=5000`)
+    const slow = fetch(`${t.url}/orgs/acme/plugins/slow-route/slow?ms=20000`)
     const fast = await fetch(`${t.url}/orgs/acme/plugins/slow-route/ping`)
     expect(fast.status).toBe(200)
     await fast.body?.cancel()
@@ -126,19 +127,24 @@ describe('capacity', () => {
     await t.enable('a', 'slow-route')
     await t.enable('b', 'echo')
     await (await fetch(`${t.url}/orgs/a/plugins/slow-route/ping`)).body?.cancel()
-    const busy = fetch(`${t.url}/orgs/a/plugins/slow-route/slow?ms=1500`)
+    // Busy for far longer than the test needs, so the worker is never idle (evictable) meanwhile.
+    const client = new AbortController()
+    const busy = fetch(`${t.url}/orgs/a/plugins/slow-route/slow?ms=20000`, { signal: client.signal }).catch(() => null)
+    onTestFinished(() => client.abort())
     await waitUntil(() => t.gw.pool.list()[0]?.inFlight === 1)
 
     const refused = await fetch(`${t.url}/orgs/b/plugins/echo/items/1`)
     expect(refused.status).toBe(503)
     expect(refused.headers.get('retry-after')).not.toBeNull()
     expect((await json(refused)).error.code).toBe('CAPACITY_EXHAUSTED')
-    expect((await busy).status).toBe(200)
+    expect(t.gw.pool.list().map((w) => [w.orgId, w.inFlight])).toEqual([['a', 1]])
+    client.abort()
+    await busy
     expect(t.spawned).toHaveLength(1)
   })
 
   it('caps pending requests per org with 429 so one tenant cannot starve the others', async () => {
-    const t = await startTestGateway({ env: { MAX_PENDING_PER_ORG: '5', SLOW_START_MS: '800' } })
+    const t = await startTestGateway({ env: { MAX_PENDING_PER_ORG: '5', SLOW_START_MS: '3000' } })
     await t.enable('storm', 'slow-start')
     await t.enable('calm', 'echo')
     const storm = Array.from({ length: 8 }, () => fetch(`${t.url}/orgs/storm/plugins/slow-start/ping`))

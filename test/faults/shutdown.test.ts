@@ -49,7 +49,8 @@ describe('gateway shutdown', () => {
       }
       await agent.close()
     })()
-    await vi.waitFor(() => expect(statuses.length).toBeGreaterThan(3))
+    onTestFinished(() => void (polling = false)) // however the test ends, the client stops
+    await vi.waitFor(() => expect(statuses.length).toBeGreaterThan(3), { timeout: 10_000, interval: 20 })
 
     gw.proc.child.kill('SIGTERM')
     expect(await gw.proc.exited).toEqual({ code: 0, signal: null }) // before the client stops

@@ -22,7 +22,11 @@ export async function startGatewayProcess(dir: string, env: Record<string, strin
   onTestFinished(async () => {
     if (proc.child.exitCode === null && proc.child.signalCode === null) {
       proc.child.kill('SIGTERM')
+      // Bounded: a gateway still draining (DRAIN_TIMEOUT_MS is 30 s by default) is killed; its
+      // workers leave with it (IPC disconnect, or the watchdog).
+      const timer = setTimeout(() => proc.child.kill('SIGKILL'), 10_000)
       await proc.exited
+      clearTimeout(timer)
     }
   })
   await proc.waitForStdout('listening on ').catch((err: Error) => {

@@ -106,13 +106,18 @@ export async function startTestGateway(opts: TestGatewayOptions = {}): Promise<T
   const plugins = createPluginsRepo(reader.db, clock)
 
   onTestFinished(async () => {
-    await gw.close()
+    // A close that fails must not leave the reader or any worker behind either.
+    const closeError = await gw.close().then(
+      () => null,
+      (err: unknown) => err,
+    )
     reader.close()
     const alive = spawned.filter((c) => c.exitCode === null && c.signalCode === null).map((c) => c.pid)
     if (alive.length > 0) {
       for (const c of spawned) c.kill('SIGKILL')
       throw new Error(`worker processes left running after close: ${alive.join(', ')}`)
     }
+    if (closeError) throw closeError
   })
 
   async function admin(method: string, path: string, body?: unknown) {

@@ -8,6 +8,8 @@ import { valueOf } from './prom-text.js'
 
 const P = 'plugin_gateway_'
 const TOKEN = 'metrics-admin-token-0123456789'
+// Stops and crashes take a few process round trips; a loaded CI machine needs more than vitest's 1 s default.
+const WAIT = { timeout: 10_000, interval: 20 }
 const OBS_FIXTURES = join(ROOT, 'test', 'observability', 'fixtures')
 
 async function scrape(t: TestGateway, token?: string): Promise<string> {
@@ -70,7 +72,7 @@ describe('GET /metrics on a real gateway', () => {
     const crashed = await fetch(`${t.url}/orgs/acme/plugins/crash-mid-request/crash`)
     expect(crashed.status).toBeGreaterThanOrEqual(500)
     await drain(crashed)
-    await vi.waitFor(async () => expect(valueOf(await scrape(t), `${P}worker_crashes_total`)).toBe(1))
+    await vi.waitFor(async () => expect(valueOf(await scrape(t), `${P}worker_crashes_total`)).toBe(1), WAIT)
 
     const again = await drain(await fetch(`${t.url}/orgs/acme/plugins/crash-mid-request/ping`))
     expect(again.status).toBe(200)
@@ -86,7 +88,7 @@ describe('GET /metrics on a real gateway', () => {
     await t.enable('globex', 'echo')
     await drain(await fetch(`${t.url}/orgs/acme/plugins/echo/items/1`))
     await drain(await fetch(`${t.url}/orgs/globex/plugins/echo/items/1`))
-    await vi.waitFor(async () => expect(valueOf(await scrape(t), `${P}worker_stops_total`, { reason: 'evicted' })).toBe(1))
+    await vi.waitFor(async () => expect(valueOf(await scrape(t), `${P}worker_stops_total`, { reason: 'evicted' })).toBe(1), WAIT)
     const m = await scrape(t)
     expect(valueOf(m, `${P}worker_evictions_total`)).toBe(1)
     expect(valueOf(m, `${P}workers`, { state: 'ready' })).toBe(1)
@@ -111,7 +113,7 @@ describe('GET /metrics on a real gateway', () => {
 
     const pending = [1, 2, 3].map(() => fetch(`${t.url}/orgs/acme/plugins/gated-start/ping`))
     await gateReached
-    await vi.waitFor(async () => expect(valueOf(await scrape(t), `${P}queue_depth`)).toBe(3))
+    await vi.waitFor(async () => expect(valueOf(await scrape(t), `${P}queue_depth`)).toBe(3), WAIT)
     expect(valueOf(await scrape(t), `${P}workers`, { state: 'starting' })).toBe(1)
 
     for (const res of held.splice(0)) res.end('go')

@@ -92,7 +92,7 @@ describe.skipIf(!hasBrowser)(`status page in headless Chromium${hasBrowser ? '' 
     const gone = page.waitForSelector(workerRow('acme', 'echo'), { state: 'detached' })
     await row.locator('button[data-action="stop"]').click()
     await gone
-    expect(await exited).toBeDefined()
+    expect(await exited).toEqual({ code: 0, signal: null }) // stopped through /disable, not killed
     expect(t.gw.pool.list()).toEqual([])
     expect(await page.textContent('#status')).toBe('')
     expect(await page.isVisible('tr[data-instance="acme/echo"] button[data-action="start"]')).toBe(true)
