@@ -6,7 +6,6 @@ import { once } from 'node:events'
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import getPort from 'get-port'
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 /** The SDK v2 runner as the gateway starts it (built by `npm run build`). */
@@ -126,11 +125,14 @@ export function spawnRunner(options: RunnerOptions): RunnerProcess {
   return { ...spawned, port: options.port, ready, url: (path) => `http://127.0.0.1:${options.port}${path}` }
 }
 
-/** Picks a free port, spawns the runner and waits for its IPC ready message. */
-export async function startRunner(options: Omit<RunnerOptions, 'port'>): Promise<RunnerProcess> {
-  const runner = spawnRunner({ ...options, port: await getPort() })
-  await runner.ready
-  return runner
+/**
+ * Spawns the runner on port 0 and waits for its IPC ready message, which names the port the OS gave
+ * it: no window between picking a free port and binding it for another process to take it.
+ */
+export async function startRunner(options: Omit<RunnerOptions, 'port' | 'ipc'>): Promise<RunnerProcess> {
+  const runner = spawnRunner({ ...options, port: 0 })
+  const { port } = await runner.ready
+  return { ...runner, port, url: (path) => `http://127.0.0.1:${port}${path}` }
 }
 
 /** Resolves once `child` has exited (immediately if it already has). */
