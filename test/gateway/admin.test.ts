@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { startTestGateway } from '../helpers/gateway.js'
 
 const TOKEN = 'test-admin-token-0123456789'
@@ -95,7 +95,7 @@ describe('admin API', () => {
     const t = await startTestGateway({ env: { SLOW_START_MS: '400' } })
     await t.enable('acme', 'slow-start', { label: 'old' })
     const first = fetch(`${t.url}/orgs/acme/plugins/slow-start/ping`)
-    while (t.gw.pool.list()[0]?.state !== 'starting') await new Promise((resolve) => setImmediate(resolve))
+    await vi.waitFor(() => expect(t.gw.pool.list()[0]?.state).toBe('starting'), { timeout: 10_000, interval: 2 })
 
     const res = await t.admin('PUT', '/orgs/acme/plugins/slow-start', { config: { label: 'new' } })
     expect(res.status).toBe(200)

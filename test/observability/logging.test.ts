@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { createLogger } from '../../src/observability/node/index.js'
 import { startTestGateway } from '../helpers/gateway.js'
 
@@ -88,7 +88,7 @@ describe('request logging on a real gateway', () => {
     await t.enable('acme', 'slow-start')
     const client = new AbortController()
     const gone = fetch(`${t.url}/orgs/acme/plugins/slow-start/ping`, { signal: client.signal }).catch((err: unknown) => err)
-    while (t.gw.pool.list()[0]?.state !== 'starting') await new Promise((resolve) => setImmediate(resolve))
+    await vi.waitFor(() => expect(t.gw.pool.list()[0]?.state).toBe('starting'), { timeout: 10_000, interval: 2 })
     client.abort()
     expect(await gone).toMatchObject({ name: 'AbortError' })
 
