@@ -20,7 +20,7 @@ async function startCluster(n: number, env: Record<string, string> = {}) {
         CLUSTER_SECRET: SECRET,
         SECRET_KEY: '0'.repeat(64),
         GATEWAY_ID: `gw${i}`,
-        LEASE_TTL_MS: '1500',
+        LEASE_TTL_MS: '3000', // a gateway stalled on a loaded machine must not lose its leases mid-test
         HEARTBEAT_MS: '250',
         ...env,
       }),
