@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { hostname } from 'node:os'
 import { dirname, isAbsolute, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parse as parseShell } from 'shell-quote'
@@ -180,7 +179,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()) {
     cluster: e.CLUSTER_SECRET
       ? {
           secret: e.CLUSTER_SECRET,
-          gatewayId: e.GATEWAY_ID ?? defaultGatewayId(e.PORT),
+          gatewayId: e.GATEWAY_ID ?? `gw-${randomUUID().slice(0, 8)}`,
           /** Defaults to the address the gateway listens on, known once it listens. */
           internalUrl: e.INTERNAL_URL?.replace(/\/$/, ''),
           leaseTtlMs: e.LEASE_TTL_MS,
@@ -195,16 +194,6 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()) {
 
 export type Config = ReturnType<typeof loadConfig>
 export type PoolConfig = Config['pool']
-
-/**
- * This host and port: a restarted gateway is the same gateway, so start-up recovery takes back the
- * rows and orphans of its previous life at once (a random id would have to wait until that life is
- * declared dead). Port 0 names no fixed address, so it gets a random id.
- */
-function defaultGatewayId(port: number): string {
-  if (port === 0) return `gw-${randomUUID().slice(0, 8)}`
-  return `${hostname().replace(/[^\w.-]/g, '-').slice(0, 50)}-${port}`
-}
 
 function parseCommand(command: string): string[] {
   const parts = parseShell(command)

@@ -1,5 +1,5 @@
-import { readFile } from 'node:fs/promises'
-import { sep } from 'node:path'
+import { readFile, readlink, realpath } from 'node:fs/promises'
+import { resolve, sep } from 'node:path'
 import type { Logger } from '../core/index.js'
 import type { PluginInstanceRow } from '../db/index.js'
 
@@ -49,7 +49,16 @@ export async function hasLiveGatewayParent(pid: number, installDir: string): Pro
   const ppid = await parentOf(pid)
   if (ppid === null || ppid <= 1) return false
   const args = await commandLine(ppid)
-  return args !== null && args.some((a) => a.startsWith(installDir + sep))
+  if (!args) return false
+  // `node dist/node/main.js` (npm start) and `node node_modules/.bin/plugin-gateway start` name the
+  // script relative to the parent's cwd, or through a symlink: compare real paths.
+  const cwd = await readlink(`/proc/${ppid}/cwd`).catch(() => null)
+  for (const arg of args.slice(1)) {
+    if (arg === '' || arg.startsWith('-')) continue
+    const real = await realpath(cwd === null ? arg : resolve(cwd, arg)).catch(() => null)
+    if (real?.startsWith(installDir + sep)) return true
+  }
+  return false
 }
 
 async function parentOf(pid: number): Promise<number | null> {

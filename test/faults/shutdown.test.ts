@@ -1,5 +1,4 @@
 import { join } from 'node:path'
-import getPort from 'get-port'
 import { Agent, request } from 'undici'
 import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { silentLogger } from '../../src/core/index.js'
@@ -97,7 +96,17 @@ describe('gateway shutdown', () => {
     const dir = await tempDir()
     // A runner that ignores its parent: exactly the kind of worker start-up recovery kills as an orphan.
     const env = { RUNNER_COMMAND: `env node ${DEAF_RUNNER}` }
-    const first = await startGatewayProcess(dir, env)
+    // Started as `npm start` does: `node dist/node/main.js`, a path relative to the gateway's cwd.
+    const firstProc = spawnNode(['dist/node/main.js'], {
+      cwd: ROOT,
+      env: workerEnv({ PORT: '0', DATABASE_URL: `file:${join(dir, 'gateway.db')}`, PLUGINS_DIR: join(ROOT, 'examples', 'plugins'), LOG_LEVEL: 'silent', ...env }),
+    })
+    onTestFinished(async () => {
+      firstProc.child.kill('SIGTERM') // it stops its own workers (this runner ignores a dead parent)
+      await firstProc.exited
+    })
+    await firstProc.waitForStdout('listening on ')
+    const first = { url: /listening on (\S+)/.exec(firstProc.stdout())?.[1] ?? '' }
     const pid = await startWorker(first.url, 'acme', 'echo', '/ping')
 
     // On its port: refused in one line, before anything is served.
@@ -118,9 +127,9 @@ describe('gateway shutdown', () => {
     expect(row).toMatchObject({ runtimeState: 'ready', pid })
   })
 
-  it('in a cluster, a gateway restarted at once (same host and port, so the same default id) takes back its orphans', async () => {
+  it('in a cluster, a gateway restarted at once with its GATEWAY_ID takes back its orphans', async () => {
     const dir = await tempDir()
-    const env = { CLUSTER_SECRET: 'cluster-secret-0123456789', PORT: String(await getPort()), RUNNER_COMMAND: `env node ${DEAF_RUNNER}` }
+    const env = { CLUSTER_SECRET: 'cluster-secret-0123456789', GATEWAY_ID: 'gw-stable', RUNNER_COMMAND: `env node ${DEAF_RUNNER}` }
     const first = await startGatewayProcess(dir, env)
     const pid = await startWorker(first.url, 'acme', 'echo', '/ping')
     first.proc.child.kill('SIGKILL')
