@@ -1,7 +1,8 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http'
 import { connectionTokens, HOP_BY_HOP_HEADERS } from '../contract/index.js'
 
-// Cluster headers (routes/cluster.ts) carry the cluster secret between gateways: never to a worker.
+// Cluster headers (routes/cluster.ts) carry the cluster secret between gateways: never to a worker,
+// and never from one (a plugin must not be able to answer as a gateway, e.g. "not the owner").
 const INTERNAL_PREFIX = 'x-plugin-gateway-'
 
 /** Copies end-to-end headers only; `extra` overrides (x-forwarded-*, x-request-id, cluster headers to a peer). */
@@ -27,7 +28,7 @@ export function responseHeaders(
   const out: OutgoingHttpHeaders = {}
   for (const name in upstream) {
     const value = upstream[name]
-    if (value === undefined || HOP_BY_HOP_HEADERS.has(name) || named.has(name) || name === 'server-timing') continue
+    if (value === undefined || HOP_BY_HOP_HEADERS.has(name) || named.has(name) || name === 'server-timing' || name.startsWith(INTERNAL_PREFIX)) continue
     out[name] = value
   }
   return Object.assign(out, extra)
