@@ -1,5 +1,5 @@
 import type { Logger } from '../core/index.js'
-import { GatewayError } from '../core/index.js'
+import { errorText, GatewayError } from '../core/index.js'
 import type { Registry } from '../registry/index.js'
 import type { SecretBox } from '../secrets/index.js'
 import type { PluginInstanceRow } from '../db/index.js'
@@ -63,7 +63,15 @@ export async function checkStoredSecrets(
     let row: PluginInstanceRow | undefined = first
     for (let attempt = 1; row; attempt++) {
       const plaintext = hasPlaintextSecrets(row, schema)
-      const rekey = resealUnderCurrentKey(secrets, ref, row)
+      let rekey: ReturnType<typeof resealUnderCurrentKey>
+      try {
+        rekey = resealUnderCurrentKey(secrets, ref, row)
+      } catch (err) {
+        // A value that no longer opens (altered, or moved between rows) costs that instance only:
+        // its worker's start will say so; the others and the gateway go on.
+        log.error({ ...ref, err: errorText(err) }, 'a stored secret could not be opened to seal it again; left as it is')
+        break
+      }
       if (!plaintext && !rekey) break
       if (!secrets.hasKey) {
         log.warn(ref, 'secrets are stored in plaintext; set SECRET_KEY to seal them')

@@ -215,6 +215,25 @@ describe('secrets at rest', () => {
     expect(stale.message).toContain('SECRET_KEY_PREVIOUS')
   })
 
+  it('rotating past a secret that no longer opens (moved between rows) leaves it, and seals the rest again', async () => {
+    const first = await startTestGateway({ secretKey: OTHER_KEY })
+    await first.enable('acme', 'webhook', { webhookSecret: 'acme-secret' })
+    await first.enable('beta', 'webhook', { webhookSecret: 'beta-secret' })
+    const acme = await rawRow(first, 'acme', 'webhook')
+    await first.gw.close()
+    const client = createClient({ url: `file:${join(first.dir, 'gateway.db')}` })
+    onTestFinished(() => client.close())
+    await client.execute({ sql: `update plugin_instances set config = ? where org_id = 'beta'`, args: [acme.config] })
+
+    const t = await startTestGateway({ dir: first.dir, secretKey: TEST_SECRET_KEY, env: { SECRET_KEY_PREVIOUS: OTHER_KEY } })
+    expect(await postWebhook(t, 'acme', 'acme-secret')).toBe('200') // started, and acme's secret is under the new key
+    expect((await rawRow(t, 'acme', 'webhook')).config).not.toBe(acme.config)
+    expect((await rawRow(t, 'beta', 'webhook')).config).toBe(acme.config) // left as it was
+    const res = await fetch(`${t.url}/orgs/beta/plugins/webhook/webhook`, { method: 'POST', body: '{}' })
+    expect(res.status).toBe(500)
+    expect(await res.json()).toMatchObject({ error: { code: 'SECRETS_UNREADABLE' } })
+  })
+
   it('never hands a worker a secret that fails authentication: tampered or moved between orgs', async () => {
     const first = await startTestGateway()
     await first.enable('acme', 'webhook', { webhookSecret: 'acme-secret' })
