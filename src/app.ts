@@ -42,6 +42,8 @@ export interface AppDeps {
   trustForwarded?: boolean
   /** True once shutdown has begun. */
   draining?: () => boolean
+  /** This machine's own names (its host name): a Host the tokenless admin API accepts besides loopback names. */
+  localNames?: readonly string[]
 }
 
 /** The gateway's HTTP surface, runtime-agnostic: everything that touches processes or sockets is injected. */
@@ -54,7 +56,7 @@ export function createApp(deps: AppDeps) {
   app.onError(onError(deps.log))
   app.notFound(notFound)
 
-  const guard = { token: deps.adminToken, clientAddress: deps.clientAddress }
+  const guard = { token: deps.adminToken, clientAddress: deps.clientAddress, ...(deps.localNames && { localNames: deps.localNames }) }
   // 503 while draining, so a load balancer stops sending before the listener is gone.
   app.get('/healthz', (c) => (deps.draining?.() ? c.json({ status: 'draining' }, 503) : c.json({ status: 'ok' })))
   if (deps.metrics) {

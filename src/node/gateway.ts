@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process'
 import type { Server as HttpServer, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { hostname } from 'node:os'
 import { serve, type HttpBindings } from '@hono/node-server'
 import { getConnInfo } from '@hono/node-server/conninfo'
 import type { Context } from 'hono'
@@ -135,6 +136,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     ...(link && { cluster: link.routing }),
     trustForwarded: config.trustForwarded,
     draining: () => closing !== null,
+    localNames: [hostname()],
   })
 
   const server = serve({

@@ -116,12 +116,27 @@ describe('admin guard', () => {
       {}, // a client without Host (HTTP/1.0) or Origin: curl, the CLI
       { host: '127.0.0.1:8787' },
       { host: '[::1]:8787' },
+      { host: '[0:0:0:0:0:0:0:1]:8787' },
+      { host: '[::ffff:127.0.0.1]:8787' },
+      { host: 'localhost.:8787' },
+      { host: 'app.localhost:8787' },
+      { host: 'LocalHost' },
       { host: 'localhost:8787', origin: 'http://localhost:8787', 'sec-fetch-site': 'same-origin' }, // the status page
     ]
     for (const headers of allowed) {
       const res = await app.request('/admin/plugins', { headers })
       expect([headers, res.status]).toEqual([headers, 200])
     }
+    // The machine's own host name (it resolves to a loopback address here), when the entry names it.
+    const named = new Hono()
+    named.onError(onError(silentLogger))
+    named.use('/admin/*', adminAuth({ token: undefined, clientAddress: () => '127.0.1.1', localNames: ['build-box'] }))
+    named.get('/admin/plugins', (c) => c.json({ reached: true }))
+    const ownName: Array<Record<string, string>> = [{ host: 'build-box:8787' }, { host: 'BUILD-BOX' }, { host: 'build-box:8787', origin: 'http://build-box:8787' }]
+    for (const headers of ownName) {
+      expect([headers, (await named.request('/admin/plugins', { headers })).status]).toEqual([headers, 200])
+    }
+    expect((await named.request('/admin/plugins', { headers: { host: 'other-box:8787' } })).status).toBe(403)
   })
 
   it('with ADMIN_TOKEN requires the bearer token from every client, loopback included', async () => {
