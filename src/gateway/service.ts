@@ -17,6 +17,9 @@ import {
 import type { ControlResult, Lease, Worker, WorkerPool, WorkerSpec } from '../workers/index.js'
 import { validateConfig } from './config-validation.js'
 
+// How often a plugin without usable metadata is asked for it again (its 503s say Retry-After: 5).
+export const METADATA_RETRY_MS = 5_000
+
 export interface MetadataPort {
   /** Fetches and stores metadata unless the plugin's state is already fresh; never throws for fetch failures. */
   ensureFresh(pluginId: string, port: number, codeChecksum: string): Promise<PluginRow>
@@ -134,6 +137,9 @@ export function createGatewayService(deps: ServiceDeps) {
     return sealConfig(secrets, ref, schema, config)
   }
 
+  // Plugin id → when its metadata was last fetched for a start or by retryMetadata.
+  const metadataRetries = new Map<string, number>()
+
   /**
    * Pool hook: a new worker of a plugin whose metadata is not fresh fetches it before serving.
    * After a failed fetch the last good metadata still routes, so the retry runs in the background
@@ -142,12 +148,29 @@ export function createGatewayService(deps: ServiceDeps) {
   async function afterReady(worker: Worker): Promise<void> {
     const view = registry.plugin(worker.pluginId)
     if (!view || view.sdkVersion !== 'v2' || view.row.metadataState === 'fresh') return
+    metadataRetries.set(worker.pluginId, deps.clock.now()) // retryMetadata counts from this fetch
     const refresh = metadata.ensureFresh(worker.pluginId, worker.port, view.checksum).then((row) => void registry.updateRow(row))
     if (view.row.metadataState === 'error' && view.row.metadata) {
       refresh.catch((err: unknown) => log.warn({ err, pluginId: worker.pluginId }, 'background metadata refresh failed'))
       return
     }
     await refresh
+  }
+
+  /**
+   * A running worker whose plugin has no usable metadata (the fetch at its start failed): ask it
+   * again, off the request path, at most once per METADATA_RETRY_MS per plugin. Without this a busy
+   * plugin would answer 503 until it restarted, and traffic keeps it from idling out.
+   */
+  function retryMetadata(worker: Worker): void {
+    const view = registry.plugin(worker.pluginId)
+    const last = metadataRetries.get(worker.pluginId)
+    if (!view || view.sdkVersion !== 'v2' || (last !== undefined && deps.clock.now() - last < METADATA_RETRY_MS)) return
+    metadataRetries.set(worker.pluginId, deps.clock.now())
+    metadata
+      .ensureFresh(worker.pluginId, worker.port, view.checksum)
+      .then((row) => void registry.updateRow(row))
+      .catch((err: unknown) => log.warn({ err, pluginId: worker.pluginId }, 'metadata retry failed'))
   }
 
   async function withWorker<T>(t: Target, fn: (worker: Worker) => Promise<T>): Promise<T> {
@@ -193,6 +216,7 @@ export function createGatewayService(deps: ServiceDeps) {
     target,
     pluginOrThrow,
     afterReady,
+    retryMetadata,
     acquire: (t: Target, signal?: AbortSignal): Promise<Lease> => pool.acquire(specOf(t), signal),
 
     /**

@@ -18,18 +18,22 @@ export interface RouteMatcher {
  */
 export function compileRoutes(routes: readonly RouteDecl[]): RouteMatcher {
   const router = new SmartRouter<true>({ routers: [new RegExpRouter(), new TrieRouter()] })
-  for (const r of routes) router.add(r.method, normalPath(r.path), true)
+  for (const r of routes) {
+    // As declared, and in lower case outside its {regex} parts (whose classes must keep their case).
+    const exact = withoutTrailingSlash(r.path)
+    const lower = exact.replace(/\{[^}]*\}|[^{]+/g, (part) => (part.startsWith('{') ? part : part.toLowerCase()))
+    router.add(r.method, exact, true)
+    if (lower !== exact) router.add(r.method, lower, true)
+  }
   const has = (method: string, path: string) => router.match(method, path)[0].length > 0
+  const hasAnyCase = (method: string, path: string) => has(method, path) || has(method, path.toLowerCase())
   return {
     matches(method, path) {
-      const normal = normalPath(path)
-      return has(method, normal) || (method === 'HEAD' && has('GET', normal))
+      const normal = withoutTrailingSlash(path)
+      return hasAnyCase(method, normal) || (method === 'HEAD' && hasAnyCase('GET', normal))
     },
   }
 }
 
-/** Lower case, without a trailing slash (the root stays `/`). */
-function normalPath(path: string): string {
-  const lower = path.toLowerCase()
-  return lower.length > 1 && lower.endsWith('/') ? lower.slice(0, -1) : lower
-}
+/** The root stays `/`. */
+const withoutTrailingSlash = (path: string) => (path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path)

@@ -2,7 +2,8 @@ import { createServer } from 'node:net'
 import { appendFile, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createClient } from '@libsql/client'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
+import { createLogger } from '../../src/observability/node/index.js'
 import { createManualClock } from '../helpers/manual-clock.js'
 import { EXAMPLES_DIR, copyPlugin, exitOf, startTestGateway, tempDir } from '../helpers/gateway.js'
 
@@ -154,6 +155,30 @@ describe('metadata cache', () => {
     expect(row?.metadataState).toBe('error')
     expect(row?.metadataError).toMatch(/configSchema|banana|type/)
     expect(row?.metadata?.routes).toContainEqual({ method: 'GET', path: '/items/:id' })
+  })
+
+  it('asks a running worker for its metadata again, at most every 5 s, while it has none usable', async () => {
+    const lines: string[] = []
+    const log = createLogger({ level: 'warn', destination: { write: (l: string) => void lines.push(l) } })
+    const clock = createManualClock(Date.now())
+    const t = await startTestGateway({ clock, log, env: { METADATA_ATTEMPTS: '1' } })
+    await t.enable('acme', 'bad-metadata')
+    const fetches = () => lines.filter((l) => l.includes('plugin metadata fetch failed')).length
+    const get = async () => {
+      const res = await fetch(`${t.url}/orgs/acme/plugins/bad-metadata/anything`)
+      await res.body?.cancel()
+      return res.status
+    }
+
+    expect(await get()).toBe(503) // its start fetched once
+    expect(await get()).toBe(503) // within 5 s of that: not again
+    expect(fetches()).toBe(1)
+    clock.advance(5_000)
+    expect(await get()).toBe(503) // asks the running worker again, off the request path
+    await vi.waitFor(() => expect(fetches()).toBe(2), { timeout: 10_000, interval: 10 })
+    expect(await get()).toBe(503)
+    expect(fetches()).toBe(2)
+    expect(t.spawned).toHaveLength(1)
   })
 
   it('reports metadata unavailable (503) when a plugin never produced valid metadata', async () => {

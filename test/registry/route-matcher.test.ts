@@ -43,6 +43,9 @@ describe('compileRoutes', () => {
     for (const path of ['/items/7', '/Items/7', '/ITEMS/7/', '/items/7/']) expect([path, r.matches('GET', path)]).toEqual([path, true])
     expect(r.matches('POST', '/WebHook/')).toBe(true)
     expect(r.matches('GET', '/items/7/extra')).toBe(false)
+    // A {regex} part keeps its case: \D is not \d.
+    const upper = compileRoutes([{ method: 'GET', path: '/Codes/:c{\\D+}' }])
+    expect(['/codes/ABC', '/CODES/abc/', '/codes/123'].map((p) => upper.matches('GET', p))).toEqual([true, true, false])
   })
 
   it('lets HEAD use a declared GET route and refuses undeclared ones', () => {
