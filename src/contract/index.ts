@@ -4,6 +4,7 @@ export {
   CONFIG_FIELD_TYPES,
   ConfigField,
   ConfigSchema,
+  createRouteRouter,
   HTTP_METHODS,
   Metadata,
   RouteDecl,

@@ -43,12 +43,15 @@ export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'O
 export type HttpMethod = (typeof HTTP_METHODS)[number]
 
 /**
- * A declared path is matched by the gateway's router (hono's, as in registry/route-matcher.ts). A
- * pattern it cannot compile (`/:id{[}`) would throw on every request, so it makes the metadata invalid.
+ * The router declared paths are matched with (registry/route-matcher.ts): hono's default, one RegExp
+ * over all routes and the trie for the patterns a RegExp cannot express.
  */
+export const createRouteRouter = () => new SmartRouter<true>({ routers: [new RegExpRouter(), new TrieRouter()] })
+
+/** A pattern that router cannot compile (`/:id{[}`) would throw on every request: invalid metadata. */
 function compilesAsRoute(path: string): boolean {
   try {
-    const router = new SmartRouter<true>({ routers: [new RegExpRouter(), new TrieRouter()] })
+    const router = createRouteRouter()
     router.add('GET', path, true)
     router.match('GET', '/')
     return true

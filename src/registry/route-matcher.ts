@@ -1,7 +1,4 @@
-import { RegExpRouter } from 'hono/router/reg-exp-router'
-import { SmartRouter } from 'hono/router/smart-router'
-import { TrieRouter } from 'hono/router/trie-router'
-import type { RouteDecl } from '../contract/index.js'
+import { createRouteRouter, type RouteDecl } from '../contract/index.js'
 
 export interface RouteMatcher {
   /** True when the plugin declared a route for this method and path (HEAD falls back to GET). */
@@ -17,7 +14,7 @@ export interface RouteMatcher {
  * path is compared in that same normal form here: `/Items/1/` reaches a plugin that declared `/items/:id`.
  */
 export function compileRoutes(routes: readonly RouteDecl[]): RouteMatcher {
-  const router = new SmartRouter<true>({ routers: [new RegExpRouter(), new TrieRouter()] })
+  const router = createRouteRouter()
   for (const r of routes) {
     // As declared, and in lower case outside its {regex} parts (whose classes must keep their case).
     const exact = withoutTrailingSlash(r.path)
