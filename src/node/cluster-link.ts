@@ -50,18 +50,19 @@ export function createClusterLink(deps: ClusterLinkDeps) {
     return pool
   }
 
-  const internalCall = (url: string, path: string, generation: number, payload: unknown): Promise<ControlResult> =>
-    callJson(peerDispatcher(url), { method: 'POST', path, payload, timeoutMs: deps.timeoutMs, headers: peerHeaders(secret, generation) })
+  /** A POST with a JSON payload, or a GET without one, to a peer's /internal/*. */
+  const internalCall = (url: string, path: string, generation: number, payload?: unknown): Promise<ControlResult> =>
+    callJson(peerDispatcher(url), {
+      method: payload === undefined ? 'GET' : 'POST',
+      path,
+      payload,
+      timeoutMs: deps.timeoutMs,
+      headers: peerHeaders(secret, generation),
+    })
 
   async function workersOf(peer: { gatewayId: string; url: string }): Promise<PeerWorkers> {
     try {
-      const reply = await callJson(peerDispatcher(peer.url), {
-        method: 'GET',
-        path: '/internal/workers',
-        payload: undefined,
-        timeoutMs: deps.timeoutMs,
-        headers: peerHeaders(secret, 0),
-      })
+      const reply = await internalCall(peer.url, '/internal/workers', 0)
       const parsed = WorkerListings.safeParse(reply.body)
       if (reply.status !== 200 || !parsed.success) return { gatewayId: peer.gatewayId, error: `answered ${reply.status} without a worker list` }
       return { gatewayId: peer.gatewayId, workers: parsed.data.workers }
