@@ -78,8 +78,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     keep: async (row) => row.pid !== null && (await hasLiveGatewayParent(row.pid, config.installDir)),
   })
   if (orphaned.length > 0) {
-    const identity = { installDir: config.installDir, watchdogPath: config.pool.watchdogPath }
-    const killed = await killOrphanedWorkers(orphaned, (id) => registry.plugin(id)?.dir, identity, log)
+    const killed = await killOrphanedWorkers(orphaned, (id) => registry.plugin(id)?.dir, config.pool.watchdogPath, log)
     log.warn({ count: orphaned.length, killed }, 'reset runtime state left by a previous gateway')
   }
 

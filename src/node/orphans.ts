@@ -3,23 +3,18 @@ import { resolve, sep } from 'node:path'
 import type { Logger } from '../core/index.js'
 import type { PluginInstanceRow } from '../db/index.js'
 
-/** What tells a process apart: the gateway's install directory, and the watchdog legacy workers preload. */
-export interface ProcessIdentity {
-  installDir: string
-  watchdogPath: string
-}
-
 /**
  * Kills worker processes a dead gateway left behind (a runner that ignores its parent and was not
- * started through node, so the watchdog could not be preloaded). A recorded pid is only killed when
- * /proc shows it is still that worker: its command line names the org and the plugin directory (a
- * legacy one: its entry, with our watchdog preloaded). Pids are reused, so a process that does not
- * match is left alone.
+ * started through node, so the watchdog could not be preloaded). The rows are those start-up reset,
+ * which already left out workers with a live gateway parent (hasLiveGatewayParent). A recorded pid is
+ * only killed when /proc shows it is still that worker: its command line names the org and the plugin
+ * directory (a legacy one: its entry, with our watchdog preloaded). Pids are reused, so a process that
+ * does not match is left alone.
  */
 export async function killOrphanedWorkers(
   rows: readonly PluginInstanceRow[],
   pluginDirOf: (pluginId: string) => string | undefined,
-  identity: ProcessIdentity,
+  watchdogPath: string,
   log: Logger,
 ): Promise<number> {
   let killed = 0
@@ -27,8 +22,7 @@ export async function killOrphanedWorkers(
     const dir = pluginDirOf(row.pluginId)
     if (row.pid === null || dir === undefined) continue
     const args = await commandLine(row.pid)
-    if (!args || !isWorkerOf(args, row.orgId, dir, identity.watchdogPath)) continue
-    if (await hasLiveGatewayParent(row.pid, identity.installDir)) continue // not an orphan after all
+    if (!args || !isWorkerOf(args, row.orgId, dir, watchdogPath)) continue
     try {
       process.kill(row.pid, 'SIGKILL')
       killed++
