@@ -17,8 +17,8 @@ import {
 import type { ControlResult, Lease, Worker, WorkerPool, WorkerSpec } from '../workers/index.js'
 import { validateConfig } from './config-validation.js'
 
-// How often a plugin without usable metadata is asked for it again (its 503s say Retry-After: 5).
-export const METADATA_RETRY_MS = 5_000
+// How often a plugin without usable metadata is asked for it again; its 503s say Retry-After that long.
+const METADATA_RETRY_MS = 5_000
 
 export interface MetadataPort {
   /** Fetches and stores metadata unless the plugin's state is already fresh; never throws for fetch failures. */
@@ -137,7 +137,7 @@ export function createGatewayService(deps: ServiceDeps) {
     return sealConfig(secrets, ref, schema, config)
   }
 
-  // Plugin id → when its metadata was last fetched for a start or by retryMetadata.
+  // Plugin id → when its metadata was last fetched from one of its workers.
   const metadataRetries = new Map<string, number>()
 
   /**
@@ -148,8 +148,7 @@ export function createGatewayService(deps: ServiceDeps) {
   async function afterReady(worker: Worker): Promise<void> {
     const view = registry.plugin(worker.pluginId)
     if (!view || view.sdkVersion !== 'v2' || view.row.metadataState === 'fresh') return
-    metadataRetries.set(worker.pluginId, deps.clock.now()) // retryMetadata counts from this fetch
-    const refresh = metadata.ensureFresh(worker.pluginId, worker.port, view.checksum).then((row) => void registry.updateRow(row))
+    const refresh = fetchMetadataFrom(worker, view)
     if (view.row.metadataState === 'error' && view.row.metadata) {
       refresh.catch((err: unknown) => log.warn({ err, pluginId: worker.pluginId }, 'background metadata refresh failed'))
       return
@@ -157,20 +156,27 @@ export function createGatewayService(deps: ServiceDeps) {
     await refresh
   }
 
+  /** Fetches the plugin's metadata from worker (the code view describes) into the registry. */
+  function fetchMetadataFrom(worker: Worker, view: PluginView): Promise<void> {
+    metadataRetries.set(worker.pluginId, deps.clock.now())
+    return metadata.ensureFresh(worker.pluginId, worker.port, view.checksum).then((row) => void registry.updateRow(row))
+  }
+
   /**
-   * A running worker whose plugin has no usable metadata (the fetch at its start failed): ask it
-   * again, off the request path, at most once per METADATA_RETRY_MS per plugin. Without this a busy
-   * plugin would answer 503 until it restarted, and traffic keeps it from idling out.
+   * The answer for a request to a running worker whose plugin has no usable metadata (the fetch at
+   * its start failed). The worker is asked again, off the request path, at most once per
+   * METADATA_RETRY_MS per plugin: without this a busy plugin would answer 503 until it restarted,
+   * and its traffic keeps it from idling out.
    */
-  function retryMetadata(worker: Worker): void {
+  function metadataUnavailable(worker: Worker): GatewayError {
     const view = registry.plugin(worker.pluginId)
     const last = metadataRetries.get(worker.pluginId)
-    if (!view || view.sdkVersion !== 'v2' || (last !== undefined && deps.clock.now() - last < METADATA_RETRY_MS)) return
-    metadataRetries.set(worker.pluginId, deps.clock.now())
-    metadata
-      .ensureFresh(worker.pluginId, worker.port, view.checksum)
-      .then((row) => void registry.updateRow(row))
-      .catch((err: unknown) => log.warn({ err, pluginId: worker.pluginId }, 'metadata retry failed'))
+    if (view?.sdkVersion === 'v2' && (last === undefined || deps.clock.now() - last >= METADATA_RETRY_MS)) {
+      fetchMetadataFrom(worker, view).catch((err: unknown) => log.warn({ err, pluginId: worker.pluginId }, 'metadata retry failed'))
+    }
+    return new GatewayError('METADATA_UNAVAILABLE', 503, `metadata of ${worker.pluginId} is unavailable`, {
+      retryAfterSeconds: METADATA_RETRY_MS / 1000,
+    })
   }
 
   async function withWorker<T>(t: Target, fn: (worker: Worker) => Promise<T>): Promise<T> {
@@ -216,7 +222,7 @@ export function createGatewayService(deps: ServiceDeps) {
     target,
     pluginOrThrow,
     afterReady,
-    retryMetadata,
+    metadataUnavailable,
     acquire: (t: Target, signal?: AbortSignal): Promise<Lease> => pool.acquire(specOf(t), signal),
 
     /**
@@ -230,7 +236,7 @@ export function createGatewayService(deps: ServiceDeps) {
       const running = pool.list().find((w) => w.pluginId === pluginId && w.state === 'ready')
       if (running) {
         const t = await target(running.orgId, pluginId, { requireEnabled: false })
-        registry.updateRow(await withWorker(t, (worker) => metadata.ensureFresh(pluginId, worker.port, t.view.checksum)))
+        await withWorker(t, (worker) => fetchMetadataFrom(worker, t.view))
       }
       return pluginOrThrow(pluginId)
     },

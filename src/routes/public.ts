@@ -69,10 +69,7 @@ export function publicRoutes(deps: PublicRouteDeps) {
     try {
       if (!known) {
         const routes = service.pluginOrThrow(pluginId).routes
-        if (!routes) {
-          service.retryMetadata(lease.worker)
-          throw new GatewayError('METADATA_UNAVAILABLE', 503, `metadata of ${pluginId} is unavailable`, { retryAfterSeconds: 5 })
-        }
+        if (!routes) throw service.metadataUnavailable(lease.worker)
         if (!routes.matches(method, path)) throw routeNotFound(pluginId)
       }
     } catch (err) {
