@@ -3,7 +3,7 @@ import { appendFile, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createClient } from '@libsql/client'
 import { describe, expect, it, vi } from 'vitest'
-import { createLogger } from '../../src/observability/node/index.js'
+import { capturedLogger } from '../helpers/log.js'
 import { createManualClock } from '../helpers/manual-clock.js'
 import { EXAMPLES_DIR, copyPlugin, exitOf, startTestGateway, tempDir } from '../helpers/gateway.js'
 
@@ -158,8 +158,7 @@ describe('metadata cache', () => {
   })
 
   it('asks a running worker for its metadata again, at most every 5 s, while it has none usable', async () => {
-    const lines: string[] = []
-    const log = createLogger({ level: 'warn', destination: { write: (l: string) => void lines.push(l) } })
+    const { log, lines } = capturedLogger('warn')
     const clock = createManualClock(Date.now())
     const t = await startTestGateway({ clock, log, env: { METADATA_ATTEMPTS: '1' } })
     await t.enable('acme', 'bad-metadata')

@@ -1,16 +1,9 @@
 import { describe, expect, it, vi } from 'vitest'
-import { createLogger } from '../../src/observability/node/index.js'
 import { startTestGateway } from '../helpers/gateway.js'
+import { capturedLogger } from '../helpers/log.js'
 
 const TOKEN = 'logging-admin-token-0123456789'
 
-/** A pino logger writing JSON lines into memory. */
-function capturedLogger(level: 'debug' | 'info' = 'debug') {
-  const lines: string[] = []
-  const log = createLogger({ level, destination: { write: (s: string) => void lines.push(s) } })
-  const records = () => lines.map((l) => JSON.parse(l) as Record<string, unknown>)
-  return { log, lines, records }
-}
 
 describe('logger (pino, JSON lines)', () => {
   it('redacts authorization headers, tokens, config, credentials and worker env, one level deep too', () => {
