@@ -4,7 +4,6 @@ import { capturedLogger } from '../helpers/log.js'
 
 const TOKEN = 'logging-admin-token-0123456789'
 
-
 describe('logger (pino, JSON lines)', () => {
   it('redacts authorization headers, tokens, config, credentials and worker env, one level deep too', () => {
     const { log, records } = capturedLogger()
