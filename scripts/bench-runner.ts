@@ -35,10 +35,10 @@ const warmup = 3
 
 const ORG_ID = 'bench-org'
 const env: NodeJS.ProcessEnv = {
-  PATH: process.env['PATH'],
+  PATH: process.env.PATH,
   NODE_ENV: 'production',
-  HOME: process.env['HOME'],
-  TMPDIR: process.env['TMPDIR'] ?? '/tmp',
+  HOME: process.env.HOME,
+  TMPDIR: process.env.TMPDIR ?? '/tmp',
   HAY_ORG_CONFIG: JSON.stringify({ org: { id: ORG_ID }, config: {} }),
 }
 
@@ -141,7 +141,9 @@ const diff = (a: ReturnType<typeof stats>, b: ReturnType<typeof stats>) => ({
   mean: a.mean - b.mean,
 })
 const [bw, rw, bc, rc] = [stats(wall.bare), stats(wall.runner), stats(cpu.bare), stats(cpu.runner)]
-console.log(`spawn → first 200 of GET /health, ${runs} runs each (after ${warmup} warm-up), poll every ${pollMs} ms, node ${process.version}`)
+console.log(
+  `spawn → first 200 of GET /health, ${runs} runs each (after ${warmup} warm-up), poll every ${pollMs} ms, node ${process.version}`,
+)
 console.log(`        ---------- wall (ms) ----------   --- CPU (ms) ---`)
 console.log(`            p50     p95     min    mean       p50     p95`)
 console.log(row('bare', bw, bc))

@@ -21,7 +21,10 @@ import { throughput } from './bench/throughput.js'
 
 const args = process.argv.slice(2)
 const quick = args.includes('--quick')
-const only = args.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',')
+const only = args
+  .find((a) => a.startsWith('--only='))
+  ?.slice('--only='.length)
+  .split(',')
 const write = !args.includes('--no-write')
 
 interface Scenario {
@@ -37,11 +40,21 @@ const SCENARIOS: Scenario[] = [
     id: 'throughput',
     title: 'Warm proxy throughput and latency',
     timeoutS: 600,
-    run: () => throughput(quick ? { durationS: 2, warmupS: 1, rounds: 1, connections: [1, 32] } : { durationS: 3, warmupS: 0.5, rounds: 5, connections: [1, 32] }),
+    run: () =>
+      throughput(
+        quick
+          ? { durationS: 2, warmupS: 1, rounds: 1, connections: [1, 32] }
+          : { durationS: 3, warmupS: 0.5, rounds: 5, connections: [1, 32] },
+      ),
   },
   { id: 'cold-start', title: 'Cold start to first byte', timeoutS: 300, run: () => coldStart({ runs: quick ? 10 : 40, warmupRuns: 3 }) },
   { id: 'herd', title: 'Thundering herd', timeoutS: 120, run: () => herd({ requests: 500 }) },
-  { id: 'fanout', title: 'Fan-out under MAX_WORKERS', timeoutS: 300, run: () => fanout({ orgs: quick ? 80 : 200, maxWorkers: quick ? 20 : 50, concurrency: 8 }) },
+  {
+    id: 'fanout',
+    title: 'Fan-out under MAX_WORKERS',
+    timeoutS: 300,
+    run: () => fanout({ orgs: quick ? 80 : 200, maxWorkers: quick ? 20 : 50, concurrency: 8 }),
+  },
   { id: 'reaper', title: 'Reaper precision', timeoutS: 120, run: () => reaper({ idleMs: 1000, samples: 8 }) },
   { id: 'metadata', title: 'Metadata cache', timeoutS: 120, run: () => metadataCache({ restarts: 6 }) },
   {
@@ -102,9 +115,17 @@ function machine(): string[][] {
     ['cpu', `${cpu[0]?.model ?? '?'} × ${cpu.length} cores`],
     ['memory', `${(totalmem() / 1024 ** 3).toFixed(1)} GiB`],
     ['node', process.version],
-    ['load average at start (1/5/15 min)', loadavg().map((l) => l.toFixed(2)).join(' / ')],
+    [
+      'load average at start (1/5/15 min)',
+      loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' / '),
+    ],
     ['nginx', nginxVersion.replace(/^nginx version: /, '')],
-    ['commit', `${git('rev-parse', '--short', 'HEAD')}${git('status', '--porcelain', '--untracked-files=no', 'src') ? ' (+ uncommitted changes in src/)' : ''}`],
+    [
+      'commit',
+      `${git('rev-parse', '--short', 'HEAD')}${git('status', '--porcelain', '--untracked-files=no', 'src') ? ' (+ uncommitted changes in src/)' : ''}`,
+    ],
     ['mode', quick ? 'quick (shorter runs; not for the record)' : 'full'],
   ]
 }
@@ -136,7 +157,12 @@ async function main(): Promise<number> {
   const left = leftovers()
   for (const p of left) process.kill(p.pid, 'SIGKILL')
 
-  info.push(['load average at end (1/5/15 min)', loadavg().map((l) => l.toFixed(2)).join(' / ')])
+  info.push([
+    'load average at end (1/5/15 min)',
+    loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' / '),
+  ])
   const lines = [
     `## Latest run`,
     '',

@@ -22,76 +22,87 @@ const msList = z
   .transform((s) => s.split(',').map(Number))
   .refine((list) => list.every((n) => n <= MAX_TIMER_MS), `each value must be at most ${MAX_TIMER_MS}`)
 
-const Env = z.object({
-  PORT: int(0, 65535).default(8787),
-  HOST: z.string().min(1).default('127.0.0.1'),
-  DATABASE_URL: z
-    .string()
-    .regex(/^(file:|libsql:|https?:|wss?:)/, 'must be a file:, libsql://, http(s):// or ws(s):// URL')
-    .default('file:./data/gateway.db'),
-  DATABASE_AUTH_TOKEN: z.string().min(1).optional(),
-  PLUGINS_DIR: z.string().min(1).default(join(packageRoot, 'examples', 'plugins')),
-  RUNNER_COMMAND: z.string().min(1).optional(),
-  ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
-  SECRET_KEY: z
-    .string()
-    .optional()
-    .transform((s, ctx) => {
-      if (s === undefined) return undefined
-      const hex = secretKeyHex(s)
-      if (hex === null) ctx.addIssue({ code: 'custom', message: KEY_FORMAT })
-      return hex ?? undefined
-    }),
-  // Key rotation: older keys that still open what they sealed; start-up seals those values again under SECRET_KEY.
-  SECRET_KEY_PREVIOUS: z
-    .string()
-    .optional()
-    .transform((s, ctx) => {
-      const keys = (s ?? '').split(',').map((k) => k.trim()).filter(Boolean)
-      return keys.map((k, i) => {
-        const hex = secretKeyHex(k)
-        if (hex === null) ctx.addIssue({ code: 'custom', message: `key ${i + 1}: ${KEY_FORMAT}; separate several keys with commas` })
-        return hex ?? ''
-      })
-    }),
-  IDLE_TIMEOUT_MS: ms(1).default(300_000),
-  START_TIMEOUT_MS: ms(1).default(10_000),
-  STOP_TIMEOUT_MS: ms(1).default(5_000),
-  DISABLE_TIMEOUT_MS: ms(1).default(1_000),
-  UPSTREAM_TIMEOUT_MS: ms(1).default(30_000),
-  DRAIN_TIMEOUT_MS: ms(0).default(30_000),
-  PORT_RANGE: z
-    .string()
-    .regex(/^\d{1,5}-\d{1,5}$/, 'must look like 5000-65535')
-    .default('5000-65535')
-    .transform((s) => s.split('-').map(Number) as [number, number])
-    .refine(([min, max]) => min >= 1024 && max <= 65535 && min <= max, 'must be an ascending range within 1024-65535'),
-  MAX_WORKERS: int(1).default(100),
-  MAX_WORKERS_PER_ORG: int(1).optional(),
-  MAX_PENDING_PER_KEY: int(1).default(2_000),
-  MAX_PENDING_PER_ORG: int(1).default(5_000),
-  // Our runner buffers at most 5 MiB of a body: the gateway refuses more itself, before reading it.
-  MAX_BODY_BYTES: int(0).default(5 * 1024 * 1024),
-  MAX_HEADER_BYTES: int(1024).default(16 * 1024),
-  RESTART_BACKOFF_MS: ms(0).default(1_000),
-  RESTART_BACKOFF_MAX_MS: ms(0).default(30_000),
-  ACTIVITY_FLUSH_MS: ms(1).default(5_000),
-  METADATA_ATTEMPTS: int(1, 10).default(3),
-  METADATA_BACKOFF_MS: msList.default([1_000, 2_000, 3_000]),
-  METADATA_TIMEOUT_MS: ms(1).default(5_000),
-  WORKER_MAX_OLD_SPACE_MB: int(16).optional(),
-  PREWARM_POOL_SIZE: int(0, 64).default(1),
-  GATEWAY_ID: z.string().regex(/^[\w.-]{1,64}$/, 'must be 1-64 letters, digits, dots, dashes or underscores').optional(),
-  INTERNAL_URL: z.url({ protocol: /^https?$/ }).optional(),
-  TRUST_FORWARDED: z.stringbool().default(false),
-  CLUSTER_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
-  LEASE_TTL_MS: ms(500).default(10_000),
-  HEARTBEAT_MS: ms(100).default(2_000),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-}).refine((e) => e.SECRET_KEY !== undefined || e.SECRET_KEY_PREVIOUS.length === 0, {
-  path: ['SECRET_KEY_PREVIOUS'],
-  message: 'needs SECRET_KEY: previous keys only open old values, the current key seals',
-})
+const Env = z
+  .object({
+    PORT: int(0, 65535).default(8787),
+    HOST: z.string().min(1).default('127.0.0.1'),
+    DATABASE_URL: z
+      .string()
+      .regex(/^(file:|libsql:|https?:|wss?:)/, 'must be a file:, libsql://, http(s):// or ws(s):// URL')
+      .default('file:./data/gateway.db'),
+    DATABASE_AUTH_TOKEN: z.string().min(1).optional(),
+    PLUGINS_DIR: z
+      .string()
+      .min(1)
+      .default(join(packageRoot, 'examples', 'plugins')),
+    RUNNER_COMMAND: z.string().min(1).optional(),
+    ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+    SECRET_KEY: z
+      .string()
+      .optional()
+      .transform((s, ctx) => {
+        if (s === undefined) return undefined
+        const hex = secretKeyHex(s)
+        if (hex === null) ctx.addIssue({ code: 'custom', message: KEY_FORMAT })
+        return hex ?? undefined
+      }),
+    // Key rotation: older keys that still open what they sealed; start-up seals those values again under SECRET_KEY.
+    SECRET_KEY_PREVIOUS: z
+      .string()
+      .optional()
+      .transform((s, ctx) => {
+        const keys = (s ?? '')
+          .split(',')
+          .map((k) => k.trim())
+          .filter(Boolean)
+        return keys.map((k, i) => {
+          const hex = secretKeyHex(k)
+          if (hex === null) ctx.addIssue({ code: 'custom', message: `key ${i + 1}: ${KEY_FORMAT}; separate several keys with commas` })
+          return hex ?? ''
+        })
+      }),
+    IDLE_TIMEOUT_MS: ms(1).default(300_000),
+    START_TIMEOUT_MS: ms(1).default(10_000),
+    STOP_TIMEOUT_MS: ms(1).default(5_000),
+    DISABLE_TIMEOUT_MS: ms(1).default(1_000),
+    UPSTREAM_TIMEOUT_MS: ms(1).default(30_000),
+    DRAIN_TIMEOUT_MS: ms(0).default(30_000),
+    PORT_RANGE: z
+      .string()
+      .regex(/^\d{1,5}-\d{1,5}$/, 'must look like 5000-65535')
+      .default('5000-65535')
+      .transform((s) => s.split('-').map(Number) as [number, number])
+      .refine(([min, max]) => min >= 1024 && max <= 65535 && min <= max, 'must be an ascending range within 1024-65535'),
+    MAX_WORKERS: int(1).default(100),
+    MAX_WORKERS_PER_ORG: int(1).optional(),
+    MAX_PENDING_PER_KEY: int(1).default(2_000),
+    MAX_PENDING_PER_ORG: int(1).default(5_000),
+    // Our runner buffers at most 5 MiB of a body: the gateway refuses more itself, before reading it.
+    MAX_BODY_BYTES: int(0).default(5 * 1024 * 1024),
+    MAX_HEADER_BYTES: int(1024).default(16 * 1024),
+    RESTART_BACKOFF_MS: ms(0).default(1_000),
+    RESTART_BACKOFF_MAX_MS: ms(0).default(30_000),
+    ACTIVITY_FLUSH_MS: ms(1).default(5_000),
+    METADATA_ATTEMPTS: int(1, 10).default(3),
+    METADATA_BACKOFF_MS: msList.default([1_000, 2_000, 3_000]),
+    METADATA_TIMEOUT_MS: ms(1).default(5_000),
+    WORKER_MAX_OLD_SPACE_MB: int(16).optional(),
+    PREWARM_POOL_SIZE: int(0, 64).default(1),
+    GATEWAY_ID: z
+      .string()
+      .regex(/^[\w.-]{1,64}$/, 'must be 1-64 letters, digits, dots, dashes or underscores')
+      .optional(),
+    INTERNAL_URL: z.url({ protocol: /^https?$/ }).optional(),
+    TRUST_FORWARDED: z.stringbool().default(false),
+    CLUSTER_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
+    LEASE_TTL_MS: ms(500).default(10_000),
+    HEARTBEAT_MS: ms(100).default(2_000),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  })
+  .refine((e) => e.SECRET_KEY !== undefined || e.SECRET_KEY_PREVIOUS.length === 0, {
+    path: ['SECRET_KEY_PREVIOUS'],
+    message: 'needs SECRET_KEY: previous keys only open old values, the current key seals',
+  })
 
 export type Env = z.input<typeof Env>
 
@@ -135,7 +146,9 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()) {
     installDir: packageRoot,
     server: { host: e.HOST, port: e.PORT, maxHeaderBytes: e.MAX_HEADER_BYTES },
     database: { url: resolveFileUrl(e.DATABASE_URL, cwd), authToken: e.DATABASE_AUTH_TOKEN },
-    pluginDirs: e.PLUGINS_DIR.split(':').filter(Boolean).map((dir) => resolve(cwd, dir)),
+    pluginDirs: e.PLUGINS_DIR.split(':')
+      .filter(Boolean)
+      .map((dir) => resolve(cwd, dir)),
     adminToken: e.ADMIN_TOKEN,
     secrets: {
       /** The AES-256 key as 64 hex chars, or undefined. A function, so a logged config never shows it. */

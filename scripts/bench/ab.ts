@@ -38,8 +38,8 @@ try {
         measureLoad(side.url, { connections: c, durationS: seconds, warmupS: 0.5, cpuPids: [side.gw.pid] })
       if (together) {
         const [a, b] = await Promise.all(sides.map(measure))
-        results['A']?.push(a as LoadResult)
-        results['B']?.push(b as LoadResult)
+        results.A?.push(a as LoadResult)
+        results.B?.push(b as LoadResult)
       } else {
         for (const side of r % 2 === 0 ? sides : [...sides].reverse()) results[side.label]?.push(await measure(side))
       }
@@ -50,7 +50,7 @@ try {
     const rps = (l: string) => mean((results[l] ?? []).map((x) => x.rps))
     const lat = (l: string) => mean((results[l] ?? []).map((x) => x.meanMs))
     const cpu = (l: string) => median((results[l] ?? []).map((x) => x.cpuUsPerRequest))
-    const ratios = paired(results['B'] ?? [], results['A'] ?? [], (b, a) => ratio(b.rps, a.rps))
+    const ratios = paired(results.B ?? [], results.A ?? [], (b, a) => ratio(b.rps, a.rps))
     console.log(
       `c=${c}: A ${fmtInt(rps('A'))} rps (${fmt(lat('A'), 3)} ms), B ${fmtInt(rps('B'))} rps (${fmt(lat('B'), 3)} ms); ` +
         `B/A ${fmt(rps('B') / rps('A'), 3)}, median per-round ratio ${fmt(median(ratios), 3)} (${ratios.map((x) => fmt(x, 2)).join(' ')})\n` +

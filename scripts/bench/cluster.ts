@@ -43,7 +43,10 @@ export async function cluster(opts: ClusterOptions): Promise<Section> {
     const rows: string[][] = []
     const results = new Map<string, LoadResult>()
     for (const c of opts.connections) {
-      for (const [name, gw] of [['through the owner', owner], ['through a non-owner (forwarded)', other]] as const) {
+      for (const [name, gw] of [
+        ['through the owner', owner],
+        ['through a non-owner (forwarded)', other],
+      ] as const) {
         const r = await measureLoad(`${gw.url}/orgs/${ORG}/plugins/echo${ROUTE}`, {
           connections: c,
           durationS: opts.durationS,
@@ -71,7 +74,12 @@ export async function cluster(opts: ClusterOptions): Promise<Section> {
         `Forwarded throughput at c=${opts.connections.at(-1)}: ${fmt(ratio(warmHits?.rps ?? NaN, results.get(`through the owner@${opts.connections.at(-1)}`)?.rps ?? NaN), 2)}× the owner's.`,
       ],
       targets: [
-        target('non-owner warm-hit ratio', '100 % (no cold start, no error)', `${fmt(hitRatio * 100, 2)} %`, Number.isFinite(hitRatio) ? hitRatio === 1 : null),
+        target(
+          'non-owner warm-hit ratio',
+          '100 % (no cold start, no error)',
+          `${fmt(hitRatio * 100, 2)} %`,
+          Number.isFinite(hitRatio) ? hitRatio === 1 : null,
+        ),
         target('added latency via a non-owner, c=1', 'reported', `${fmt(addedMs, 3)} ms`, null),
         target('one worker per cluster', '1', String(workers.length), workers.length === 1),
       ],

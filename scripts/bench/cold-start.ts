@@ -122,20 +122,20 @@ function prewarmedPoolRow(): ColdRow {
 /** Hay's own runner, when HAY_RUNNER names its entry (e.g. <hay-core>/packages/plugin-sdk/dist/runner/index.js). */
 function hayRunnerRow(): ColdRow {
   const name = "plugin-gateway cold request, Hay's runner"
-  const runner = process.env['HAY_RUNNER']
+  const runner = process.env.HAY_RUNNER
   return {
     name,
     setup: async () => {
       if (!runner) return { skipped: 'HAY_RUNNER is not set' }
       return gatewayColdSampler({
         name,
-        pluginId: process.env['HAY_PLUGIN_ID'] ?? 'hay-compat',
-        route: process.env['HAY_PLUGIN_ROUTE'] ?? '/settings',
+        pluginId: process.env.HAY_PLUGIN_ID ?? 'hay-compat',
+        route: process.env.HAY_PLUGIN_ROUTE ?? '/settings',
         gateway: {
           env: {
             PREWARM_POOL_SIZE: '0',
             RUNNER_COMMAND: `${process.execPath} ${runner}`,
-            PLUGINS_DIR: process.env['HAY_PLUGINS_DIR'] ?? FIXTURES_DIR,
+            PLUGINS_DIR: process.env.HAY_PLUGINS_DIR ?? FIXTURES_DIR,
           },
         },
       })
@@ -235,7 +235,15 @@ function report(
 ): Section {
   const stats = new Map<string, Summary>([...samples].map(([name, s]) => [name, summarize(s.map((x) => x.ms))]))
   const floor = stats.get(FLOOR)?.p50 ?? NaN
-  const line = (name: string, s: Summary) => [name, String(s.n), fmt(s.p50), fmt(s.p95), fmt(s.min), fmt(s.max), `${fmt(ratio(s.p50, floor), 2)}×`]
+  const line = (name: string, s: Summary) => [
+    name,
+    String(s.n),
+    fmt(s.p50),
+    fmt(s.p95),
+    fmt(s.min),
+    fmt(s.max),
+    `${fmt(ratio(s.p50, floor), 2)}×`,
+  ]
 
   const rows: string[][] = []
   for (const { row, sampler } of active) {
@@ -254,7 +262,7 @@ function report(
         `metadata ${phase('metadata')} ms, cold total ${phase('cold')} ms, proxy ${phase('proxy')} ms.`,
     )
     const first = sampler.first?.sample.phases
-    if (first) notes.push(`${sampler.first?.name}: Server-Timing metadata ${fmt(first['metadata'])} ms of cold ${fmt(first['cold'])} ms.`)
+    if (first) notes.push(`${sampler.first?.name}: Server-Timing metadata ${fmt(first.metadata)} ms of cold ${fmt(first.cold)} ms.`)
   }
 
   const ours = stats.get(OURS)
@@ -270,7 +278,12 @@ function report(
     tables: [{ headers: ['row', 'n', 'p50 ms', 'p95 ms', 'min ms', 'max ms', 'p50 ÷ floor p50'], rows }],
     notes,
     targets: [
-      target('cold start p50 vs bare floor', '≤ 1.3×', `${fmt(r, 2)}× (${fmt(ours?.p50)} vs ${fmt(floor)} ms)`, Number.isFinite(r) ? r <= 1.3 : null),
+      target(
+        'cold start p50 vs bare floor',
+        '≤ 1.3×',
+        `${fmt(r, 2)}× (${fmt(ours?.p50)} vs ${fmt(floor)} ms)`,
+        Number.isFinite(r) ? r <= 1.3 : null,
+      ),
       target(
         'prewarmed cold start p50',
         '≤ 15 ms and < ½ floor',

@@ -26,8 +26,8 @@ export async function fanout(opts: FanoutOptions): Promise<Section> {
     const gatewayAfterCalls = rssBytes(gw.pid) ?? NaN
     const gatewayIdle = await idleRss(gw.pid)
 
-    const evictions = gw.countLogs((e) => e['msg'] === 'worker stopped' && e['reason'] === 'evicted')
-    const spawns = gw.countLogs((e) => e['msg'] === 'worker ready')
+    const evictions = gw.countLogs((e) => e.msg === 'worker stopped' && e.reason === 'evicted')
+    const spawns = gw.countLogs((e) => e.msg === 'worker ready')
     let peakTree = 0
     let peakGateway = 0
     const sampler = setInterval(() => {

@@ -21,7 +21,7 @@ export async function herd(opts: HerdOptions): Promise<Section> {
     await gw.stopWorker('herd-warmup', 'echo')
 
     await gw.enable('herd', 'echo')
-    const starts = gw.countLogs((e) => e['orgId'] === 'herd' && (e['msg'] === 'worker ready' || e['msg'] === 'worker start failed'))
+    const starts = gw.countLogs((e) => e.orgId === 'herd' && (e.msg === 'worker ready' || e.msg === 'worker start failed'))
     const path = `/orgs/herd/plugins/echo${ROUTE}`
     const started = performance.now()
     const outcomes = await Promise.all(
@@ -66,7 +66,9 @@ export async function herd(opts: HerdOptions): Promise<Section> {
         },
       ],
       notes: [],
-      targets: [target('herd: one spawn, no errors', '1 spawn, 0 errors', `${spawns} spawn(s), ${errors} error(s)`, spawns === 1 && errors === 0)],
+      targets: [
+        target('herd: one spawn, no errors', '1 spawn, 0 errors', `${spawns} spawn(s), ${errors} error(s)`, spawns === 1 && errors === 0),
+      ],
     }
   } finally {
     await client.close()

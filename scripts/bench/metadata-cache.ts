@@ -26,7 +26,8 @@ export async function metadataCache(opts: MetadataCacheOptions): Promise<Section
       if (org === 'meta-0') await gw.stopWorker(org, 'echo')
       else await gw.enable(org, 'echo')
       const res = await gw.get(org, 'echo', ROUTE)
-      if (res.status !== 200 || res.headers['x-plugin-cold-start'] !== '1') throw new Error(`restart ${i}: expected a cold 200, got ${res.status}`)
+      if (res.status !== 200 || res.headers['x-plugin-cold-start'] !== '1')
+        throw new Error(`restart ${i}: expected a cold 200, got ${res.status}`)
       restartTimings.push(metadataMs(res.headers['server-timing']))
     }
     const after = await gw.plugin('echo')
@@ -40,7 +41,14 @@ export async function metadataCache(opts: MetadataCacheOptions): Promise<Section
         `a /metadata fetch would move metadataFetchedAt (GET /admin/plugins).`,
       tables: [
         {
-          headers: ['cold starts after the first', 'metadata state', 'metadataFetchedAt unchanged', '/metadata fetches', 'first start metadata phase ms', 'later metadata phase p50 / max ms'],
+          headers: [
+            'cold starts after the first',
+            'metadata state',
+            'metadataFetchedAt unchanged',
+            '/metadata fetches',
+            'first start metadata phase ms',
+            'later metadata phase p50 / max ms',
+          ],
           rows: [
             [
               String(opts.restarts),

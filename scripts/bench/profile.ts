@@ -55,7 +55,7 @@ try {
 function summarize(p: CpuProfile): void {
   // Self time per node: sum of the sampling intervals attributed to it.
   const selfUs = new Map<number, number>()
-  p.samples.forEach((id, i) => selfUs.set(id, (selfUs.get(id) ?? 0) + (p.timeDeltas[i] ?? 0)))
+  for (const [i, id] of p.samples.entries()) selfUs.set(id, (selfUs.get(id) ?? 0) + (p.timeDeltas[i] ?? 0))
   const total = [...selfUs.values()].reduce((a, b) => a + b, 0)
   const byFn = new Map<string, number>()
   const byModule = new Map<string, number>()
@@ -108,7 +108,8 @@ function printCallers(p: CpuProfile, selfUs: Map<number, number>, total: number,
   const byId = new Map(p.nodes.map((n) => [n.id, n]))
   const parent = new Map<number, number>()
   for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id)
-  const label = (n: ProfileNode) => `${n.callFrame.functionName || '(anonymous)'}@${shortUrl(n.callFrame.url).split('/').pop()}:${n.callFrame.lineNumber + 1}`
+  const label = (n: ProfileNode) =>
+    `${n.callFrame.functionName || '(anonymous)'}@${shortUrl(n.callFrame.url).split('/').pop()}:${n.callFrame.lineNumber + 1}`
   const stacks = new Map<string, number>()
   for (const n of p.nodes) {
     const us = selfUs.get(n.id) ?? 0

@@ -3,7 +3,7 @@
 import { startBenchGateway } from './lib/gateway.js'
 import { mapLimit, pollUntil } from './lib/http.js'
 import { isRunning } from './lib/procs.js'
-import { type Section } from './lib/report.js'
+import type { Section } from './lib/report.js'
 import { fmt, summarize } from './lib/stats.js'
 
 export interface ReaperOptions {
@@ -60,7 +60,12 @@ export async function reaper(opts: ReaperOptions): Promise<Section> {
         `IDLE_TIMEOUT_MS=${opts.idleMs}; ${opts.samples} workers (staggered), each left idle after a last request. Times from the end ` +
         `of that request to the stop decision (the slot leaves 'ready' in GET /admin/workers) and to the worker process exit ` +
         `(/proc/<pid> gone), polled every ${POLL_MS} ms. The stop itself is POST /disable → SIGTERM → exit.`,
-      tables: [{ headers: ['observed', 'n', 'min ms', 'p50 ms', 'max ms', 'p50 − configured ms'], rows: [row('stop decided', decided), row('process exited', exited)] }],
+      tables: [
+        {
+          headers: ['observed', 'n', 'min ms', 'p50 ms', 'max ms', 'p50 − configured ms'],
+          rows: [row('stop decided', decided), row('process exited', exited)],
+        },
+      ],
       notes: [],
       targets: [],
     }

@@ -11,8 +11,6 @@ export type * from './types.js'
  */
 export function defineHayPlugin(factory: HayPluginFactory): HayPluginFactory
 export function defineHayPlugin(definition: HayPluginDefinition): HayPluginDefinition
-export function defineHayPlugin(
-  factoryOrDefinition: HayPluginFactory | HayPluginDefinition,
-): HayPluginFactory | HayPluginDefinition {
+export function defineHayPlugin(factoryOrDefinition: HayPluginFactory | HayPluginDefinition): HayPluginFactory | HayPluginDefinition {
   return factoryOrDefinition
 }

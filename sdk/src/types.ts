@@ -304,10 +304,7 @@ export interface ExternalMcpOptions {
 }
 
 export interface HayMcpRuntimeAPI {
-  startLocal(
-    id: string,
-    initializer: (ctx: McpInitializerContext) => McpServerInstance | Promise<McpServerInstance>,
-  ): Promise<void>
+  startLocal(id: string, initializer: (ctx: McpInitializerContext) => McpServerInstance | Promise<McpServerInstance>): Promise<void>
   startLocalStdio(options: StdioMcpOptions): Promise<void>
   startExternal(options: ExternalMcpOptions): Promise<void>
 }

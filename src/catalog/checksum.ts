@@ -14,11 +14,7 @@ export const MAX_CHECKSUM_FILES = 5_000
  * never followed, so a link cannot pull files from outside the plugin into the walk. Past
  * maxFiles the walk stops: the hash then covers a stable prefix of the tree.
  */
-export async function checksumPlugin(
-  manifestBytes: Uint8Array,
-  entryDir: string,
-  maxFiles: number = MAX_CHECKSUM_FILES,
-): Promise<string> {
+export async function checksumPlugin(manifestBytes: Uint8Array, entryDir: string, maxFiles: number = MAX_CHECKSUM_FILES): Promise<string> {
   const hash = createHash('sha256')
   hash.update('package.json\0')
   hash.update(manifestBytes)

@@ -2,7 +2,7 @@ import { constants } from 'node:fs'
 import { open, readdir, realpath, stat } from 'node:fs/promises'
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path'
 import type { z } from 'zod'
-import { HayPluginBlock, Metadata, PackageManifest, isValidId } from '../contract/index.js'
+import { type HayPluginBlock, Metadata, PackageManifest, isValidId } from '../contract/index.js'
 import type { SdkVersion } from '../contract/index.js'
 import { errorText, GatewayError } from '../core/index.js'
 import { checksumPlugin } from './checksum.js'
@@ -17,9 +17,7 @@ import type { CatalogEntry, InvalidCatalogEntry, ValidCatalogEntry } from './typ
 export async function scanPlugins(dirs: readonly string[]): Promise<CatalogEntry[]> {
   const roots = [...new Set(dirs.map((d) => resolve(d)))]
   const found = await Promise.all(roots.map(scanRoot))
-  return markDuplicates(found.flat()).sort(
-    (a, b) => compare(a.id, b.id) || compare(a.dir, b.dir),
-  )
+  return markDuplicates(found.flat()).sort((a, b) => compare(a.id, b.id) || compare(a.dir, b.dir))
 }
 
 async function scanRoot(root: string): Promise<CatalogEntry[]> {

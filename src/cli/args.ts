@@ -35,10 +35,9 @@ Options:
 
 const ARITY: Record<string, number> = { start: 0, plugins: 0, workers: 0, enable: 2, stop: 2, refresh: 1 }
 
-export function parseInvocation(argv: readonly string[]): Invocation {
-  let parsed
+function parseFlags(argv: readonly string[]) {
   try {
-    parsed = parseArgs({
+    return parseArgs({
       args: [...argv],
       allowPositionals: true,
       strict: true,
@@ -53,14 +52,18 @@ export function parseInvocation(argv: readonly string[]): Invocation {
   } catch (err) {
     throw new CliError('USAGE', (err as Error).message)
   }
-  const { values, positionals } = parsed
+}
+
+export function parseInvocation(argv: readonly string[]): Invocation {
+  const { values, positionals } = parseFlags(argv)
   const flags = { url: values.url, token: values.token, json: values.json ?? false }
   const [name, ...args] = positionals
   if (values.help || name === undefined || name === 'help') return { command: { name: 'help' }, flags }
 
   const arity = ARITY[name]
   if (arity === undefined) throw new CliError('USAGE', `unknown command "${name}" (try --help)`)
-  if (args.length !== arity) throw new CliError('USAGE', `${name} takes ${arity === 0 ? 'no arguments' : `${arity} argument${arity > 1 ? 's' : ''}`} (try --help)`)
+  if (args.length !== arity)
+    throw new CliError('USAGE', `${name} takes ${arity === 0 ? 'no arguments' : `${arity} argument${arity > 1 ? 's' : ''}`} (try --help)`)
   if (values.config && name !== 'enable') throw new CliError('USAGE', '--config is for the enable command')
   if (name === 'start' && (values.url !== undefined || values.token !== undefined || values.json)) {
     throw new CliError('USAGE', 'start takes no options: the gateway reads its own environment (see README, Configuration)')
@@ -77,7 +80,12 @@ export function parseInvocation(argv: readonly string[]): Invocation {
       return { command: { name, orgId: id('org', args[0]), pluginId: id('plugin', args[1]) }, flags }
     default:
       return {
-        command: { name: 'enable', orgId: id('org', args[0]), pluginId: id('plugin', args[1]), config: values.config && configOf(values.config) },
+        command: {
+          name: 'enable',
+          orgId: id('org', args[0]),
+          pluginId: id('plugin', args[1]),
+          config: values.config && configOf(values.config),
+        },
         flags,
       }
   }

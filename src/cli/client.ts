@@ -34,8 +34,11 @@ export function createAdminClient(deps: AdminClientDeps) {
         signal: AbortSignal.timeout(timeoutMs),
       })
     } catch (err) {
-      if ((err as Error).name === 'TimeoutError') throw new CliError('TIMEOUT', `the gateway at ${deps.url} did not answer within ${timeoutMs / 1000} s`)
-      throw new CliError('UNREACHABLE', `cannot reach the gateway at ${deps.url} (${causeOf(err)}); is it running? (--url / GATEWAY_URL)`, { cause: err })
+      if ((err as Error).name === 'TimeoutError')
+        throw new CliError('TIMEOUT', `the gateway at ${deps.url} did not answer within ${timeoutMs / 1000} s`)
+      throw new CliError('UNREACHABLE', `cannot reach the gateway at ${deps.url} (${causeOf(err)}); is it running? (--url / GATEWAY_URL)`, {
+        cause: err,
+      })
     }
     const text = await res.text()
     let json: unknown

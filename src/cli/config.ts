@@ -21,9 +21,12 @@ export class CliConfigError extends Error {
 }
 
 /** Flags win over the environment (`GATEWAY_URL`, `ADMIN_TOKEN`), which wins over the default. */
-export function cliConfig(flags: { url?: string | undefined; token?: string | undefined }, env: NodeJS.ProcessEnv = process.env): CliConfig {
-  const url = Url.safeParse(flags.url ?? env['GATEWAY_URL'] ?? DEFAULT_GATEWAY_URL)
+export function cliConfig(
+  flags: { url?: string | undefined; token?: string | undefined },
+  env: NodeJS.ProcessEnv = process.env,
+): CliConfig {
+  const url = Url.safeParse(flags.url ?? env.GATEWAY_URL ?? DEFAULT_GATEWAY_URL)
   if (!url.success) throw new CliConfigError(`${flags.url ? '--url' : 'GATEWAY_URL'} ${url.error.issues[0]?.message ?? 'is invalid'}`)
-  const token = flags.token ?? env['ADMIN_TOKEN']
+  const token = flags.token ?? env.ADMIN_TOKEN
   return { url: url.data, token: token === '' ? undefined : token }
 }

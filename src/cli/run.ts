@@ -35,7 +35,9 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       await execute(command, client, json, io.now()).catch((err: unknown) => {
         if (err instanceof CliError) throw err
         // JSON, but not the admin API's: reading it failed (say, --url points at another service).
-        throw new CliError('BAD_RESPONSE', `${config.url} gave an answer this CLI does not understand; is it a plugin-gateway?`, { cause: err })
+        throw new CliError('BAD_RESPONSE', `${config.url} gave an answer this CLI does not understand; is it a plugin-gateway?`, {
+          cause: err,
+        })
       }),
     )
     return 0
@@ -55,7 +57,12 @@ function cliConfigOrThrow(flags: { url: string | undefined; token: string | unde
   }
 }
 
-async function execute(command: Exclude<Command, { name: 'help' | 'start' }>, client: AdminClient, json: boolean, now: number): Promise<string> {
+async function execute(
+  command: Exclude<Command, { name: 'help' | 'start' }>,
+  client: AdminClient,
+  json: boolean,
+  now: number,
+): Promise<string> {
   const show = (body: unknown, text: () => string) => (json ? JSON.stringify(body, null, 2) : text())
   switch (command.name) {
     case 'plugins': {

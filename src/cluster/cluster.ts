@@ -112,9 +112,7 @@ export function createCluster(deps: ClusterDeps): Cluster {
     if (generation !== undefined && (seenGeneration === undefined || seenGeneration <= generation)) {
       return { kind: 'local', generation }
     }
-    const placement = await singleFlight(key, async () =>
-      fromLease(key, await repo.acquireLease(orgId, pluginId, self, config.leaseTtlMs)),
-    )
+    const placement = await singleFlight(key, async () => fromLease(key, await repo.acquireLease(orgId, pluginId, self, config.leaseTtlMs)))
     if (placement.kind === 'remote' && generation !== undefined) await loseLease(key, 'a newer generation owns it')
     return placement
   }

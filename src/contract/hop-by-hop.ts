@@ -22,5 +22,10 @@ export function connectionTokens(value: string | readonly string[] | null | unde
   if (!value) return NONE // the common case allocates nothing
   if (value === 'keep-alive' || value === 'Keep-Alive') return KEEP_ALIVE // the usual one neither
   const joined = typeof value === 'string' ? value : value.join(',')
-  return new Set(joined.split(',').map((t) => t.trim().toLowerCase()).filter(Boolean))
+  return new Set(
+    joined
+      .split(',')
+      .map((t) => t.trim().toLowerCase())
+      .filter(Boolean),
+  )
 }

@@ -61,7 +61,10 @@ function compilesAsRoute(path: string): boolean {
 }
 
 export const RouteDecl = z.looseObject({
-  method: z.string().transform((m) => m.toUpperCase()).pipe(z.enum(HTTP_METHODS)),
+  method: z
+    .string()
+    .transform((m) => m.toUpperCase())
+    .pipe(z.enum(HTTP_METHODS)),
   path: z.string().startsWith('/').refine(compilesAsRoute, 'is not a route pattern the gateway can match (check its {regex} parts)'),
 })
 export type RouteDecl = z.infer<typeof RouteDecl>
@@ -72,6 +75,8 @@ export const Metadata = z.object({
   uiExtensions: z.array(z.looseObject({ slot: z.string(), component: z.string() })).default([]),
   pages: z.array(z.unknown()).default([]),
   routes: z.array(RouteDecl).default([]),
-  mcp: z.object({ local: z.array(z.unknown()).default([]), external: z.array(z.unknown()).default([]) }).default({ local: [], external: [] }),
+  mcp: z
+    .object({ local: z.array(z.unknown()).default([]), external: z.array(z.unknown()).default([]) })
+    .default({ local: [], external: [] }),
 })
 export type Metadata = z.infer<typeof Metadata>

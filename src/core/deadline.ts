@@ -12,12 +12,7 @@ export class DeadlineExceeded extends Error {
  * Runs fn with a signal that aborts after ms on the clock (or when parent aborts).
  * The timer is always cleared, so nothing outlives the call.
  */
-export async function withDeadline<T>(
-  clock: Clock,
-  ms: number,
-  fn: (signal: AbortSignal) => Promise<T>,
-  parent?: AbortSignal,
-): Promise<T> {
+export async function withDeadline<T>(clock: Clock, ms: number, fn: (signal: AbortSignal) => Promise<T>, parent?: AbortSignal): Promise<T> {
   const controller = new AbortController()
   const onParentAbort = () => controller.abort(parent?.reason)
   if (parent?.aborted) controller.abort(parent.reason)

@@ -35,8 +35,7 @@ export interface ClusterRepo {
 
 export function createClusterRepo(db: Database, clock: Clock): ClusterRepo {
   const write = <T>(fn: () => Promise<T>) => withBusyRetry(fn, { clock })
-  const leaseKey = (orgId: string, pluginId: string) =>
-    and(eq(workerLeases.orgId, orgId), eq(workerLeases.pluginId, pluginId))
+  const leaseKey = (orgId: string, pluginId: string) => and(eq(workerLeases.orgId, orgId), eq(workerLeases.pluginId, pluginId))
   const lease = (orgId: string, pluginId: string) => db.select().from(workerLeases).where(leaseKey(orgId, pluginId)).get()
   const heartbeatSince = (ttlMs: number) => new Date(clock.now() - ttlMs)
 
@@ -52,12 +51,21 @@ export function createClusterRepo(db: Database, clock: Clock): ClusterRepo {
 
     gateway: (id) => db.select().from(gateways).where(eq(gateways.id, id)).get(),
 
-    liveGateways: (ttlMs) => db.select().from(gateways).where(gte(gateways.heartbeatAt, heartbeatSince(ttlMs))).all(),
+    liveGateways: (ttlMs) =>
+      db
+        .select()
+        .from(gateways)
+        .where(gte(gateways.heartbeatAt, heartbeatSince(ttlMs)))
+        .all(),
 
     deadGatewayIds: async (ttlMs) =>
-      (await db.select({ id: gateways.id }).from(gateways).where(lt(gateways.heartbeatAt, heartbeatSince(ttlMs))).all()).map(
-        (r) => r.id,
-      ),
+      (
+        await db
+          .select({ id: gateways.id })
+          .from(gateways)
+          .where(lt(gateways.heartbeatAt, heartbeatSince(ttlMs)))
+          .all()
+      ).map((r) => r.id),
 
     removeGateway: (id) =>
       write(async () => {
@@ -97,13 +105,7 @@ export function createClusterRepo(db: Database, clock: Clock): ClusterRepo {
         db
           .update(workerLeases)
           .set({ expiresAt })
-          .where(
-            and(
-              leaseKey(l.orgId, l.pluginId),
-              eq(workerLeases.ownerGatewayId, ownerId),
-              eq(workerLeases.generation, l.generation),
-            ),
-          )
+          .where(and(leaseKey(l.orgId, l.pluginId), eq(workerLeases.ownerGatewayId, ownerId), eq(workerLeases.generation, l.generation)))
           .returning({ orgId: workerLeases.orgId }),
       )
       const [first, ...rest] = updates
@@ -117,13 +119,7 @@ export function createClusterRepo(db: Database, clock: Clock): ClusterRepo {
         await db
           .update(workerLeases)
           .set({ expiresAt: new Date(0) })
-          .where(
-            and(
-              leaseKey(l.orgId, l.pluginId),
-              eq(workerLeases.ownerGatewayId, ownerId),
-              eq(workerLeases.generation, l.generation),
-            ),
-          )
+          .where(and(leaseKey(l.orgId, l.pluginId), eq(workerLeases.ownerGatewayId, ownerId), eq(workerLeases.generation, l.generation)))
       }),
   }
 }

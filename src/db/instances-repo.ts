@@ -92,22 +92,15 @@ const LIVE_STATES = ['starting', 'ready', 'stopping'] as const satisfies readonl
 export function createInstancesRepo(db: Database, clock: Clock): InstancesRepo {
   const write = <T>(fn: () => Promise<T>) => withBusyRetry(fn, { clock })
   const now = () => new Date(clock.now())
-  const key = (orgId: string, pluginId: string) =>
-    and(eq(pluginInstances.orgId, orgId), eq(pluginInstances.pluginId, pluginId))
+  const key = (orgId: string, pluginId: string) => and(eq(pluginInstances.orgId, orgId), eq(pluginInstances.pluginId, pluginId))
 
   return {
     get: async (orgId, pluginId) => db.select().from(pluginInstances).where(key(orgId, pluginId)).get(),
 
-    list: () =>
-      db.select().from(pluginInstances).orderBy(asc(pluginInstances.orgId), asc(pluginInstances.pluginId)).all(),
+    list: () => db.select().from(pluginInstances).orderBy(asc(pluginInstances.orgId), asc(pluginInstances.pluginId)).all(),
 
     listByOrg: (orgId) =>
-      db
-        .select()
-        .from(pluginInstances)
-        .where(eq(pluginInstances.orgId, orgId))
-        .orderBy(asc(pluginInstances.pluginId))
-        .all(),
+      db.select().from(pluginInstances).where(eq(pluginInstances.orgId, orgId)).orderBy(asc(pluginInstances.pluginId)).all(),
 
     upsert: (orgId, pluginId, patch = {}) =>
       write(async () => {
@@ -168,9 +161,7 @@ export function createInstancesRepo(db: Database, clock: Clock): InstancesRepo {
             ...(patch.sdkVersion !== undefined ? { sdkVersion: patch.sdkVersion } : {}),
             ...(patch.lastStartedAt !== undefined ? { lastStartedAt: new Date(patch.lastStartedAt) } : {}),
             ...(patch.ownerGatewayId !== undefined ? { ownerGatewayId: patch.ownerGatewayId } : {}),
-            ...(patch.restartsIncrement
-              ? { restarts: sql`${pluginInstances.restarts} + ${patch.restartsIncrement}` }
-              : {}),
+            ...(patch.restartsIncrement ? { restarts: sql`${pluginInstances.restarts} + ${patch.restartsIncrement}` } : {}),
             updatedAt: now(),
           })
           .where(

@@ -52,8 +52,7 @@ export function createPluginsRepo(db: Database, clock: Clock): PluginsRepo {
   const write = <T>(fn: () => Promise<T>) => withBusyRetry(fn, { clock })
   const now = () => new Date(clock.now())
 
-  const get = async (id: string): Promise<PluginRow | undefined> =>
-    db.select().from(plugins).where(eq(plugins.id, id)).get()
+  const get = async (id: string): Promise<PluginRow | undefined> => db.select().from(plugins).where(eq(plugins.id, id)).get()
 
   async function syncOnce(entry: CatalogPlugin): Promise<PluginRow | undefined> {
     const at = now()
@@ -126,9 +125,7 @@ export function createPluginsRepo(db: Database, clock: Clock): PluginsRepo {
       write(async () => {
         const at = now()
         const match =
-          opts?.expectedChecksum === undefined
-            ? eq(plugins.id, id)
-            : and(eq(plugins.id, id), eq(plugins.checksum, opts.expectedChecksum))
+          opts?.expectedChecksum === undefined ? eq(plugins.id, id) : and(eq(plugins.id, id), eq(plugins.checksum, opts.expectedChecksum))
         const [row] = await db
           .update(plugins)
           .set({ metadata, metadataState: 'fresh', metadataFetchedAt: at, metadataError: null, updatedAt: at })

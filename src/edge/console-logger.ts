@@ -24,6 +24,6 @@ export function consoleLogger(level: ConsoleLevel = 'info', bindings: Record<str
 function serialize(obj: object): Record<string, unknown> {
   const out: Record<string, unknown> = { ...obj }
   const err = (obj as { err?: unknown }).err
-  if (err instanceof Error) out['err'] = { type: err.name, message: err.message, stack: err.stack }
+  if (err instanceof Error) out.err = { type: err.name, message: err.message, stack: err.stack }
   return out
 }

@@ -147,7 +147,7 @@ export function createGatewayService(deps: ServiceDeps) {
    */
   async function afterReady(worker: Worker): Promise<void> {
     const view = registry.plugin(worker.pluginId)
-    if (!view || view.sdkVersion !== 'v2' || view.row.metadataState === 'fresh') return
+    if (view?.sdkVersion !== 'v2' || view.row.metadataState === 'fresh') return
     const refresh = fetchMetadataFrom(worker, view)
     if (view.row.metadataState === 'error' && view.row.metadata) {
       refresh.catch((err: unknown) => log.warn({ err, pluginId: worker.pluginId }, 'background metadata refresh failed'))

@@ -31,9 +31,7 @@ const MAX_ATTEMPTS_PER_ROW = 3
  * are sealed again under SECRET_KEY, which completes a key rotation. A row is only written while it
  * still holds what was read, so a gateway sharing the database never loses an admin change to this.
  */
-export async function checkStoredSecrets(
-  deps: StoredSecretsDeps,
-): Promise<{ sealed: number; resealed: number; rekeyed: number }> {
+export async function checkStoredSecrets(deps: StoredSecretsDeps): Promise<{ sealed: number; resealed: number; rekeyed: number }> {
   const { registry, secrets, log } = deps
   const rows = await registry.listInstances()
   const held = new Set(secrets.keyIds)

@@ -64,7 +64,8 @@ export function createClusterLink(deps: ClusterLinkDeps) {
     try {
       const reply = await internalCall(peer.url, '/internal/workers', 0)
       const parsed = WorkerListings.safeParse(reply.body)
-      if (reply.status !== 200 || !parsed.success) return { gatewayId: peer.gatewayId, error: `answered ${reply.status} without a worker list` }
+      if (reply.status !== 200 || !parsed.success)
+        return { gatewayId: peer.gatewayId, error: `answered ${reply.status} without a worker list` }
       return { gatewayId: peer.gatewayId, workers: parsed.data.workers }
     } catch (err) {
       return { gatewayId: peer.gatewayId, error: errorText(err) }

@@ -112,7 +112,17 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       ? createClusterLink({ cluster, repo: clusterRepo, secret: config.cluster.secret, clock, log, timeoutMs: CONTROL_TIMEOUT_MS })
       : undefined
   const queue = trackQueueDepth(pool)
-  service = createGatewayService({ registry, pool: queue.pool, metadata, callWorker, clock, log, controlTimeoutMs: CONTROL_TIMEOUT_MS, secrets, ...(link && { cluster: link.port }) })
+  service = createGatewayService({
+    registry,
+    pool: queue.pool,
+    metadata,
+    callWorker,
+    clock,
+    log,
+    controlTimeoutMs: CONTROL_TIMEOUT_MS,
+    secrets,
+    ...(link && { cluster: link.port }),
+  })
 
   const clientAddress = (c: Context) => getConnInfo(c).remote.address
   // Node has parsed the headers already; c.req.header() would first copy them all into a Web Headers.
@@ -154,7 +164,12 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     database.close()
     const code = (err as { code?: string }).code
     const where = `${config.server.host}:${config.server.port}`
-    throw new GatewayError('LISTEN_FAILED', 500, code === 'EADDRINUSE' ? `${where} is already in use (another gateway? set PORT)` : `cannot listen on ${where}: ${errorText(err)}`, { cause: err })
+    throw new GatewayError(
+      'LISTEN_FAILED',
+      500,
+      code === 'EADDRINUSE' ? `${where} is already in use (another gateway? set PORT)` : `cannot listen on ${where}: ${errorText(err)}`,
+      { cause: err },
+    )
   })
   const port = (server.address() as AddressInfo).port
   const host = config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host
@@ -172,7 +187,10 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       // they are idle, and all of them once the workers had their time to drain and stop.
       server.prependListener('request', (_req, res: ServerResponse) => res.setHeader('connection', 'close'))
       const sweep = setInterval(() => server.closeIdleConnections(), IDLE_SWEEP_MS)
-      const deadline = setTimeout(() => server.closeAllConnections(), Math.min(config.pool.drainTimeoutMs + config.pool.stopTimeoutMs, MAX_TIMER_MS))
+      const deadline = setTimeout(
+        () => server.closeAllConnections(),
+        Math.min(config.pool.drainTimeoutMs + config.pool.stopTimeoutMs, MAX_TIMER_MS),
+      )
       await pool.close()
       await cluster?.close()
       await link?.close()

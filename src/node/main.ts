@@ -1,12 +1,12 @@
 #!/usr/bin/env node
 import './web-globals.js' // first: before any module touches fetch/Request/Response (see the module)
-import { ConfigError, loadConfig } from '../config.js'
+import { type Config, ConfigError, loadConfig } from '../config.js'
 import { isGatewayError } from '../core/index.js'
 import { createLogger } from '../observability/node/index.js'
-import { startGateway } from './gateway.js'
+import { type RunningGateway, startGateway } from './gateway.js'
 
 // Entry only wires: config → gateway → signals (STYLE.md §13).
-let config
+let config: Config
 try {
   config = loadConfig(process.env)
 } catch (err) {
@@ -16,7 +16,7 @@ try {
 }
 
 const log = createLogger({ level: config.logLevel })
-let gateway
+let gateway: RunningGateway
 try {
   gateway = await startGateway({ config, log })
 } catch (err) {

@@ -28,7 +28,14 @@ export function responseHeaders(
   const out: OutgoingHttpHeaders = {}
   for (const name in upstream) {
     const value = upstream[name]
-    if (value === undefined || HOP_BY_HOP_HEADERS.has(name) || named.has(name) || name === 'server-timing' || name.startsWith(INTERNAL_PREFIX)) continue
+    if (
+      value === undefined ||
+      HOP_BY_HOP_HEADERS.has(name) ||
+      named.has(name) ||
+      name === 'server-timing' ||
+      name.startsWith(INTERNAL_PREFIX)
+    )
+      continue
     out[name] = value
   }
   return Object.assign(out, extra)

@@ -105,7 +105,10 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[]>): void {
     const { target } = this
     const refused = target.refuse?.(statusCode, headers)
-    if (refused) return controller.abort(refused) // onResponseError rejects the forward with it
+    if (refused) {
+      controller.abort(refused) // onResponseError rejects the forward with it
+      return
+    }
     const out = responseHeaders(headers, target.responseHeaders)
     out['server-timing'] = serverTiming(target, headers['server-timing'], performance.now() - this.started)
     this.outgoing.writeHead(statusCode, out)
@@ -129,7 +132,8 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
     this.finish()
     if ((err as { code?: string }).code === 'BODY_TOO_LARGE') endAfterAnswer(this.outgoing)
-    if (this.headersSent) this.outgoing.destroy() // the worker died mid-body or the client went away
+    if (this.headersSent)
+      this.outgoing.destroy() // the worker died mid-body or the client went away
     else this.reject(upstreamError(err, this.opts))
   }
 
@@ -192,4 +196,3 @@ function upstreamError(err: unknown, opts: NodeForwarderOptions): GatewayError {
   }
   return new GatewayError('UPSTREAM_ERROR', 502, 'plugin worker failed while handling the request', { cause: err })
 }
-

@@ -72,18 +72,19 @@ export function createRegistry(deps: RegistryDeps): Registry {
     if (instances.size > MAX_CACHED_INSTANCES) instances.delete(instances.keys().next().value as WorkerKey)
   }
 
-  const view = (entry: Extract<CatalogEntry, { ok: true }>, row: PluginRow): PluginView => withRow(
-    {
-      id: entry.id,
-      dir: entry.dir,
-      entryPath: entry.entryPath,
-      sdkVersion: entry.sdkVersion,
-      envAllowList: entry.envAllowList,
-      manifest: entry.manifest,
-      checksum: entry.checksum,
-    },
-    row,
-  )
+  const view = (entry: Extract<CatalogEntry, { ok: true }>, row: PluginRow): PluginView =>
+    withRow(
+      {
+        id: entry.id,
+        dir: entry.dir,
+        entryPath: entry.entryPath,
+        sdkVersion: entry.sdkVersion,
+        envAllowList: entry.envAllowList,
+        manifest: entry.manifest,
+        checksum: entry.checksum,
+      },
+      row,
+    )
 
   /**
    * The plugin's row after a catalog sync. Stored metadata that no longer passes the contract schema

@@ -21,13 +21,20 @@ export interface AdminAuthOptions {
 
 // A name for this machine's loopback: localhost (and *.localhost, RFC 6761), 127.x.x.x, ::1 in its
 // usual spellings, with an optional trailing dot. The machine's own host name is added by the entry.
-const LOOPBACK_NAME = '((?:[\\w-]+\\.)*localhost\\.?|127\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}|\\[(?:::1|0:0:0:0:0:0:0:1|::ffff:127\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3})\\])'
+const LOOPBACK_NAME =
+  '((?:[\\w-]+\\.)*localhost\\.?|127\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}|\\[(?:::1|0:0:0:0:0:0:0:1|::ffff:127\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3})\\])'
 const LOOPBACK_HOST = new RegExp(`^${LOOPBACK_NAME}(:\\d{1,5})?$`, 'i')
 const WEB_ORIGIN = /^https?:\/\//i
 
 /** `name[:port]` (a Host header, or an Origin's authority) names this machine. */
 const namesThisMachine = (authority: string, localNames: readonly string[]) =>
-  LOOPBACK_HOST.test(authority) || localNames.includes(authority.replace(/:\d{1,5}$/, '').replace(/\.$/, '').toLowerCase())
+  LOOPBACK_HOST.test(authority) ||
+  localNames.includes(
+    authority
+      .replace(/:\d{1,5}$/, '')
+      .replace(/\.$/, '')
+      .toLowerCase(),
+  )
 
 /**
  * Without a token, a loopback peer is not enough: a web page in a browser on the same machine also

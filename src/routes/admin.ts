@@ -94,8 +94,15 @@ export function adminRoutes(deps: AdminRouteDeps) {
       plugins: [
         ...registry.plugins().map(pluginJson),
         ...registry.invalidPlugins().map((p) => ({
-          id: p.id, name: null, version: null, sdkVersion: null, valid: false,
-          metadataState: null, metadataFetchedAt: null, metadata: null, error: p.error,
+          id: p.id,
+          name: null,
+          version: null,
+          sdkVersion: null,
+          valid: false,
+          metadataState: null,
+          metadataFetchedAt: null,
+          metadata: null,
+          error: p.error,
         })),
       ],
     }),

@@ -45,7 +45,7 @@ export function uiRoutes(deps: UiRouteDeps) {
     secure(c, nonce)
     const page = (
       <Layout nonce={nonce} base={base} page="status" refreshMs={refreshOf(c.req.query('refresh'), refreshMs)}>
-        <Panel {...await snapshot()} />
+        <Panel {...(await snapshot())} />
       </Layout>
     )
     return c.html(html`<!doctype html>${page}`)
@@ -53,7 +53,7 @@ export function uiRoutes(deps: UiRouteDeps) {
 
   app.get('/panel', async (c) => {
     c.header('cache-control', 'no-store')
-    return c.html(<Panel {...await snapshot()} />)
+    return c.html(<Panel {...(await snapshot())} />)
   })
 
   return app
@@ -72,7 +72,8 @@ function unlockOnUnauthorized(auth: MiddlewareHandler, base: string): Middleware
         await next()
       })
     } catch (err) {
-      const wantsPage = c.req.method === 'GET' && c.req.path.replace(/\/$/, '').endsWith('/ui') && (c.req.header('accept') ?? '').includes('text/html')
+      const wantsPage =
+        c.req.method === 'GET' && c.req.path.replace(/\/$/, '').endsWith('/ui') && (c.req.header('accept') ?? '').includes('text/html')
       if (isAuthorized || !wantsPage || !isGatewayError(err) || err.code !== 'UNAUTHORIZED') throw err
       const isRejected = c.req.query('token') !== undefined || c.req.header('authorization') !== undefined
       const nonce = newNonce()
@@ -115,7 +116,14 @@ function secure(c: Context, nonce: string): void {
   header('x-content-type-options', 'nosniff')
 }
 
-function Layout(props: { nonce: string; base: string; page: 'status' | 'unlock'; refreshMs?: number; rejected?: boolean; children?: Child }) {
+function Layout(props: {
+  nonce: string
+  base: string
+  page: 'status' | 'unlock'
+  refreshMs?: number
+  rejected?: boolean
+  children?: Child
+}) {
   return (
     <html lang="en">
       <head>
@@ -157,7 +165,14 @@ function Panel(d: PanelData) {
       <h2>Plugins</h2>
       <table id="plugins">
         <thead>
-          <tr><th>plugin</th><th>version</th><th>sdk</th><th>metadata</th><th>fetched</th><th>error</th></tr>
+          <tr>
+            <th>plugin</th>
+            <th>version</th>
+            <th>sdk</th>
+            <th>metadata</th>
+            <th>fetched</th>
+            <th>error</th>
+          </tr>
         </thead>
         <tbody>
           {d.plugins.map((p) => (
@@ -165,14 +180,23 @@ function Panel(d: PanelData) {
               <td>{p.id}</td>
               <td>{p.row.version}</td>
               <td>{p.sdkVersion}</td>
-              <td><Badge state={p.row.metadataState} /></td>
+              <td>
+                <Badge state={p.row.metadataState} />
+              </td>
               <td>{ago(d.now, p.row.metadataFetchedAt)}</td>
               <td class="error">{p.row.metadataError ?? ''}</td>
             </tr>
           ))}
           {d.invalid.map((p) => (
             <tr data-plugin={p.id}>
-              <td>{p.id}</td><td /><td /><td><Badge state="invalid" /></td><td /><td class="error">{p.error}</td>
+              <td>{p.id}</td>
+              <td />
+              <td />
+              <td>
+                <Badge state="invalid" />
+              </td>
+              <td />
+              <td class="error">{p.error}</td>
             </tr>
           ))}
         </tbody>
@@ -185,7 +209,15 @@ function Panel(d: PanelData) {
           <h3>org {orgId}</h3>
           <table class="instances">
             <thead>
-              <tr><th>plugin</th><th>enabled</th><th>state</th><th>restarts</th><th>last activity</th><th>last error</th><th /></tr>
+              <tr>
+                <th>plugin</th>
+                <th>enabled</th>
+                <th>state</th>
+                <th>restarts</th>
+                <th>last activity</th>
+                <th>last error</th>
+                <th />
+              </tr>
             </thead>
             <tbody>
               {d.instances
@@ -196,7 +228,9 @@ function Panel(d: PanelData) {
                     <tr data-instance={`${i.orgId}/${i.pluginId}`}>
                       <td>{i.pluginId}</td>
                       <td>{i.enabled ? 'yes' : 'no'}</td>
-                      <td><Badge state={w?.state ?? i.runtimeState} /></td>
+                      <td>
+                        <Badge state={w?.state ?? i.runtimeState} />
+                      </td>
                       <td>{i.restarts}</td>
                       <td>{ago(d.now, w?.lastActivityAt ?? i.lastActivityAt)}</td>
                       <td class="error">{w?.lastError ?? i.lastError ?? ''}</td>
@@ -210,10 +244,24 @@ function Panel(d: PanelData) {
       ))}
 
       <h2>Workers</h2>
-      {d.workers.length === 0 && <p class="muted" id="no-workers">No live workers.</p>}
+      {d.workers.length === 0 && (
+        <p class="muted" id="no-workers">
+          No live workers.
+        </p>
+      )}
       <table id="workers">
         <thead>
-          <tr><th>org</th><th>plugin</th><th>gen</th><th>state</th><th>pid</th><th>uptime</th><th>in flight</th><th>last activity</th><th /></tr>
+          <tr>
+            <th>org</th>
+            <th>plugin</th>
+            <th>gen</th>
+            <th>state</th>
+            <th>pid</th>
+            <th>uptime</th>
+            <th>in flight</th>
+            <th>last activity</th>
+            <th />
+          </tr>
         </thead>
         <tbody>
           {d.workers.map((w) => (
@@ -221,7 +269,9 @@ function Panel(d: PanelData) {
               <td>{w.orgId}</td>
               <td>{w.pluginId}</td>
               <td>{w.gen}</td>
-              <td><Badge state={w.state} /></td>
+              <td>
+                <Badge state={w.state} />
+              </td>
               <td>{w.pid ?? ''}</td>
               <td>{w.startedAt === null ? '' : duration(d.now - w.startedAt)}</td>
               <td>{w.inFlight}</td>
@@ -251,4 +301,3 @@ function ago(now: number, at: Date | number | null | undefined): string {
   if (at === null || at === undefined) return '—'
   return `${duration(now - (typeof at === 'number' ? at : at.getTime()))} ago`
 }
-

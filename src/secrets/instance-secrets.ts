@@ -129,7 +129,7 @@ export function hasPlaintextSecrets(row: { config: Config; authState: AuthState 
 
 /** Plugin metadata as admin responses show it: an OAuth client secret is masked. */
 export function maskMetadata(metadata: Metadata | null): Metadata | null {
-  if (!metadata || !metadata.authMethods.some((m) => m.type === 'oauth2' && m.clientSecret !== undefined)) return metadata
+  if (!metadata?.authMethods.some((m) => m.type === 'oauth2' && m.clientSecret !== undefined)) return metadata
   return {
     ...metadata,
     authMethods: metadata.authMethods.map((m) => (m.type === 'oauth2' && m.clientSecret !== undefined ? { ...m, clientSecret: MASK } : m)),

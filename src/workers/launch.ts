@@ -12,10 +12,7 @@ import type { ExitInfo, WorkerSpec } from './types.js'
 export type SpawnFn = typeof nodeSpawn
 
 export interface LaunchDeps {
-  config: Pick<
-    PoolConfig,
-    'runnerCommand' | 'ownRunner' | 'baseEnv' | 'hostEnv' | 'maxOldSpaceMb' | 'startTimeoutMs' | 'watchdogPath'
-  >
+  config: Pick<PoolConfig, 'runnerCommand' | 'ownRunner' | 'baseEnv' | 'hostEnv' | 'maxOldSpaceMb' | 'startTimeoutMs' | 'watchdogPath'>
   clock: Clock
   spawn: SpawnFn
   log: Logger

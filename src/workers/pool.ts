@@ -6,17 +6,7 @@ import { createPrewarmPool } from './prewarm.js'
 import { allocatePort } from './ports.js'
 import { stopProcess } from './stop.js'
 import { needsOwnBoot } from './worker-env.js'
-import type {
-  ExitInfo,
-  Lease,
-  PoolEvent,
-  StartTiming,
-  StopReason,
-  Worker,
-  WorkerInfo,
-  WorkerPool,
-  WorkerSpec,
-} from './types.js'
+import type { ExitInfo, Lease, PoolEvent, StartTiming, StopReason, Worker, WorkerInfo, WorkerPool, WorkerSpec } from './types.js'
 
 export interface PoolDeps {
   config: PoolConfig
@@ -282,7 +272,16 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
     void worker.dispatcher.destroy()
     const error = describeCrash(exit, stderrTail, config.maxOldSpaceMb)
     log.warn({ orgId: worker.orgId, pluginId: worker.pluginId, gen: worker.gen, ...exit, error }, 'worker exited unexpectedly')
-    emit({ type: 'stopped', orgId: worker.orgId, pluginId: worker.pluginId, gen: worker.gen, reason: 'crashed', exit, error, superseded: false })
+    emit({
+      type: 'stopped',
+      orgId: worker.orgId,
+      pluginId: worker.pluginId,
+      gen: worker.gen,
+      reason: 'crashed',
+      exit,
+      error,
+      superseded: false,
+    })
   }
 
   // MAX_WORKERS and the per-org cap: evict the least recently used idle worker, or refuse.
@@ -342,13 +341,31 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
       if (s.state === 'ready' || s.state === 'stopping') {
         const w = s.worker
         infos.push({
-          orgId, pluginId, gen: s.gen, state: s.state, sdkVersion: w.sdkVersion, pid: w.pid, port: w.port,
-          startedAt: w.startedAt, lastActivityAt: w.lastActiveAt, inFlight: w.inFlight, lastError: null,
+          orgId,
+          pluginId,
+          gen: s.gen,
+          state: s.state,
+          sdkVersion: w.sdkVersion,
+          pid: w.pid,
+          port: w.port,
+          startedAt: w.startedAt,
+          lastActivityAt: w.lastActiveAt,
+          inFlight: w.inFlight,
+          lastError: null,
         })
       } else {
         infos.push({
-          orgId, pluginId, gen: s.gen, state: s.state, sdkVersion: null, pid: null, port: null, startedAt: null,
-          lastActivityAt: null, inFlight: 0, lastError: s.state === 'error' ? s.error.message : null,
+          orgId,
+          pluginId,
+          gen: s.gen,
+          state: s.state,
+          sdkVersion: null,
+          pid: null,
+          port: null,
+          startedAt: null,
+          lastActivityAt: null,
+          inFlight: 0,
+          lastError: s.state === 'error' ? s.error.message : null,
         })
       }
     }

@@ -210,7 +210,9 @@ describe('scanPlugins: invalid plugins are listed with their error', () => {
     const root = await tempRoot()
     await plugin(root, 'Bad.Name', v2Package(), built)
     const entries = await scanPlugins([root])
-    expect(entries).toEqual([{ ok: false, id: 'Bad.Name', dir: join(root, 'Bad.Name'), error: expect.stringMatching(/not a valid plugin id/) }])
+    expect(entries).toEqual([
+      { ok: false, id: 'Bad.Name', dir: join(root, 'Bad.Name'), error: expect.stringMatching(/not a valid plugin id/) },
+    ])
   })
 
   it('rejects both plugins when two directories hold the same id', async () => {

@@ -156,7 +156,10 @@ describe('plugin-gateway CLI against a real gateway', () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
     })
     // The first line, or the exit that came instead of it.
-    const first = await Promise.race([once(child.stdout!, 'data').then(([chunk]) => String(chunk)), exited.then((e) => `exited ${JSON.stringify(e)}`)])
+    const first = await Promise.race([
+      once(child.stdout!, 'data').then(([chunk]) => String(chunk)),
+      exited.then((e) => `exited ${JSON.stringify(e)}`),
+    ])
     const url = /^plugin-gateway listening on (http:\/\/127\.0\.0\.1:\d+)\n$/.exec(first)?.[1]
     expect([first, url]).toEqual([first, expect.any(String)])
 

@@ -122,10 +122,13 @@ describe('multi-instance on one libSQL file', () => {
     expect([viaOther.status, viaOther.headers.get('x-plugin-cold-start')]).toEqual([200, null])
     await viaOther.body?.cancel()
     expect((await allWorkers()).map((w) => w.pid)).toEqual([live?.pid])
-    await vi.waitFor(async () => expect(await instances.get('acme', 'ignores-sigterm')).toMatchObject({ runtimeState: 'ready', pid: live?.pid }), {
-      timeout: 2_000,
-      interval: 20,
-    })
+    await vi.waitFor(
+      async () => expect(await instances.get('acme', 'ignores-sigterm')).toMatchObject({ runtimeState: 'ready', pid: live?.pid }),
+      {
+        timeout: 2_000,
+        interval: 20,
+      },
+    )
   })
 
   it('lists the workers of every gateway from any of them, each with its gateway; ?scope=local lists its own', async () => {
@@ -141,17 +144,23 @@ describe('multi-instance on one libSQL file', () => {
 
     const all = await listing(gw2.url)
     const seen = all.workers.map((w) => [w.gatewayId, w.orgId, w.pid]).sort()
-    expect(seen).toEqual([['gw0', 'acme', acme], ['gw1', 'globex', globex]])
+    expect(seen).toEqual([
+      ['gw0', 'acme', acme],
+      ['gw1', 'globex', globex],
+    ])
     expect(all.unreachable).toEqual([])
     expect((await listing(gw2.url, '?scope=local')).workers).toEqual([])
     expect((await listing(gw0.url, '?scope=local')).workers.map((w) => w.pid)).toEqual([acme])
     // The operator CLI shows which gateway runs each worker.
     const { stdout } = await execFileAsync(process.execPath, [join(ROOT, 'dist', 'cli', 'main.js'), 'workers'], {
-      env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', GATEWAY_URL: gw2.url },
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', GATEWAY_URL: gw2.url },
     })
     const [header, ...rows] = stdout.trimEnd().split('\n')
     expect(header).toMatch(/^GATEWAY\s+ORG\s+PLUGIN\s+GEN\s+STATE\s+PID/)
-    expect(rows.map((r) => r.split(/\s+/).slice(0, 3)).sort()).toEqual([['gw0', 'acme', 'echo'], ['gw1', 'globex', 'echo']])
+    expect(rows.map((r) => r.split(/\s+/).slice(0, 3)).sort()).toEqual([
+      ['gw0', 'acme', 'echo'],
+      ['gw1', 'globex', 'echo'],
+    ])
     // Without the cluster secret nobody can read another gateway's list.
     expect((await fetch(`${gw0.url}/internal/workers`)).status).toBe(403)
 
@@ -187,13 +196,17 @@ describe('multi-instance on one libSQL file', () => {
     expect([bodyless.status, await bodyless.json()]).toEqual([200, expect.objectContaining({ id: '4' })])
     // With one (already streamed to gw0), it answers 503 + Retry-After, and has learnt: the retry lands.
     const post = (n: number) =>
-      fetch(`${gw1.url}/orgs/globex/plugins/echo/echo`, { method: 'POST', body: JSON.stringify({ n }), headers: { 'content-type': 'application/json' } })
+      fetch(`${gw1.url}/orgs/globex/plugins/echo/echo`, {
+        method: 'POST',
+        body: JSON.stringify({ n }),
+        headers: { 'content-type': 'application/json' },
+      })
     const refused = await post(1)
-    expect([refused.status, refused.headers.get('retry-after'), ((await refused.json()) as { error: { code: string } }).error.code]).toEqual([
-      503,
-      '1',
-      'NOT_OWNER',
-    ])
+    expect([
+      refused.status,
+      refused.headers.get('retry-after'),
+      ((await refused.json()) as { error: { code: string } }).error.code,
+    ]).toEqual([503, '1', 'NOT_OWNER'])
     const retried = await post(2)
     expect([retried.status, await retried.json()]).toEqual([200, expect.objectContaining({ body: { n: 2 } })])
     // Admin calls carried to the owner follow the change the same way.

@@ -7,7 +7,9 @@ describe('configuration from the environment', () => {
       expect(() => loadConfig({ [name]: '3000000000' })).toThrow(ConfigError)
       expect(() => loadConfig({ [name]: '3000000000' })).toThrow(new RegExp(`${name}: .*2147483647`))
     }
-    expect(() => loadConfig({ METADATA_BACKOFF_MS: '1000,3000000000' })).toThrow(/METADATA_BACKOFF_MS: each value must be at most 2147483647/)
+    expect(() => loadConfig({ METADATA_BACKOFF_MS: '1000,3000000000' })).toThrow(
+      /METADATA_BACKOFF_MS: each value must be at most 2147483647/,
+    )
     expect(loadConfig({ IDLE_TIMEOUT_MS: '2147483647' }).pool.idleMs).toBe(2_147_483_647)
   })
 })

@@ -52,10 +52,13 @@ describe('withBusyRetry', () => {
     let calls = 0
     const failure = Object.assign(new Error('constraint'), { code: 'SQLITE_CONSTRAINT' })
     await expect(
-      withBusyRetry(async () => {
-        calls++
-        throw failure
-      }, { clock }),
+      withBusyRetry(
+        async () => {
+          calls++
+          throw failure
+        },
+        { clock },
+      ),
     ).rejects.toBe(failure)
     expect(calls).toBe(1)
   })

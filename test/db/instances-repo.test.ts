@@ -65,7 +65,9 @@ describe('InstancesRepo', () => {
     expect(await instances.replaceSecrets('acme', 'echo', next, { config: {}, authState: null })).toBeUndefined()
     expect(await instances.get('acme', 'echo')).toMatchObject({ config: next.config, authState: null })
 
-    expect(await instances.replaceSecrets('acme', 'echo', { config: next.config, authState: null }, { config: { a: 'x' }, authState: null })).toMatchObject({
+    expect(
+      await instances.replaceSecrets('acme', 'echo', { config: next.config, authState: null }, { config: { a: 'x' }, authState: null }),
+    ).toMatchObject({
       config: { a: 'x' },
     })
     expect(await instances.replaceSecrets('nobody', 'echo', stale, next)).toBeUndefined()

@@ -8,9 +8,8 @@ import { findMigrationsFolder, localFilePath, openDatabase } from '../../src/db/
 import { openTempDb, tempDir } from './harness.js'
 
 // One row per migration file in drizzle/meta/_journal.json: each applied exactly once.
-const MIGRATIONS = (
-  JSON.parse(readFileSync(join(findMigrationsFolder(), 'meta', '_journal.json'), 'utf8')) as { entries: unknown[] }
-).entries.length
+const MIGRATIONS = (JSON.parse(readFileSync(join(findMigrationsFolder(), 'meta', '_journal.json'), 'utf8')) as { entries: unknown[] })
+  .entries.length
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 
@@ -35,9 +34,7 @@ describe('openDatabase', () => {
     const dir = await tempDir()
     const url = `file:${join(dir, 'gateway.db')}`
     const first = await openDatabase({ url, log: silentLogger })
-    await first.client.execute(
-      "insert into plugin_instances (org_id, plugin_id, created_at, updated_at) values ('acme', 'echo', 1, 1)",
-    )
+    await first.client.execute("insert into plugin_instances (org_id, plugin_id, created_at, updated_at) values ('acme', 'echo', 1, 1)")
     first.close()
     first.close() // idempotent
 

@@ -31,7 +31,9 @@ describe('edge entry (wrangler bundle in miniflare) in front of a real Node gate
     })
     expect(res.status).toBe(200)
     expect(res.headers.get('x-plugin-cold-start')).toBe('1')
-    expect(res.headers.get('server-timing')).toMatch(/^cold;dur=[\d.]+, queue;dur=[\d.]+, spawn;dur=[\d.]+, ready;dur=[\d.]+, metadata;dur=[\d.]+, proxy;dur=[\d.]+$/)
+    expect(res.headers.get('server-timing')).toMatch(
+      /^cold;dur=[\d.]+, queue;dur=[\d.]+, spawn;dur=[\d.]+, ready;dur=[\d.]+, metadata;dur=[\d.]+, proxy;dur=[\d.]+$/,
+    )
     expect(res.headers.get('x-request-id')).toBe('edge-req-1')
     const body = (await res.json()) as { prefix: string; path: string; query: object; body: object; headers: Record<string, string> }
     expect(body).toMatchObject({ prefix: 'edge', path: '/echo', query: { via: 'edge' }, body: { hello: 'edge' } })
@@ -68,7 +70,16 @@ describe('edge entry (wrangler bundle in miniflare) in front of a real Node gate
     await t.enable('acme', 'echo')
     const { mf } = await startEdge(t.url)
 
-    for (const path of ['/metadata', '/health', '/HEALTH', '/%6detadata', '/disable', '/validate-auth', '/config-update', '/mcp/list-tools']) {
+    for (const path of [
+      '/metadata',
+      '/health',
+      '/HEALTH',
+      '/%6detadata',
+      '/disable',
+      '/validate-auth',
+      '/config-update',
+      '/mcp/list-tools',
+    ]) {
       const res = await mf.dispatchFetch(`${EDGE}/orgs/acme/plugins/echo${path}`, { method: path === '/metadata' ? 'GET' : 'POST' })
       expect({ path, status: res.status, body: await res.json() }).toEqual({
         path,

@@ -152,12 +152,14 @@ describe('capacity', () => {
     expect(calm.status).toBe(200)
     await calm.body?.cancel()
 
-    const statuses = await Promise.all(storm.map(async (p) => {
-      const res = await p
-      if (res.status === 429) expect(res.headers.get('retry-after')).not.toBeNull()
-      await res.body?.cancel()
-      return res.status
-    }))
+    const statuses = await Promise.all(
+      storm.map(async (p) => {
+        const res = await p
+        if (res.status === 429) expect(res.headers.get('retry-after')).not.toBeNull()
+        await res.body?.cancel()
+        return res.status
+      }),
+    )
     expect(statuses.filter((s) => s === 200)).toHaveLength(5)
     expect(statuses.filter((s) => s === 429)).toHaveLength(3)
   })
@@ -169,14 +171,20 @@ describe('bad input at the edge', () => {
     await t.enable('acme', 'echo')
     const { hostname, port } = new URL(t.url)
     const status = await new Promise<number>((resolve, reject) => {
-      const req = httpRequest({
-        hostname, port, method: 'POST', path: '/orgs/acme/plugins/echo/raw',
-        headers: { 'content-type': 'application/octet-stream', 'content-length': String(100 * 1024 * 1024) },
-      }, (res) => {
-        res.resume()
-        resolve(res.statusCode ?? 0)
-        req.destroy()
-      })
+      const req = httpRequest(
+        {
+          hostname,
+          port,
+          method: 'POST',
+          path: '/orgs/acme/plugins/echo/raw',
+          headers: { 'content-type': 'application/octet-stream', 'content-length': String(100 * 1024 * 1024) },
+        },
+        (res) => {
+          res.resume()
+          resolve(res.statusCode ?? 0)
+          req.destroy()
+        },
+      )
       req.on('error', (err: NodeJS.ErrnoException) => (err.code === 'ECONNRESET' ? undefined : reject(err)))
       req.write(Buffer.alloc(2048)) // far less than declared: the answer cannot depend on the rest
     })

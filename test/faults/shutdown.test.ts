@@ -41,14 +41,19 @@ describe('gateway shutdown', () => {
         // Back to back: the connection is idle only for moments between an answer and the next request.
         statuses.push(
           await request(`${gw.url}/healthz`, { dispatcher: agent }).then(
-            async (r) => (await r.body.dump(), r.statusCode),
+            async (r) => {
+              await r.body.dump()
+              return r.statusCode
+            },
             () => 'closed',
           ),
         )
       }
       await agent.close()
     })()
-    onTestFinished(() => void (polling = false)) // however the test ends, the client stops
+    onTestFinished(() => {
+      polling = false
+    }) // however the test ends, the client stops
     await vi.waitFor(() => expect(statuses.length).toBeGreaterThan(3), { timeout: 10_000, interval: 20 })
 
     gw.proc.child.kill('SIGTERM')
@@ -92,14 +97,20 @@ describe('gateway shutdown', () => {
     await Promise.all([gone(ourPid), gone(legacyPid), gone(deafPid)])
   })
 
-  it('leaves a running gateway\'s workers and rows alone when a second one is started on its database by mistake', async () => {
+  it("leaves a running gateway's workers and rows alone when a second one is started on its database by mistake", async () => {
     const dir = await tempDir()
     // A runner that ignores its parent: exactly the kind of worker start-up recovery kills as an orphan.
     const env = { RUNNER_COMMAND: `env node ${DEAF_RUNNER}` }
     // Started as `npm start` does: `node dist/node/main.js`, a path relative to the gateway's cwd.
     const firstProc = spawnNode(['dist/node/main.js'], {
       cwd: ROOT,
-      env: workerEnv({ PORT: '0', DATABASE_URL: `file:${join(dir, 'gateway.db')}`, PLUGINS_DIR: join(ROOT, 'examples', 'plugins'), LOG_LEVEL: 'silent', ...env }),
+      env: workerEnv({
+        PORT: '0',
+        DATABASE_URL: `file:${join(dir, 'gateway.db')}`,
+        PLUGINS_DIR: join(ROOT, 'examples', 'plugins'),
+        LOG_LEVEL: 'silent',
+        ...env,
+      }),
     })
     onTestFinished(async () => {
       firstProc.child.kill('SIGTERM') // it stops its own workers (this runner ignores a dead parent)
@@ -111,7 +122,13 @@ describe('gateway shutdown', () => {
 
     // On its port: refused in one line, before anything is served.
     const samePort = spawnNode([join(ROOT, 'dist', 'node', 'main.js')], {
-      env: workerEnv({ PORT: new URL(first.url).port, DATABASE_URL: `file:${join(dir, 'gateway.db')}`, PLUGINS_DIR: join(ROOT, 'examples', 'plugins'), LOG_LEVEL: 'silent', ...env }),
+      env: workerEnv({
+        PORT: new URL(first.url).port,
+        DATABASE_URL: `file:${join(dir, 'gateway.db')}`,
+        PLUGINS_DIR: join(ROOT, 'examples', 'plugins'),
+        LOG_LEVEL: 'silent',
+        ...env,
+      }),
     })
     expect(await samePort.exited).toEqual({ code: 1, signal: null })
     expect(samePort.stderr()).toMatch(/^plugin-gateway: cannot start \(LISTEN_FAILED\): 127\.0\.0\.1:\d+ is already in use/)

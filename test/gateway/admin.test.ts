@@ -9,7 +9,13 @@ describe('admin API', () => {
     const { status, body } = await t.admin('GET', '/plugins')
     expect(status).toBe(200)
     const byId = new Map(body.plugins.map((p: { id: string }) => [p.id, p]))
-    expect(byId.get('echo')).toMatchObject({ name: 'hay-plugin-echo', version: '1.0.0', sdkVersion: 'v2', metadataState: 'missing', valid: true })
+    expect(byId.get('echo')).toMatchObject({
+      name: 'hay-plugin-echo',
+      version: '1.0.0',
+      sdkVersion: 'v2',
+      metadataState: 'missing',
+      valid: true,
+    })
     expect(byId.get('bad-manifest')).toMatchObject({ valid: false, error: expect.any(String) })
   })
 
@@ -137,7 +143,10 @@ describe('admin API', () => {
     const t = await startTestGateway()
     await t.enable('acme', 'echo')
     const started = await t.admin('POST', '/orgs/acme/plugins/echo/start')
-    expect(started).toMatchObject({ status: 200, body: { worker: { orgId: 'acme', pluginId: 'echo', state: 'ready', sdkVersion: 'v2', inFlight: 0 } } })
+    expect(started).toMatchObject({
+      status: 200,
+      body: { worker: { orgId: 'acme', pluginId: 'echo', state: 'ready', sdkVersion: 'v2', inFlight: 0 } },
+    })
     expect(started.body.worker.pid).toBe(t.spawned[0]?.pid)
 
     const { body } = await t.admin('GET', '/workers')

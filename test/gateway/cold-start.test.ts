@@ -39,7 +39,9 @@ describe('lazy start on first hit', () => {
 
     const cold = await fetch(`${t.url}/orgs/acme/plugins/echo/items/1`)
     expect(cold.headers.get('x-plugin-cold-start')).toBe('1')
-    expect(cold.headers.get('server-timing')).toMatch(/cold;dur=[\d.]+, queue;dur=[\d.]+, spawn;dur=[\d.]+, ready;dur=[\d.]+, metadata;dur=[\d.]+, proxy;dur=[\d.]+/)
+    expect(cold.headers.get('server-timing')).toMatch(
+      /cold;dur=[\d.]+, queue;dur=[\d.]+, spawn;dur=[\d.]+, ready;dur=[\d.]+, metadata;dur=[\d.]+, proxy;dur=[\d.]+/,
+    )
     await cold.body?.cancel()
 
     const warm = await fetch(`${t.url}/orgs/acme/plugins/echo/items/2`)
@@ -54,9 +56,7 @@ describe('lazy start on first hit', () => {
     const t = await startTestGateway()
     await t.enable('acme', 'echo')
 
-    const responses = await Promise.all(
-      Array.from({ length: 100 }, (_, i) => fetch(`${t.url}/orgs/acme/plugins/echo/items/${i}`)),
-    )
+    const responses = await Promise.all(Array.from({ length: 100 }, (_, i) => fetch(`${t.url}/orgs/acme/plugins/echo/items/${i}`)))
     const bodies = await Promise.all(responses.map((r) => r.json() as Promise<{ id: string }>))
     expect(responses.map((r) => r.status)).toEqual(Array(100).fill(200))
     expect(bodies.map((b) => b.id)).toEqual(Array.from({ length: 100 }, (_, i) => String(i)))

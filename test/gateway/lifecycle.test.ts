@@ -123,9 +123,15 @@ describe('metadata cache', () => {
     const t = await startTestGateway({ pluginDirs: [pluginsDir], dir })
     const res = await fetch(`${t.url}/orgs/acme/plugins/echo/items/1`)
     expect([res.status, await res.json()]).toEqual([200, expect.objectContaining({ id: '1' })])
-    expect(await t.pluginRow('echo')).toMatchObject({ metadataState: 'fresh', metadata: expect.objectContaining({ routes: expect.any(Array) }) })
+    expect(await t.pluginRow('echo')).toMatchObject({
+      metadataState: 'fresh',
+      metadata: expect.objectContaining({ routes: expect.any(Array) }),
+    })
     const { body } = await t.admin('GET', '/plugins')
-    expect(body.plugins.find((p: { id: string }) => p.id === 'webhook')).toMatchObject({ valid: false, error: expect.stringMatching(/stored row cannot be read/) })
+    expect(body.plugins.find((p: { id: string }) => p.id === 'webhook')).toMatchObject({
+      valid: false,
+      error: expect.stringMatching(/stored row cannot be read/),
+    })
   })
 
   it('does not fetch metadata again for a fresh plugin when its worker restarts', async () => {
@@ -219,4 +225,3 @@ describe('legacy v1 plugins', () => {
 async function waitUntil(predicate: () => boolean): Promise<void> {
   while (!predicate()) await new Promise((resolve) => setImmediate(resolve))
 }
-

@@ -42,7 +42,7 @@ describe('prewarmed runners', () => {
       const res = await fetch(`${t.url}/orgs/acme/plugins/env-probe/env`)
       expect(res.status).toBe(200)
       const body = (await res.json()) as { keys: string[]; env: Record<string, string> }
-      return { keys: body.keys, allowed: body.env['PROBE_ALLOWED'], org: JSON.parse(body.env['HAY_ORG_CONFIG'] ?? '{}').org }
+      return { keys: body.keys, allowed: body.env.PROBE_ALLOWED, org: JSON.parse(body.env.HAY_ORG_CONFIG ?? '{}').org }
     }
     const [a, b] = [await probe(warm), await probe(fresh)]
     expect(isPrewarmed(warm.spawned[0]!.spawnargs)).toBe(true)
@@ -63,7 +63,7 @@ describe('prewarmed runners', () => {
     await t.enable('acme', 'env-boot')
     const res = await fetch(`${t.url}/orgs/acme/plugins/env-boot/env`)
     const body = (await res.json()) as { env: Record<string, string> }
-    expect([res.status, body.env['NODE_OPTIONS']]).toEqual([200, '--no-deprecation'])
+    expect([res.status, body.env.NODE_OPTIONS]).toEqual([200, '--no-deprecation'])
     expect(t.spawned.map((c) => isPrewarmed(c.spawnargs))).toEqual([true, false])
     expect(t.gw.pool.prewarmed()).toBe(1) // still waiting for a worker it can become
   })

@@ -71,7 +71,7 @@ describe('streaming proxy', () => {
     expect(echoed.headers['x-forwarded-for']).toMatch(/127\.0\.0\.1/)
   })
 
-  it('sets x-forwarded-proto/host itself, keeping a client\'s only with TRUST_FORWARDED', async () => {
+  it("sets x-forwarded-proto/host itself, keeping a client's only with TRUST_FORWARDED", async () => {
     const headers = { 'content-type': 'application/json', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'plugins.example.com' }
     const seen = async (env: Record<string, string>) => {
       const t = await startTestGateway({ env })
@@ -82,7 +82,10 @@ describe('streaming proxy', () => {
     const untrusted = await seen({})
     expect(untrusted['x-forwarded-proto']).toBe('http')
     expect(untrusted['x-forwarded-host']).toMatch(/^127\.0\.0\.1:\d+$/)
-    expect(await seen({ TRUST_FORWARDED: 'true' })).toMatchObject({ 'x-forwarded-proto': 'https', 'x-forwarded-host': 'plugins.example.com' })
+    expect(await seen({ TRUST_FORWARDED: 'true' })).toMatchObject({
+      'x-forwarded-proto': 'https',
+      'x-forwarded-host': 'plugins.example.com',
+    })
   })
 
   it('answers 404 for undeclared routes without starting a worker once metadata is known', async () => {
@@ -103,8 +106,19 @@ describe('streaming proxy', () => {
     const t = await startTestGateway()
     await t.enable('acme', 'echo')
     const paths = [
-      '/health', '/metadata', '/disable', '/validate-auth', '/config-update', '/mcp/list-tools', '/mcp/call-tool',
-      '/%6detadata', '/METADATA', '/items/../metadata', '/items/%2e%2e/metadata', '/items/%2E%2E/disable', '/./health',
+      '/health',
+      '/metadata',
+      '/disable',
+      '/validate-auth',
+      '/config-update',
+      '/mcp/list-tools',
+      '/mcp/call-tool',
+      '/%6detadata',
+      '/METADATA',
+      '/items/../metadata',
+      '/items/%2e%2e/metadata',
+      '/items/%2E%2E/disable',
+      '/./health',
     ]
     for (const p of paths) {
       const method = p.includes('disable') || p.includes('call-tool') ? 'POST' : 'GET'
@@ -116,7 +130,7 @@ describe('streaming proxy', () => {
     }
   })
 
-  it('refuses the runner\'s control paths even where a declared catch-all route would match them', async () => {
+  it("refuses the runner's control paths even where a declared catch-all route would match them", async () => {
     const t = await startTestGateway()
     await t.enable('acme', 'env-probe')
     const post = (path: string) => fetch(`${t.url}/orgs/acme/plugins/env-probe${path}`, { method: 'POST', body: '{}' })

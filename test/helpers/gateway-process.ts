@@ -30,7 +30,9 @@ export async function startGatewayProcess(dir: string, env: Record<string, strin
     }
   })
   await proc.waitForStdout('listening on ').catch((err: Error) => {
-    throw new Error(`${err.message} (exit ${proc.child.exitCode} ${proc.child.signalCode})\n--- gateway stderr ---\n${proc.stderr()}\n--- stdout ---\n${proc.stdout()}`)
+    throw new Error(
+      `${err.message} (exit ${proc.child.exitCode} ${proc.child.signalCode})\n--- gateway stderr ---\n${proc.stderr()}\n--- stdout ---\n${proc.stdout()}`,
+    )
   })
   const url = /listening on (\S+)/.exec(proc.stdout())?.[1] ?? ''
   return { proc, url }

@@ -25,6 +25,7 @@ export interface TestGateway {
   spawned: ChildProcess[]
   /** Whose worker each spawn was, in the same order: the org from HAY_ORG_CONFIG, the plugin dir's name. */
   spawnedFor: Array<{ orgId: string; pluginId: string }>
+  // biome-ignore lint/suspicious/noExplicitAny: tests read whatever JSON the admin API answers
   admin(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }>
   enable(orgId: string, pluginId: string, config?: Record<string, unknown>): Promise<void>
   /** Reads the instance row from the database file itself, after flushing pending writes. */
@@ -93,7 +94,7 @@ export async function startTestGateway(opts: TestGatewayOptions = {}): Promise<T
   const spawned: ChildProcess[] = []
   const spawnedFor: Array<{ orgId: string; pluginId: string }> = []
   const countingSpawn = ((command: string, args: readonly string[], options: { cwd?: string; env?: Record<string, string> }) => {
-    const orgConfig = JSON.parse(options.env?.['HAY_ORG_CONFIG'] ?? '{}') as { org?: { id?: string } }
+    const orgConfig = JSON.parse(options.env?.HAY_ORG_CONFIG ?? '{}') as { org?: { id?: string } }
     spawnedFor.push({ orgId: orgConfig.org?.id ?? '?', pluginId: basename(options.cwd ?? '?') })
     const child = spawn(command, args, options)
     spawned.push(child)

@@ -34,7 +34,14 @@ export function rawRequest(options: {
 }): Promise<RawReply> {
   return new Promise((resolvePromise, reject) => {
     const req = request(
-      { host: options.host ?? '127.0.0.1', port: options.port, method: options.method ?? 'GET', path: options.path, headers: options.headers, agent: false },
+      {
+        host: options.host ?? '127.0.0.1',
+        port: options.port,
+        method: options.method ?? 'GET',
+        path: options.path,
+        headers: options.headers,
+        agent: false,
+      },
       (res) => {
         const chunks: Buffer[] = []
         res.on('data', (c: Buffer) => chunks.push(c))

@@ -33,10 +33,10 @@ const live = new Set<ChildProcess>()
 /** The contract's minimal worker environment (CONTRACT.md §2) plus `extra`. */
 export function workerEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {
-    PATH: process.env['PATH'],
+    PATH: process.env.PATH,
     NODE_ENV: 'test',
-    HOME: process.env['HOME'],
-    TMPDIR: process.env['TMPDIR'] ?? '/tmp',
+    HOME: process.env.HOME,
+    TMPDIR: process.env.TMPDIR ?? '/tmp',
   }
   for (const [key, value] of Object.entries(extra)) if (value !== undefined) env[key] = value
   return env

@@ -61,7 +61,11 @@ describe('fetchMetadata', () => {
     const peer = await startPeer(() => 'hang')
 
     const result = fetchMetadata({ port: peer.port, clock })
-    for (const [n, backoffMs] of [[1, 1_000], [2, 2_000], [3, 0]] as const) {
+    for (const [n, backoffMs] of [
+      [1, 1_000],
+      [2, 2_000],
+      [3, 0],
+    ] as const) {
       await peer.received(n) // the request is in the server's hands, unanswered
       await elapse(clock, 5_000)
       if (backoffMs > 0) await elapse(clock, backoffMs)
@@ -83,7 +87,10 @@ describe('fetchMetadata', () => {
 
   it('refuses a declared route the gateway could not match (a broken {regex} part) as invalid metadata', async () => {
     const clock = createManualClock()
-    const routes = [{ method: 'GET', path: '/items/:id{\\d+}' }, { method: 'GET', path: '/:id{[}' }]
+    const routes = [
+      { method: 'GET', path: '/items/:id{\\d+}' },
+      { method: 'GET', path: '/:id{[}' },
+    ]
     const peer = await startPeer(() => json({ ...goodMetadata, routes }))
 
     const outcome = await fetchMetadata({ port: peer.port, clock, attempts: 1 })

@@ -145,7 +145,10 @@ describe('MetadataService.ensureFresh', () => {
     await plugins.syncFromCatalog(legacy)
 
     expect(await metadata.markStale('legacy')).toMatchObject({ metadataState: 'fresh' })
-    expect(await metadata.ensureFresh('legacy', peer.port, legacy.checksum)).toMatchObject({ metadataState: 'fresh', metadata: goodMetadata })
+    expect(await metadata.ensureFresh('legacy', peer.port, legacy.checksum)).toMatchObject({
+      metadataState: 'fresh',
+      metadata: goodMetadata,
+    })
     expect(peer.requests()).toBe(0)
   })
 

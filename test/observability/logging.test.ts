@@ -55,8 +55,8 @@ describe('request logging on a real gateway', () => {
     const boom = await fetch(`${t.url}/orgs/acme/plugins/echo/boom`)
     await boom.arrayBuffer()
 
-    const requests = records().filter((r) => r['msg'] === 'request')
-    expect(requests.find((r) => r['requestId'] === 'req-log-1')).toEqual({
+    const requests = records().filter((r) => r.msg === 'request')
+    expect(requests.find((r) => r.requestId === 'req-log-1')).toEqual({
       level: 20,
       time: expect.any(Number),
       service: 'plugin-gateway',
@@ -67,7 +67,7 @@ describe('request logging on a real gateway', () => {
       requestId: 'req-log-1',
       msg: 'request',
     })
-    expect(requests.find((r) => r['path'] === '/orgs/acme/plugins/echo/boom')).toMatchObject({
+    expect(requests.find((r) => r.path === '/orgs/acme/plugins/echo/boom')).toMatchObject({
       status: 500, // what the plugin sent, not the proxy's placeholder
       requestId: boom.headers.get('x-request-id'),
     })
@@ -88,11 +88,15 @@ describe('request logging on a real gateway', () => {
     expect(answered.status).toBe(200)
     await answered.body?.cancel()
     await t.gw.pool.stop('acme', 'slow-start')
-    const byPath = records().filter((r) => r['path'] === '/orgs/acme/plugins/slow-start/ping')
-    expect(byPath.map((r) => [r['msg'], r['status'] ?? r['code']])).toEqual(
-      expect.arrayContaining([['request refused', 'CLIENT_CLOSED'], ['request', 499], ['request', 200]]),
+    const byPath = records().filter((r) => r.path === '/orgs/acme/plugins/slow-start/ping')
+    expect(byPath.map((r) => [r.msg, r.status ?? r.code])).toEqual(
+      expect.arrayContaining([
+        ['request refused', 'CLIENT_CLOSED'],
+        ['request', 499],
+        ['request', 200],
+      ]),
     )
-    expect(records().filter((r) => (r['level'] as number) >= 50)).toEqual([])
+    expect(records().filter((r) => (r.level as number) >= 50)).toEqual([])
     expect(t.spawned).toHaveLength(1)
   })
 

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { EXAMPLES_DIR, FIXTURES_DIR, ROOT, startTestGateway, type TestGateway } from '../helpers/gateway.js'
-import { valueOf } from './prom-text.js'
+import { sampleValue } from './prom-text.js'
 
 const P = 'plugin_gateway_'
 const TOKEN = 'metrics-admin-token-0123456789'
@@ -46,23 +46,23 @@ describe('GET /metrics on a real gateway', () => {
     expect((await drain(await fetch(`${t.url}/orgs/acme/plugins/echo/boom`))).status).toBe(500) // the plugin's own 500
 
     let m = await scrape(t, TOKEN)
-    expect(valueOf(m, `${P}worker_spawns_total`)).toBe(1)
+    expect(sampleValue(m, `${P}worker_spawns_total`)).toBe(1)
     for (const phase of ['queue', 'spawn', 'ready', 'metadata', 'total']) {
-      expect({ phase, count: valueOf(m, `${P}cold_start_duration_seconds_count`, { phase }) }).toEqual({ phase, count: 1 })
+      expect({ phase, count: sampleValue(m, `${P}cold_start_duration_seconds_count`, { phase }) }).toEqual({ phase, count: 1 })
     }
-    expect(valueOf(m, `${P}proxy_duration_seconds_count`, { cold: 'true' })).toBe(1)
-    expect(valueOf(m, `${P}proxy_duration_seconds_count`, { cold: 'false' })).toBe(3)
-    expect(valueOf(m, `${P}http_requests_total`, { route: 'proxy', status: '200' })).toBe(2)
-    expect(valueOf(m, `${P}http_requests_total`, { route: 'proxy', status: '404' })).toBe(1)
-    expect(valueOf(m, `${P}http_requests_total`, { route: 'proxy', status: '500' })).toBe(1)
-    expect(valueOf(m, `${P}workers`, { state: 'ready' })).toBe(1)
-    expect(valueOf(m, `${P}queue_depth`)).toBe(0)
+    expect(sampleValue(m, `${P}proxy_duration_seconds_count`, { cold: 'true' })).toBe(1)
+    expect(sampleValue(m, `${P}proxy_duration_seconds_count`, { cold: 'false' })).toBe(3)
+    expect(sampleValue(m, `${P}http_requests_total`, { route: 'proxy', status: '200' })).toBe(2)
+    expect(sampleValue(m, `${P}http_requests_total`, { route: 'proxy', status: '404' })).toBe(1)
+    expect(sampleValue(m, `${P}http_requests_total`, { route: 'proxy', status: '500' })).toBe(1)
+    expect(sampleValue(m, `${P}workers`, { state: 'ready' })).toBe(1)
+    expect(sampleValue(m, `${P}queue_depth`)).toBe(0)
 
     expect((await t.admin('POST', '/orgs/acme/plugins/echo/stop')).status).toBe(200)
     m = await scrape(t, TOKEN)
-    expect(valueOf(m, `${P}workers`, { state: 'ready' })).toBe(0)
-    expect(valueOf(m, `${P}worker_stops_total`, { reason: 'admin' })).toBe(1)
-    expect(valueOf(m, `${P}http_requests_total`, { route: 'admin', status: '200' })).toBeGreaterThanOrEqual(2)
+    expect(sampleValue(m, `${P}workers`, { state: 'ready' })).toBe(0)
+    expect(sampleValue(m, `${P}worker_stops_total`, { reason: 'admin' })).toBe(1)
+    expect(sampleValue(m, `${P}http_requests_total`, { route: 'admin', status: '200' })).toBeGreaterThanOrEqual(2)
   })
 
   it('counts a crash, then the restart the next request causes', async () => {
@@ -72,14 +72,14 @@ describe('GET /metrics on a real gateway', () => {
     const crashed = await fetch(`${t.url}/orgs/acme/plugins/crash-mid-request/crash`)
     expect(crashed.status).toBeGreaterThanOrEqual(500)
     await drain(crashed)
-    await vi.waitFor(async () => expect(valueOf(await scrape(t), `${P}worker_crashes_total`)).toBe(1), WAIT)
+    await vi.waitFor(async () => expect(sampleValue(await scrape(t), `${P}worker_crashes_total`)).toBe(1), WAIT)
 
     const again = await drain(await fetch(`${t.url}/orgs/acme/plugins/crash-mid-request/ping`))
     expect(again.status).toBe(200)
     const m = await scrape(t)
-    expect(valueOf(m, `${P}worker_restarts_total`)).toBe(1)
-    expect(valueOf(m, `${P}worker_spawns_total`)).toBe(2)
-    expect(valueOf(m, `${P}worker_stops_total`, { reason: 'crashed' })).toBe(1)
+    expect(sampleValue(m, `${P}worker_restarts_total`)).toBe(1)
+    expect(sampleValue(m, `${P}worker_spawns_total`)).toBe(2)
+    expect(sampleValue(m, `${P}worker_stops_total`, { reason: 'crashed' })).toBe(1)
   })
 
   it('counts an eviction under MAX_WORKERS', async () => {
@@ -88,10 +88,10 @@ describe('GET /metrics on a real gateway', () => {
     await t.enable('globex', 'echo')
     await drain(await fetch(`${t.url}/orgs/acme/plugins/echo/items/1`))
     await drain(await fetch(`${t.url}/orgs/globex/plugins/echo/items/1`))
-    await vi.waitFor(async () => expect(valueOf(await scrape(t), `${P}worker_stops_total`, { reason: 'evicted' })).toBe(1), WAIT)
+    await vi.waitFor(async () => expect(sampleValue(await scrape(t), `${P}worker_stops_total`, { reason: 'evicted' })).toBe(1), WAIT)
     const m = await scrape(t)
-    expect(valueOf(m, `${P}worker_evictions_total`)).toBe(1)
-    expect(valueOf(m, `${P}workers`, { state: 'ready' })).toBe(1)
+    expect(sampleValue(m, `${P}worker_evictions_total`)).toBe(1)
+    expect(sampleValue(m, `${P}workers`, { state: 'ready' })).toBe(1)
   })
 
   it('shows requests queued behind a cold start while it lasts', async () => {
@@ -113,8 +113,8 @@ describe('GET /metrics on a real gateway', () => {
 
     const pending = [1, 2, 3].map(() => fetch(`${t.url}/orgs/acme/plugins/gated-start/ping`))
     await gateReached
-    await vi.waitFor(async () => expect(valueOf(await scrape(t), `${P}queue_depth`)).toBe(3), WAIT)
-    expect(valueOf(await scrape(t), `${P}workers`, { state: 'starting' })).toBe(1)
+    await vi.waitFor(async () => expect(sampleValue(await scrape(t), `${P}queue_depth`)).toBe(3), WAIT)
+    expect(sampleValue(await scrape(t), `${P}workers`, { state: 'starting' })).toBe(1)
 
     for (const res of held.splice(0)) res.end('go')
     const responses = await Promise.all(pending.map(async (p) => drain(await p)))
@@ -124,8 +124,8 @@ describe('GET /metrics on a real gateway', () => {
       [200, '1'],
     ])
     const m = await scrape(t)
-    expect(valueOf(m, `${P}queue_depth`)).toBe(0)
-    expect(valueOf(m, `${P}cold_start_duration_seconds_count`, { phase: 'queue' })).toBe(3)
-    expect(valueOf(m, `${P}cold_start_duration_seconds_count`, { phase: 'spawn' })).toBe(1)
+    expect(sampleValue(m, `${P}queue_depth`)).toBe(0)
+    expect(sampleValue(m, `${P}cold_start_duration_seconds_count`, { phase: 'queue' })).toBe(3)
+    expect(sampleValue(m, `${P}cold_start_duration_seconds_count`, { phase: 'spawn' })).toBe(1)
   })
 })

@@ -18,7 +18,7 @@ export function parseSamples(text: string): Sample[] {
 }
 
 /** The value of the one sample with this name whose labels include `labels`; undefined when absent. */
-export function valueOf(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+export function sampleValue(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
   const hits = parseSamples(text).filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))
   if (hits.length > 1) throw new Error(`${hits.length} samples match ${name} ${JSON.stringify(labels)}`)
   return hits[0]?.value

@@ -17,7 +17,11 @@ describe('requestUrl', () => {
       fc.stringMatching(/^[\w.~!$&'()*+,;=:@%-]{0,6}$/),
     )
     const target = fc
-      .tuple(fc.array(segment, { maxLength: 8 }), fc.option(fc.stringMatching(/^[\w=&%.?/-]{0,8}$/)), fc.option(fc.stringMatching(/^\w{0,4}$/)))
+      .tuple(
+        fc.array(segment, { maxLength: 8 }),
+        fc.option(fc.stringMatching(/^[\w=&%.?/-]{0,8}$/)),
+        fc.option(fc.stringMatching(/^\w{0,4}$/)),
+      )
       .map(([segs, query, hash]) => `/${segs.join('/')}${query === null ? '' : `?${query}`}${hash === null ? '' : `#${hash}`}`)
     const host = fc.constantFrom('127.0.0.1:8787', 'localhost', 'example.com:80', '[::1]:9000', 'gw.test')
     fc.assert(

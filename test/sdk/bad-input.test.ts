@@ -10,7 +10,10 @@ const echo = join(EXAMPLES_DIR, 'echo')
 async function failure(options: Parameters<typeof spawnRunner>[0]): Promise<{ code: number | null; reason: string | undefined }> {
   const runner = spawnRunner(options)
   const exit = await runner.exited
-  const line = runner.stderr().split('\n').find((l) => l.startsWith('plugin-runner: '))
+  const line = runner
+    .stderr()
+    .split('\n')
+    .find((l) => l.startsWith('plugin-runner: '))
   return { code: exit.code, reason: line?.match(/^plugin-runner: (?:init|runtime) failed: ([A-Z_]+): /)?.[1] }
 }
 

@@ -72,7 +72,13 @@ describe('runner with the echo example', () => {
   it('keeps rawBody byte-identical even when the body is parsed as JSON', async () => {
     const runner = await startRunner({ pluginDir })
     const sent = Buffer.from('{"z":1,   "a":  [ 1,2 ] }\n\n')
-    const reply = await rawRequest({ port: runner.port, method: 'POST', path: '/raw', headers: { 'content-type': 'application/json' }, body: sent })
+    const reply = await rawRequest({
+      port: runner.port,
+      method: 'POST',
+      path: '/raw',
+      headers: { 'content-type': 'application/json' },
+      body: sent,
+    })
     expect(reply.body.equals(sent)).toBe(true)
   })
 
@@ -91,7 +97,12 @@ describe('runner with the echo example', () => {
 
   it('answers unknown paths and methods with a 404 JSON error', async () => {
     const runner = await startRunner({ pluginDir })
-    for (const [method, path] of [['GET', '/nope'], ['GET', '/echo'], ['DELETE', '/items/1'], ['GET', '/disable']] as const) {
+    for (const [method, path] of [
+      ['GET', '/nope'],
+      ['GET', '/echo'],
+      ['DELETE', '/items/1'],
+      ['GET', '/disable'],
+    ] as const) {
       const reply = await fetchJson<{ error: { code: string } }>(runner.url(path), { method })
       expect(reply.status, `${method} ${path}`).toBe(404)
       expect(reply.body.error.code).toBe('NOT_FOUND')
@@ -113,7 +124,7 @@ describe('runner with the echo example', () => {
     const runner = await startRunner({ pluginDir })
     const reply = await rawRequest({ port: runner.port, method: 'POST', path: '/raw', body: Buffer.alloc(5 * 1024 * 1024 + 1) })
     expect(reply.status).toBe(413)
-    expect(reply.headers['connection']).toBe('close')
+    expect(reply.headers.connection).toBe('close')
     expect(JSON.parse(reply.body.toString()).error.code).toBe('PAYLOAD_TOO_LARGE')
   })
 
@@ -126,7 +137,10 @@ describe('runner with the echo example', () => {
 
   it('applies POST /config-update so routes read the new values', async () => {
     const runner = await startRunner({ pluginDir, config: { prefix: 'old' } })
-    expect(await postJson(runner.url('/config-update'), { config: { prefix: 'new' } })).toMatchObject({ status: 200, body: { success: true } })
+    expect(await postJson(runner.url('/config-update'), { config: { prefix: 'new' } })).toMatchObject({
+      status: 200,
+      body: { success: true },
+    })
     expect((await fetchJson(runner.url('/items/1'))).body).toMatchObject({ prefix: 'new' })
   })
 

@@ -67,7 +67,7 @@ describe('a Hay-style SDK v2 plugin under our runner', () => {
     const runner = await startRunner({ pluginDir })
     const reply = await rawRequest({ port: runner.port, path: '/oauth/callback?code=abc' })
     expect(reply.status).toBe(302)
-    expect(reply.headers['location']).toBe('/done?code=abc')
+    expect(reply.headers.location).toBe('/done?code=abc')
   })
 
   it('resolves config as org value, then allow-listed env (never another), then default', async () => {
@@ -81,7 +81,9 @@ describe('a Hay-style SDK v2 plugin under our runner', () => {
 
   it('validates auth against stored config overlaid with the submitted credentials', async () => {
     const runner = await startRunner({ pluginDir, config: { apiKey: 'sk_test_stale' } })
-    const good = await postJson(runner.url('/validate-auth'), { authState: { methodId: 'apiKey', credentials: { apiKey: 'sk_test_good' } } })
+    const good = await postJson(runner.url('/validate-auth'), {
+      authState: { methodId: 'apiKey', credentials: { apiKey: 'sk_test_good' } },
+    })
     expect(good.body).toEqual({ valid: true })
     const bad = await postJson(runner.url('/validate-auth'), { authState: { methodId: 'apiKey', credentials: { apiKey: 'sk_test_bad' } } })
     expect(bad.body).toEqual({ valid: false })
@@ -149,9 +151,7 @@ async function startJsonRpcServer() {
     for await (const chunk of req) text += chunk
     const { id, method } = JSON.parse(text) as { id: number; method: string }
     const result =
-      method === 'tools/list'
-        ? { tools: [{ name: 'remote_time', inputSchema: null }] }
-        : { content: [{ type: 'text', text: 'noon' }] }
+      method === 'tools/list' ? { tools: [{ name: 'remote_time', inputSchema: null }] } : { content: [{ type: 'text', text: 'noon' }] }
     res.setHeader('content-type', 'application/json')
     res.end(JSON.stringify({ jsonrpc: '2.0', id, result }))
   })

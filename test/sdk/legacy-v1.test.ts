@@ -30,7 +30,10 @@ describe('legacy-v1 example', () => {
     const block = JSON.parse(readFileSync(join(pluginDir, 'package.json'), 'utf8'))['hay-plugin']
     expect(Object.keys(block.configSchema)).toEqual(['greeting', 'apiKey'])
     expect(block.auth).toEqual([{ type: 'apiKey', id: 'apiKey', label: 'API key', configField: 'apiKey' }])
-    expect(block.routes).toEqual([{ method: 'GET', path: '/hello' }, { method: 'POST', path: '/echo' }])
+    expect(block.routes).toEqual([
+      { method: 'GET', path: '/hello' },
+      { method: 'POST', path: '/echo' },
+    ])
   })
 
   it('answers /health and its declared routes on 127.0.0.1:$PORT', async () => {
@@ -38,7 +41,13 @@ describe('legacy-v1 example', () => {
     expect((await fetchJson(worker.url('/health'))).body).toEqual({ status: 'healthy', pid: worker.child.pid, orgId: 'org-legacy' })
     expect((await fetchJson(worker.url('/hello'))).body).toEqual({ greeting: 'howdy', orgId: 'org-legacy', hasAuth: true })
     const body = Buffer.from([0x7b, 0x20, 0x00, 0xff, 0x7d])
-    const echoed = await rawRequest({ port: worker.port, method: 'POST', path: '/echo', body, headers: { 'content-type': 'application/x-test' } })
+    const echoed = await rawRequest({
+      port: worker.port,
+      method: 'POST',
+      path: '/echo',
+      body,
+      headers: { 'content-type': 'application/x-test' },
+    })
     expect(echoed.body.equals(body)).toBe(true)
     expect((await fetchJson(worker.url('/nope'))).status).toBe(404)
   })

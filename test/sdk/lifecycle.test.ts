@@ -62,7 +62,11 @@ describe('runner process lifecycle', () => {
     const runner = spawnRunner({ pluginDir: echo, port: await getPort(), ipc: false })
     // No ready message without IPC: probe /health until it answers (what the gateway does for Hay).
     let status = 0
-    while (status !== 200) status = await rawRequest({ port: runner.port, path: '/health' }).then((r) => r.status, () => 0)
+    while (status !== 200)
+      status = await rawRequest({ port: runner.port, path: '/health' }).then(
+        (r) => r.status,
+        () => 0,
+      )
     runner.child.kill('SIGTERM')
     expect((await runner.exited).code).toBe(0)
   })
@@ -106,4 +110,3 @@ describe('runner process lifecycle', () => {
     expect((await rawRequest({ port, path: '/health' })).status).toBe(200)
   })
 })
-

@@ -62,7 +62,9 @@ describe('runner with the webhook example', () => {
 
   it('validates an API key of the right shape', async () => {
     const runner = await startRunner({ pluginDir })
-    const reply = await postJson(runner.url('/validate-auth'), { authState: { methodId: 'apiKey', credentials: { apiKey: 'whk_0123456789' } } })
+    const reply = await postJson(runner.url('/validate-auth'), {
+      authState: { methodId: 'apiKey', credentials: { apiKey: 'whk_0123456789' } },
+    })
     expect(reply).toEqual(expect.objectContaining({ status: 200, body: { valid: true } }))
   })
 

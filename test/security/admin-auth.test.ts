@@ -74,7 +74,11 @@ function adminRoutesOf(app: ReturnType<typeof createApp>): Array<[string, string
   const routes: Array<[string, string]> = []
   for (const r of app.routes) {
     if (!r.path.startsWith('/admin') || r.method === 'ALL') continue
-    const path = r.path.replace(':orgId', 'acme').replace(':pluginId', 'echo').replace(/:[A-Za-z]+/g, 'x').replace(/\*$/, 'x')
+    const path = r.path
+      .replace(':orgId', 'acme')
+      .replace(':pluginId', 'echo')
+      .replace(/:[A-Za-z]+/g, 'x')
+      .replace(/\*$/, 'x')
     const key = `${r.method} ${path}`
     if (seen.has(key)) continue
     seen.add(key)
@@ -132,7 +136,11 @@ describe('admin guard', () => {
     named.onError(onError(silentLogger))
     named.use('/admin/*', adminAuth({ token: undefined, clientAddress: () => '127.0.1.1', localNames: ['build-box'] }))
     named.get('/admin/plugins', (c) => c.json({ reached: true }))
-    const ownName: Array<Record<string, string>> = [{ host: 'build-box:8787' }, { host: 'BUILD-BOX' }, { host: 'build-box:8787', origin: 'http://build-box:8787' }]
+    const ownName: Array<Record<string, string>> = [
+      { host: 'build-box:8787' },
+      { host: 'BUILD-BOX' },
+      { host: 'build-box:8787', origin: 'http://build-box:8787' },
+    ]
     for (const headers of ownName) {
       expect([headers, (await named.request('/admin/plugins', { headers })).status]).toEqual([headers, 200])
     }
@@ -141,8 +149,19 @@ describe('admin guard', () => {
 
   it('with ADMIN_TOKEN requires the bearer token from every client, loopback included', async () => {
     for (const address of ['127.0.0.1', '203.0.113.9', undefined]) {
-      for (const authorization of [undefined, '', 'Bearer', 'Bearer ', `Bearer ${TOKEN}x`, `Bearer ${TOKEN.slice(1)}`, `Basic ${TOKEN}`, TOKEN]) {
-        const res = await guarded(TOKEN, address).request('/admin/plugins', { headers: authorization === undefined ? {} : { authorization } })
+      for (const authorization of [
+        undefined,
+        '',
+        'Bearer',
+        'Bearer ',
+        `Bearer ${TOKEN}x`,
+        `Bearer ${TOKEN.slice(1)}`,
+        `Basic ${TOKEN}`,
+        TOKEN,
+      ]) {
+        const res = await guarded(TOKEN, address).request('/admin/plugins', {
+          headers: authorization === undefined ? {} : { authorization },
+        })
         expect([address, authorization, res.status]).toEqual([address, authorization, 401])
         expect(res.headers.get('www-authenticate')).toContain('Bearer')
       }
@@ -158,7 +177,11 @@ describe('admin guard', () => {
     const routes = adminRoutesOf(app)
     expect(routes.length).toBeGreaterThanOrEqual(10)
     for (const [method, path] of routes) {
-      const res = await app.request(path, { method, headers: { 'content-type': 'application/json' }, ...(method !== 'GET' && { body: '{}' }) })
+      const res = await app.request(path, {
+        method,
+        headers: { 'content-type': 'application/json' },
+        ...(method !== 'GET' && { body: '{}' }),
+      })
       expect([method, path, res.status]).toEqual([method, path, 403])
     }
     expect(touched).toEqual([])

@@ -7,7 +7,7 @@ import { startTestGateway, type TestGateway } from '../helpers/gateway.js'
 
 const ADMIN_TOKEN = 'fuzz-admin-token-0123456789'
 // FUZZ_RUNS=5000 for a deeper local hunt; the suite stays fast with 200.
-const RUNS = Number(process.env['FUZZ_RUNS'] ?? 200)
+const RUNS = Number(process.env.FUZZ_RUNS ?? 200)
 const TIMEOUT_MS = 30_000 + RUNS * 10
 
 interface RawAnswer {
@@ -59,20 +59,71 @@ function encode(r: FuzzRequest): Buffer {
 
 const pct = (bytes: Buffer) => [...bytes].map((b) => `%${b.toString(16).padStart(2, '0').toUpperCase()}`).join('')
 // Bytes that would end the request line (and so let a path forge headers or framing) are escaped.
-const rawSafe = (s: string) => Buffer.from(s.replace(/[\r\n ]/g, (ch) => pct(Buffer.from(ch))), 'utf8')
+const rawSafe = (s: string) =>
+  Buffer.from(
+    s.replace(/[\r\n ]/g, (ch) => pct(Buffer.from(ch))),
+    'utf8',
+  )
 
 const validId = fc.stringMatching(/^[a-z0-9][a-z0-9_-]{0,20}$/)
 const nastySegment = fc.constantFrom(
-  '..', '.', '%2e%2e', '%2E%2E', '.%2e', '%2e.', '%00', 'a%00b', '%2f', '%2F..', '..%2f..', '%5c..', '\\..', '..;', '%', '%zz', '%ff', '%c0%ae%c0%ae',
-  '%252e%252e', 'health', 'metadata', 'validate-auth', 'config-update', 'disable', 'mcp', 'cron', 'HEALTH', 'Metadata', '%6detadata', '%68ealth', 'mcp%2fcall-tool',
-  'admin', '', '~', ';x', '*', 'items', 'orgs', 'plugins', '%20', '%0d%0a', '%09', '%ef%bf%bf', '%ed%a0%80', '%c3%28',
+  '..',
+  '.',
+  '%2e%2e',
+  '%2E%2E',
+  '.%2e',
+  '%2e.',
+  '%00',
+  'a%00b',
+  '%2f',
+  '%2F..',
+  '..%2f..',
+  '%5c..',
+  '\\..',
+  '..;',
+  '%',
+  '%zz',
+  '%ff',
+  '%c0%ae%c0%ae',
+  '%252e%252e',
+  'health',
+  'metadata',
+  'validate-auth',
+  'config-update',
+  'disable',
+  'mcp',
+  'cron',
+  'HEALTH',
+  'Metadata',
+  '%6detadata',
+  '%68ealth',
+  'mcp%2fcall-tool',
+  'admin',
+  '',
+  '~',
+  ';x',
+  '*',
+  'items',
+  'orgs',
+  'plugins',
+  '%20',
+  '%0d%0a',
+  '%09',
+  '%ef%bf%bf',
+  '%ed%a0%80',
+  '%c3%28',
 )
 const unicodeSegment = fc.string({ unit: 'grapheme', maxLength: 16 })
 // Raw control or non-ASCII bytes in a request line are refused by node's parser (400) before the app
 // sees them: one such segment ends a path now and then, so most requests still reach the routes.
 const rawTail = fc.oneof(
   { weight: 9, arbitrary: fc.constant(Buffer.alloc(0)) },
-  { weight: 1, arbitrary: fc.oneof(unicodeSegment, fc.constantFrom('\t', '\u0000', '\u00ff', '\u{1F600}', '\u00e9')).map((s) => Buffer.concat([Buffer.from('/'), rawSafe(s)])) },
+  {
+    weight: 1,
+    arbitrary: fc
+      .oneof(unicodeSegment, fc.constantFrom('\t', '\u0000', '\u00ff', '\u{1F600}', '\u00e9'))
+      .map((s) => Buffer.concat([Buffer.from('/'), rawSafe(s)])),
+  },
 )
 const longSegment = fc.integer({ min: 200, max: 18_000 }).map((n) => 'x'.repeat(n))
 const segment = fc.oneof(
@@ -83,10 +134,19 @@ const segment = fc.oneof(
 )
 const join = (parts: Buffer[]) => Buffer.concat(parts.flatMap((p, i) => (i === 0 ? [p] : [Buffer.from('/'), p])))
 const query = fc
-  .tuple(rawTail, fc.option(fc.string({ maxLength: 40 }).map((s) => Buffer.concat([Buffer.from('?'), rawSafe(s)])), { nil: Buffer.alloc(0) }))
+  .tuple(
+    rawTail,
+    fc.option(
+      fc.string({ maxLength: 40 }).map((s) => Buffer.concat([Buffer.from('?'), rawSafe(s)])),
+      { nil: Buffer.alloc(0) },
+    ),
+  )
   .map(([tail, q]) => Buffer.concat([tail, q]))
 const realPlugin = fc.constantFrom('echo', 'webhook', 'tools', 'env-probe', 'legacy-v1', 'bad-manifest', 'crash-on-start')
-const pluginSegment = fc.oneof(realPlugin.map((s) => Buffer.from(s)), segment)
+const pluginSegment = fc.oneof(
+  realPlugin.map((s) => Buffer.from(s)),
+  segment,
+)
 
 const method = fc.oneof(
   { weight: 12, arbitrary: fc.constantFrom('GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'HEAD') },
@@ -97,15 +157,42 @@ const FRAMING = new Set(['content-length', 'transfer-encoding', 'connection', 'h
 const headerName = fc
   .oneof(
     fc.stringMatching(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,30}$/),
-    fc.constantFrom('x-forwarded-for', 'x-forwarded-host', 'x-request-id', 'authorization', 'cookie', 'content-type', 'accept', 'x-signature',
-      'forwarded', 'x-real-ip', 'te', 'trailer', 'keep-alive', 'proxy-authorization', 'x-http-method-override', 'range', 'accept-encoding'),
+    fc.constantFrom(
+      'x-forwarded-for',
+      'x-forwarded-host',
+      'x-request-id',
+      'authorization',
+      'cookie',
+      'content-type',
+      'accept',
+      'x-signature',
+      'forwarded',
+      'x-real-ip',
+      'te',
+      'trailer',
+      'keep-alive',
+      'proxy-authorization',
+      'x-http-method-override',
+      'range',
+      'accept-encoding',
+    ),
   )
   .filter((n) => !FRAMING.has(n.toLowerCase()))
 const headerValue = fc
   .oneof(
     { weight: 8, arbitrary: fc.string({ maxLength: 100 }) },
     { weight: 2, arbitrary: fc.string({ unit: 'grapheme', maxLength: 30 }) },
-    { weight: 2, arbitrary: fc.constantFrom('application/json', 'text/plain; charset=utf-8', 'multipart/form-data; boundary=x', `Bearer ${ADMIN_TOKEN}`, '127.0.0.1', '../../admin') },
+    {
+      weight: 2,
+      arbitrary: fc.constantFrom(
+        'application/json',
+        'text/plain; charset=utf-8',
+        'multipart/form-data; boundary=x',
+        `Bearer ${ADMIN_TOKEN}`,
+        '127.0.0.1',
+        '../../admin',
+      ),
+    },
     { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 20 }) }, // control bytes: mostly a parser 400
     { weight: 1, arbitrary: fc.integer({ min: 100, max: 18_000 }).map((n) => 'v'.repeat(n)) },
   )
@@ -136,7 +223,9 @@ function describeFailure(r: FuzzRequest, a: RawAnswer): string {
 // --- properties ------------------------------------------------------------------------------------
 
 describe('fuzzing a running gateway', () => {
-  it('public path: never a 500, never a control endpoint, never a worker for ids that are not enabled', { timeout: TIMEOUT_MS }, async () => {
+  it('public path: never a 500, never a control endpoint, never a worker for ids that are not enabled', {
+    timeout: TIMEOUT_MS,
+  }, async () => {
     const t = await startTestGateway({ env: { ADMIN_TOKEN } })
     await t.enable('acme', 'echo')
     expect((await fetch(`${t.url}/orgs/acme/plugins/echo/items/1`)).status).toBe(200) // the one worker that may run
@@ -145,8 +234,14 @@ describe('fuzzing a running gateway', () => {
     const proxied = fc.record({
       method: fc.constantFrom('GET', 'POST'),
       path: fc
-        .tuple(fc.constantFrom('items/', 'echo', 'raw', 'items/%2e%2e/', 'items/..%2f'), fc.oneof(segment, fc.constant(Buffer.alloc(0))), query)
-        .map(([route, s, q]) => Buffer.concat([Buffer.from(`/orgs/acme/plugins/echo/${route}`), route.endsWith('/') ? s : Buffer.alloc(0), q])),
+        .tuple(
+          fc.constantFrom('items/', 'echo', 'raw', 'items/%2e%2e/', 'items/..%2f'),
+          fc.oneof(segment, fc.constant(Buffer.alloc(0))),
+          query,
+        )
+        .map(([route, s, q]) =>
+          Buffer.concat([Buffer.from(`/orgs/acme/plugins/echo/${route}`), route.endsWith('/') ? s : Buffer.alloc(0), q]),
+        ),
       headers,
       body,
     })
@@ -162,7 +257,9 @@ describe('fuzzing a running gateway', () => {
               fc.array(segment, { maxLength: 6 }),
               query,
             )
-            .map(([org, plugin, rest, q]) => Buffer.concat([Buffer.from('/orgs/'), org, Buffer.from('/plugins/'), plugin, Buffer.from('/'), join(rest), q])),
+            .map(([org, plugin, rest, q]) =>
+              Buffer.concat([Buffer.from('/orgs/'), org, Buffer.from('/plugins/'), plugin, Buffer.from('/'), join(rest), q]),
+            ),
         },
         {
           weight: 1,
@@ -194,41 +291,86 @@ describe('fuzzing a running gateway', () => {
     expect((await t.admin('GET', '/workers')).body.workers.map((w: { orgId: string }) => w.orgId)).toEqual(['acme'])
   })
 
-  it('admin API: never a 500 whatever the path, token, headers or body; workers only for instances that exist', { timeout: TIMEOUT_MS }, async () => {
+  it('admin API: never a 500 whatever the path, token, headers or body; workers only for instances that exist', {
+    timeout: TIMEOUT_MS,
+  }, async () => {
     const t = await startTestGateway({ env: { ADMIN_TOKEN } })
-    const org = fc.oneof(validId.filter((s) => s !== 'acme').map((s) => Buffer.from(s)), segment)
+    const org = fc.oneof(
+      validId.filter((s) => s !== 'acme').map((s) => Buffer.from(s)),
+      segment,
+    )
     const tail = fc.constantFrom('', '/', '/auth', '/start', '/stop', '/mcp/tools', '/mcp/call', '/mcp', '/x', '/auth/..', '/%2e%2e/auth')
     // Most runs hit a real route with its own method and valid ids, so bodies reach validation.
     const json = (arb: fc.Arbitrary<unknown>) => arb.map((o) => Buffer.from(JSON.stringify(o)))
-    const configKey = fc.oneof(fc.constantFrom('__proto__', 'constructor', 'prototype', 'toString', '$sealed', 'webhookSecret', 'prefix'), fc.string())
+    const configKey = fc.oneof(
+      fc.constantFrom('__proto__', 'constructor', 'prototype', 'toString', '$sealed', 'webhookSecret', 'prefix'),
+      fc.string(),
+    )
     const configValue = fc.oneof(fc.jsonValue(), fc.constant('********'), fc.constant({ $sealed: 'v1:00000000:AAAA' }))
     const instanceBody = json(
       fc.record(
-        { enabled: fc.oneof(fc.constant(false), fc.string(), fc.integer(), fc.constant(null)), config: fc.oneof(fc.dictionary(configKey, configValue), fc.jsonValue()) },
+        {
+          enabled: fc.oneof(fc.constant(false), fc.string(), fc.integer(), fc.constant(null)),
+          config: fc.oneof(fc.dictionary(configKey, configValue), fc.jsonValue()),
+        },
         { requiredKeys: [] },
       ),
     )
-    const authBody = json(fc.record({ methodId: fc.oneof(fc.string(), fc.constant('apiKey')), credentials: fc.oneof(fc.dictionary(fc.string(), fc.jsonValue()), fc.jsonValue()) }, { requiredKeys: [] }))
-    const callBody = json(fc.record({ toolName: fc.oneof(fc.string(), fc.constantFrom('add', 'whoami')), arguments: fc.jsonValue() }, { requiredKeys: [] }))
+    const authBody = json(
+      fc.record(
+        {
+          methodId: fc.oneof(fc.string(), fc.constant('apiKey')),
+          credentials: fc.oneof(fc.dictionary(fc.string(), fc.jsonValue()), fc.jsonValue()),
+        },
+        { requiredKeys: [] },
+      ),
+    )
+    const callBody = json(
+      fc.record({ toolName: fc.oneof(fc.string(), fc.constantFrom('add', 'whoami')), arguments: fc.jsonValue() }, { requiredKeys: [] }),
+    )
     // Most runs hit a real route with its own method, valid ids and a body of roughly the right shape,
     // so requests get past routing into validation, sealing and the service.
     const route = fc
       .tuple(
         fc.constantFrom(
-          ['PUT', '', instanceBody], ['PUT', '/auth', authBody], ['GET', '', body], ['POST', '/start', body],
-          ['POST', '/stop', body], ['GET', '/mcp/tools', body], ['POST', '/mcp/call', callBody],
+          ['PUT', '', instanceBody],
+          ['PUT', '/auth', authBody],
+          ['GET', '', body],
+          ['POST', '/start', body],
+          ['POST', '/stop', body],
+          ['GET', '/mcp/tools', body],
+          ['POST', '/mcp/call', callBody],
         ),
         fc.oneof(fc.constant('acme'), validId),
         realPlugin,
       )
-      .chain(([[m, x, b], o, p]) => (b as fc.Arbitrary<Buffer>).map((bytes) => ({ method: m as string, path: Buffer.from(`/admin/orgs/${o}/plugins/${p}${x as string}`), body: bytes })))
+      .chain(([[m, x, b], o, p]) =>
+        (b as fc.Arbitrary<Buffer>).map((bytes) => ({
+          method: m as string,
+          path: Buffer.from(`/admin/orgs/${o}/plugins/${p}${x as string}`),
+          body: bytes,
+        })),
+      )
     const anyRoute = fc.record({
       body,
       method,
       path: fc.oneof(
-        fc.constantFrom('/admin/plugins', '/admin/workers', '/admin', '/admin/', '/admin/ui', '/admin/ui/panel', '/admin/orgs', '/admin//plugins').map((s) => Buffer.from(s)),
+        fc
+          .constantFrom(
+            '/admin/plugins',
+            '/admin/workers',
+            '/admin',
+            '/admin/',
+            '/admin/ui',
+            '/admin/ui/panel',
+            '/admin/orgs',
+            '/admin//plugins',
+          )
+          .map((s) => Buffer.from(s)),
         pluginSegment.map((p) => Buffer.concat([Buffer.from('/admin/plugins/'), p, Buffer.from('/refresh-metadata')])),
-        fc.tuple(org, pluginSegment, tail).map(([o, p, x]) => Buffer.concat([Buffer.from('/admin/orgs/'), o, Buffer.from('/plugins/'), p, Buffer.from(x)])),
+        fc
+          .tuple(org, pluginSegment, tail)
+          .map(([o, p, x]) => Buffer.concat([Buffer.from('/admin/orgs/'), o, Buffer.from('/plugins/'), p, Buffer.from(x)])),
         fc.array(segment, { maxLength: 6 }).map((parts) => Buffer.concat([Buffer.from('/admin/'), join(parts)])),
       ),
     })
@@ -247,7 +389,10 @@ describe('fuzzing a running gateway', () => {
         const req: FuzzRequest = {
           method: r.route.method,
           path: r.route.path,
-          headers: [...(r.authorization ? [['authorization', Buffer.from(r.authorization, 'utf8')] as [string, Buffer]] : []), ...r.headers],
+          headers: [
+            ...(r.authorization ? [['authorization', Buffer.from(r.authorization, 'utf8')] as [string, Buffer]] : []),
+            ...r.headers,
+          ],
           body: r.route.body,
         }
         const answer = await send(t.gw.port, encode(req))

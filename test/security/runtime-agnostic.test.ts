@@ -28,13 +28,18 @@ function runtimeImports(entry: string): { files: string[]; offending: string[] }
 
 describe('runtime-agnostic core', () => {
   // The app, and the service, registry and secrets doors it is built from (the edge entry reuses them).
-  it.each(['src/app.ts', 'src/gateway/index.ts', 'src/registry/index.ts', 'src/secrets/index.ts'])('reaches nothing Node-only from %s', (entry) => {
-    const { files, offending } = runtimeImports(resolve(ROOT, entry))
-    expect(files.length).toBeGreaterThan(0)
-    expect(offending).toEqual([])
-  })
+  it.each(['src/app.ts', 'src/gateway/index.ts', 'src/registry/index.ts', 'src/secrets/index.ts'])(
+    'reaches nothing Node-only from %s',
+    (entry) => {
+      const { files, offending } = runtimeImports(resolve(ROOT, entry))
+      expect(files.length).toBeGreaterThan(0)
+      expect(offending).toEqual([])
+    },
+  )
 
   it('keeps node:crypto in the Node adapter of secrets', () => {
-    expect(runtimeImports(resolve(ROOT, 'src/secrets/node/index.ts')).offending).toEqual(['src/secrets/node/aes-gcm.ts imports node:crypto'])
+    expect(runtimeImports(resolve(ROOT, 'src/secrets/node/index.ts')).offending).toEqual([
+      'src/secrets/node/aes-gcm.ts imports node:crypto',
+    ])
   })
 })

@@ -53,7 +53,10 @@ describe('AES-256-GCM secret box', () => {
     const b = box.seal('same secret', 'ctx')
     expect(a.$sealed).not.toBe(b.$sealed)
     expect(parseSealed(a)).toMatchObject({ version: 1, keyId: secretKeyId(key) })
-    const ivOf = (s: Sealed) => Buffer.from(parseSealed(s)?.payload ?? '', 'base64url').subarray(0, 12).toString('hex')
+    const ivOf = (s: Sealed) =>
+      Buffer.from(parseSealed(s)?.payload ?? '', 'base64url')
+        .subarray(0, 12)
+        .toString('hex')
     expect(ivOf(a)).not.toBe(ivOf(b))
   })
 
@@ -138,7 +141,16 @@ describe('instance secrets', () => {
     const metadata = {
       configSchema: {},
       authMethods: [
-        { type: 'oauth2' as const, id: 'oauth', label: 'OAuth', authorizationUrl: 'https://a', tokenUrl: 'https://t', scopes: [], clientId: 'id', clientSecret: 'cs-123' },
+        {
+          type: 'oauth2' as const,
+          id: 'oauth',
+          label: 'OAuth',
+          authorizationUrl: 'https://a',
+          tokenUrl: 'https://t',
+          scopes: [],
+          clientId: 'id',
+          clientSecret: 'cs-123',
+        },
         { type: 'apiKey' as const, id: 'apiKey', label: 'API key' },
       ],
       uiExtensions: [],
@@ -158,13 +170,17 @@ describe('instance secrets', () => {
     const before = createAesGcmSecretBox({ key: oldKey })
     const after = createAesGcmSecretBox({ key, previousKeys: [oldKey] })
     const row = {
-      config: { ...sealConfig(before, ref, schema, { webhookSecret: 'shh' }), current: box.seal('kept', 'config:acme:webhook:current'), label: 'public' },
+      config: {
+        ...sealConfig(before, ref, schema, { webhookSecret: 'shh' }),
+        current: box.seal('kept', 'config:acme:webhook:current'),
+        label: 'public',
+      },
       authState: sealAuth(before, ref, { methodId: 'apiKey', credentials: { apiKey: 'whk_0123456789' } }),
     }
     const next = resealUnderCurrentKey(after, ref, row)
-    expect(next?.config['current']).toBe(row.config.current) // already under the current key: untouched
-    expect(next?.config['label']).toBe('public')
-    for (const value of [next?.config['webhookSecret'], next?.authState?.credentials]) {
+    expect(next?.config.current).toBe(row.config.current) // already under the current key: untouched
+    expect(next?.config.label).toBe('public')
+    for (const value of [next?.config.webhookSecret, next?.authState?.credentials]) {
       expect(parseSealed(value as Sealed)?.keyId).toBe(secretKeyId(key))
     }
     // Only the current key is needed from now on.
@@ -214,7 +230,9 @@ describe('SECRET_KEY configuration', () => {
     expect(JSON.stringify(config)).not.toContain(old1.toString('hex'))
     expect(loadConfig({ SECRET_KEY: hex }).secrets.previousKeys()).toEqual([])
 
-    expect(() => loadConfig({ SECRET_KEY: hex, SECRET_KEY_PREVIOUS: `${old1.toString('hex')},short` })).toThrow(/SECRET_KEY_PREVIOUS: key 2/)
+    expect(() => loadConfig({ SECRET_KEY: hex, SECRET_KEY_PREVIOUS: `${old1.toString('hex')},short` })).toThrow(
+      /SECRET_KEY_PREVIOUS: key 2/,
+    )
     expect(() => loadConfig({ SECRET_KEY_PREVIOUS: old1.toString('hex') })).toThrow(/SECRET_KEY_PREVIOUS: needs SECRET_KEY/)
 
     const rotated = secretBoxFromHex(hex, config.secrets.previousKeys())

@@ -43,7 +43,7 @@ async function rawRow(t: TestGateway, orgId: string, pluginId: string): Promise<
   })
   const row = rs.rows[0]
   if (!row) throw new Error(`no row for ${orgId}/${pluginId}`)
-  return { config: String(row['config']), auth_state: row['auth_state'] === null ? null : String(row['auth_state']) }
+  return { config: String(row.config), auth_state: row.auth_state === null ? null : String(row.auth_state) }
 }
 
 async function startError(p: Promise<unknown>): Promise<{ code: string; message: string }> {
@@ -103,7 +103,10 @@ describe('secrets at rest', () => {
     ]
     expect(responses[3]).toMatchObject({ status: 200, body: { config: { webhookSecret: MASK } } })
     // label is masked too: env-probe's configSchema was unknown when it was stored, so it was sealed.
-    expect(responses[4]).toMatchObject({ status: 200, body: { config: { token: MASK, label: MASK }, auth: { methodId: 'apiKey', configured: true } } })
+    expect(responses[4]).toMatchObject({
+      status: 200,
+      body: { config: { token: MASK, label: MASK }, auth: { methodId: 'apiKey', configured: true } },
+    })
     for (const r of responses) {
       const text = JSON.stringify(r.body)
       expect(text).not.toContain(secret)
@@ -112,7 +115,10 @@ describe('secrets at rest', () => {
     }
     // The worker itself sees both the secret and the non-secret field.
     const probe = await (await fetch(`${t.url}/orgs/acme/plugins/env-probe/whoami`)).json()
-    expect(probe).toMatchObject({ config: { token, label: 'visible' }, auth: { methodId: 'apiKey', credentials: { apiKey: `good-${token}` } } })
+    expect(probe).toMatchObject({
+      config: { token, label: 'visible' },
+      auth: { methodId: 'apiKey', credentials: { apiKey: `good-${token}` } },
+    })
   })
 
   it('keeps the stored secret when a masked value is sent back, and pushes a new one to the running worker', async () => {
@@ -127,7 +133,9 @@ describe('secrets at rest', () => {
     await t.admin('POST', '/orgs/acme/plugins/webhook/stop')
     expect(await postWebhook(t, 'acme', 'first-secret')).toBe('200') // a fresh worker opened the kept value
 
-    expect(await t.admin('PUT', '/orgs/acme/plugins/webhook', { config: { webhookSecret: 'second-secret' } })).toMatchObject({ status: 200 })
+    expect(await t.admin('PUT', '/orgs/acme/plugins/webhook', { config: { webhookSecret: 'second-secret' } })).toMatchObject({
+      status: 200,
+    })
     expect(await postWebhook(t, 'acme', 'second-secret')).toBe('200')
     expect(await postWebhook(t, 'acme', 'first-secret')).toBe('401 BAD_SIGNATURE')
     expect(t.spawned).toHaveLength(2) // the new secret reached the live worker through /config-update
@@ -150,7 +158,10 @@ describe('secrets at rest', () => {
     // Schema known: only the encrypted field is refused; plain config is fine.
     const stillRefused = await t.admin('PUT', '/orgs/acme/plugins/webhook', { config: { webhookSecret: 'shh' } })
     expect(stillRefused).toMatchObject({ status: 503, body: { error: { code: 'SECRETS_UNAVAILABLE' } } })
-    expect(await t.admin('PUT', '/orgs/acme/plugins/echo', { config: { prefix: 'plain' } })).toMatchObject({ status: 200, body: { config: { prefix: 'plain' } } })
+    expect(await t.admin('PUT', '/orgs/acme/plugins/echo', { config: { prefix: 'plain' } })).toMatchObject({
+      status: 200,
+      body: { config: { prefix: 'plain' } },
+    })
     const auth = await t.admin('PUT', '/orgs/acme/plugins/webhook/auth', { methodId: 'apiKey', credentials: { apiKey: 'whk_0123456789' } })
     expect(auth).toMatchObject({ status: 503, body: { error: { code: 'SECRETS_UNAVAILABLE' } } })
     expect((await t.instanceRow('acme', 'webhook'))?.config).toEqual({})
@@ -170,7 +181,12 @@ describe('secrets at rest', () => {
     expect(wrong.message).toContain('SECRET_KEY')
 
     // The real entry point: a clear message on stderr and exit code 1, not a stack trace.
-    const env = { PORT: '0', DATABASE_URL: `file:${join(first.dir, 'gateway.db')}`, PLUGINS_DIR: join(ROOT, 'examples', 'plugins'), LOG_LEVEL: 'silent' }
+    const env = {
+      PORT: '0',
+      DATABASE_URL: `file:${join(first.dir, 'gateway.db')}`,
+      PLUGINS_DIR: join(ROOT, 'examples', 'plugins'),
+      LOG_LEVEL: 'silent',
+    }
     const noKey = spawnNode([join(ROOT, 'dist', 'node', 'main.js')], { env: workerEnv(env) })
     expect(await noKey.exited).toEqual({ code: 1, signal: null })
     expect(noKey.stderr()).toMatch(/^plugin-gateway: cannot start \(SECRETS_UNAVAILABLE\): .*SECRET_KEY/)
@@ -186,7 +202,10 @@ describe('secrets at rest', () => {
     const first = await startTestGateway({ secretKey: OTHER_KEY })
     await first.enable('acme', 'webhook', { webhookSecret: 'rotate-me' })
     expect(await postWebhook(first, 'acme', 'rotate-me')).toBe('200') // started: its auth methods are known
-    expect((await first.admin('PUT', '/orgs/acme/plugins/webhook/auth', { methodId: 'apiKey', credentials: { apiKey: 'whk_rotate0123456789' } })).status).toBe(200)
+    expect(
+      (await first.admin('PUT', '/orgs/acme/plugins/webhook/auth', { methodId: 'apiKey', credentials: { apiKey: 'whk_rotate0123456789' } }))
+        .status,
+    ).toBe(200)
     await first.enable('beta', 'echo')
     expect((await fetch(`${first.url}/orgs/beta/plugins/echo/items/1`)).status).toBe(200) // its schema is known now
     await first.enable('beta', 'echo', { prefix: 'public' })
@@ -262,7 +281,10 @@ describe('secrets at rest', () => {
     const client = createClient({ url: `file:${join(first.dir, 'gateway.db')}` })
     await client.execute({
       sql: `update plugin_instances set config = ?, auth_state = ? where org_id = 'acme'`,
-      args: [JSON.stringify({ webhookSecret: 'legacy-secret' }), JSON.stringify({ methodId: 'apiKey', credentials: { apiKey: 'whk_legacy0000' } })],
+      args: [
+        JSON.stringify({ webhookSecret: 'legacy-secret' }),
+        JSON.stringify({ methodId: 'apiKey', credentials: { apiKey: 'whk_legacy0000' } }),
+      ],
     })
     client.close()
 

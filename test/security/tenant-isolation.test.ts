@@ -42,15 +42,21 @@ describe('tenant isolation', () => {
     expect(t.gw.pool.list().map((w) => w.orgId)).toEqual(['org-a'])
   })
 
-  it("serves each org from its own worker with its own config and auth; admin reads are per (org, plugin)", async () => {
+  it('serves each org from its own worker with its own config and auth; admin reads are per (org, plugin)', async () => {
     const t = await startTestGateway()
     await t.enable('org-a', 'env-probe', { token: 'token-a', label: 'label-a' })
     await t.enable('org-b', 'env-probe', { token: 'token-b', label: 'label-b' })
-    expect(await t.admin('PUT', '/orgs/org-a/plugins/env-probe/auth', { methodId: 'apiKey', credentials: { apiKey: 'good-a' } })).toMatchObject({ status: 200 })
+    expect(
+      await t.admin('PUT', '/orgs/org-a/plugins/env-probe/auth', { methodId: 'apiKey', credentials: { apiKey: 'good-a' } }),
+    ).toMatchObject({ status: 200 })
 
     const a = await whoami(t, 'org-a')
     const b = await whoami(t, 'org-b')
-    expect(a.body).toMatchObject({ orgId: 'org-a', config: { token: 'token-a', label: 'label-a' }, auth: { credentials: { apiKey: 'good-a' } } })
+    expect(a.body).toMatchObject({
+      orgId: 'org-a',
+      config: { token: 'token-a', label: 'label-a' },
+      auth: { credentials: { apiKey: 'good-a' } },
+    })
     expect(b.body).toMatchObject({ orgId: 'org-b', config: { token: 'token-b', label: 'label-b' }, auth: null })
     expect(a.body.pid).toBe(pidOf(t, 'org-a'))
     expect(b.body.pid).toBe(pidOf(t, 'org-b'))
@@ -65,12 +71,22 @@ describe('tenant isolation', () => {
 
     const adminA = await t.admin('GET', '/orgs/org-a/plugins/env-probe')
     const adminB = await t.admin('GET', '/orgs/org-b/plugins/env-probe')
-    expect(adminA.body).toMatchObject({ orgId: 'org-a', auth: { methodId: 'apiKey', configured: true }, config: { token: MASK }, worker: { pid: a.body.pid } })
+    expect(adminA.body).toMatchObject({
+      orgId: 'org-a',
+      auth: { methodId: 'apiKey', configured: true },
+      config: { token: MASK },
+      worker: { pid: a.body.pid },
+    })
     expect(adminB.body).toMatchObject({ orgId: 'org-b', auth: null, config: { token: MASK }, worker: { pid: b.body.pid } })
-    expect(await t.admin('GET', '/orgs/org-c/plugins/env-probe')).toMatchObject({ status: 404, body: { error: { code: 'INSTANCE_NOT_FOUND' } } })
+    expect(await t.admin('GET', '/orgs/org-c/plugins/env-probe')).toMatchObject({
+      status: 404,
+      body: { error: { code: 'INSTANCE_NOT_FOUND' } },
+    })
 
     // Changing B's config reaches B's worker only.
-    expect(await t.admin('PUT', '/orgs/org-b/plugins/env-probe', { config: { token: 'token-b2', label: 'label-b2' } })).toMatchObject({ status: 200 })
+    expect(await t.admin('PUT', '/orgs/org-b/plugins/env-probe', { config: { token: 'token-b2', label: 'label-b2' } })).toMatchObject({
+      status: 200,
+    })
     expect((await whoami(t, 'org-a')).body.config).toEqual({ token: 'token-a', label: 'label-a' })
     expect((await whoami(t, 'org-b')).body.config).toEqual({ token: 'token-b2', label: 'label-b2' })
   })
@@ -90,7 +106,9 @@ describe('tenant isolation', () => {
 
     const callA = await t.admin('POST', '/orgs/org-a/plugins/env-probe/mcp/call', { toolName: 'whoami', arguments: {} })
     expect(callA.body.structuredContent).toMatchObject({ orgId: 'org-a', pid: pidOf(t, 'org-a'), config: { token: 'token-a' } })
-    expect((await t.admin('GET', '/orgs/org-b/plugins/env-probe/mcp/tools')).body.tools.map((x: { name: string }) => x.name)).toEqual(['whoami'])
+    expect((await t.admin('GET', '/orgs/org-b/plugins/env-probe/mcp/tools')).body.tools.map((x: { name: string }) => x.name)).toEqual([
+      'whoami',
+    ])
 
     // A disabled org's tools are not reachable, and calling them starts nothing.
     await t.admin('PUT', '/orgs/org-c/plugins/env-probe', { enabled: false })

@@ -27,7 +27,16 @@ async function greedyPluginDir(): Promise<string> {
   await mkdir(plugins)
   const dir = await copyPlugin(join(FIXTURES_DIR, 'env-probe'), plugins, 'env-greedy')
   const manifest = JSON.parse(await readFile(join(dir, 'package.json'), 'utf8'))
-  manifest['hay-plugin'].env = ['PROBE_ALLOWED', 'ADMIN_TOKEN', 'SECRET_KEY', 'SECRET_KEY_PREVIOUS', 'CLUSTER_SECRET', 'DATABASE_URL', 'DATABASE_AUTH_TOKEN', 'NOT_ALLOWED_TYPO']
+  manifest['hay-plugin'].env = [
+    'PROBE_ALLOWED',
+    'ADMIN_TOKEN',
+    'SECRET_KEY',
+    'SECRET_KEY_PREVIOUS',
+    'CLUSTER_SECRET',
+    'DATABASE_URL',
+    'DATABASE_AUTH_TOKEN',
+    'NOT_ALLOWED_TYPO',
+  ]
   await writeFile(join(dir, 'package.json'), JSON.stringify(manifest))
   return plugins
 }
@@ -37,7 +46,15 @@ function expectContractEnvOnly(probe: ProbeEnv, dbUrl: string) {
   expect(probe.keys).toEqual(expect.arrayContaining(['PATH', 'HAY_ORG_CONFIG', 'PROBE_ALLOWED']))
   expect(probe.allowed).toBe('allow-listed-value')
   const values = JSON.stringify(probe.env)
-  for (const leaked of [ADMIN_TOKEN, HOST_ENV.DATABASE_AUTH_TOKEN, HOST_ENV.CLUSTER_SECRET, HOST_ENV.SECRET_KEY_PREVIOUS, HOST_ENV.NOT_ALLOWED, TEST_SECRET_KEY, dbUrl]) {
+  for (const leaked of [
+    ADMIN_TOKEN,
+    HOST_ENV.DATABASE_AUTH_TOKEN,
+    HOST_ENV.CLUSTER_SECRET,
+    HOST_ENV.SECRET_KEY_PREVIOUS,
+    HOST_ENV.NOT_ALLOWED,
+    TEST_SECRET_KEY,
+    dbUrl,
+  ]) {
     expect(values).not.toContain(leaked)
   }
 }
@@ -45,7 +62,10 @@ function expectContractEnvOnly(probe: ProbeEnv, dbUrl: string) {
 /** Socket inodes of TCP listeners on `port`, per local address, from /proc/net/tcp{,6}. */
 async function listenersOn(port: number): Promise<Array<{ family: 4 | 6; address: string; inode: string }>> {
   const found: Array<{ family: 4 | 6; address: string; inode: string }> = []
-  for (const [file, family] of [['/proc/net/tcp', 4], ['/proc/net/tcp6', 6]] as const) {
+  for (const [file, family] of [
+    ['/proc/net/tcp', 4],
+    ['/proc/net/tcp6', 6],
+  ] as const) {
     const text = await readFile(file, 'utf8').catch(() => '')
     for (const line of text.split('\n').slice(1)) {
       const cols = line.trim().split(/\s+/)
@@ -75,7 +95,7 @@ describe('worker environment isolation', () => {
     expect(res.status).toBe(200)
     const probe = (await res.json()) as ProbeEnv
     expectContractEnvOnly(probe, `file:${join(t.dir, 'gateway.db')}`)
-    expect(JSON.parse(probe.env['HAY_ORG_CONFIG'] ?? '')).toEqual({ org: { id: 'acme' }, config: { label: 'hello' } })
+    expect(JSON.parse(probe.env.HAY_ORG_CONFIG ?? '')).toEqual({ org: { id: 'acme' }, config: { label: 'hello' } })
     expect(probe.keys).not.toContain('HAY_ORG_AUTH') // no auth configured
   })
 

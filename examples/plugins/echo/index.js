@@ -27,7 +27,7 @@ export default defineHayPlugin((globalCtx) => {
       })
 
       register.route('GET', '/items/:id', (req, res) => {
-        res.json({ prefix: prefix(), id: req.params['id'], query: req.query })
+        res.json({ prefix: prefix(), id: req.params.id, query: req.query })
       })
 
       // Answers the request's exact bytes: what a signature check would hash.

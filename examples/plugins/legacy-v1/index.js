@@ -5,12 +5,12 @@ import { createServer } from 'node:http'
 
 /** @typedef {{ org?: { id?: string }, config?: Record<string, unknown> }} OrgConfig */
 
-const port = Number(process.env['PORT'])
+const port = Number(process.env.PORT)
 /** @type {OrgConfig} */
-const orgConfig = JSON.parse(process.env['HAY_ORG_CONFIG'] ?? '{}')
+const orgConfig = JSON.parse(process.env.HAY_ORG_CONFIG ?? '{}')
 const orgId = orgConfig.org?.id ?? null
-const greeting = String(orgConfig.config?.['greeting'] ?? 'hello')
-const hasAuth = process.env['HAY_ORG_AUTH'] !== undefined
+const greeting = String(orgConfig.config?.greeting ?? 'hello')
+const hasAuth = process.env.HAY_ORG_AUTH !== undefined
 
 /**
  * @param {import('node:http').ServerResponse} res

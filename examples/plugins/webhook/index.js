@@ -58,7 +58,7 @@ export default defineHayPlugin(() => {
     onValidateAuth(ctx) {
       const auth = ctx.auth.get()
       if (auth?.methodId !== 'apiKey') throw new Error(`unsupported auth method: ${auth?.methodId ?? 'none'}`)
-      const key = auth.credentials['apiKey']
+      const key = auth.credentials.apiKey
       if (typeof key !== 'string' || !key.startsWith(KEY_PREFIX) || key.length < KEY_MIN_LENGTH) {
         throw new Error(`API key must start with ${KEY_PREFIX} and be at least ${KEY_MIN_LENGTH} characters`)
       }

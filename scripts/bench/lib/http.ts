@@ -40,7 +40,12 @@ export async function jsonCall<T>(url: string, method: Dispatcher.HttpMethod = '
 }
 
 /** Polls `check` every `everyMs` until it returns a value other than undefined, or throws after `timeoutMs`. */
-export async function pollUntil<T>(what: string, check: () => Promise<T | undefined> | T | undefined, timeoutMs: number, everyMs = 10): Promise<T> {
+export async function pollUntil<T>(
+  what: string,
+  check: () => Promise<T | undefined> | T | undefined,
+  timeoutMs: number,
+  everyMs = 10,
+): Promise<T> {
   const deadline = performance.now() + timeoutMs
   for (;;) {
     const value = await check()

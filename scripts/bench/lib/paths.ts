@@ -9,7 +9,7 @@ export const PROXIES_DIR = join(ROOT, 'scripts', 'bench', 'proxies')
 
 /** A binary on PATH or in the sbin directories Debian puts daemons in; null when absent. */
 export function findBinary(name: string): string | null {
-  const dirs = [...(process.env['PATH'] ?? '').split(delimiter), '/usr/sbin', '/usr/local/sbin', '/sbin']
+  const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/usr/local/sbin', '/sbin']
   for (const dir of dirs) {
     const candidate = join(dir, name)
     if (dir && existsSync(candidate)) return candidate

@@ -32,10 +32,10 @@ const seenPids = new Map<number, string>()
 /** The minimal environment a worker gets (CONTRACT.md §2), so spawn costs are comparable. */
 export function minimalEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {
-    PATH: process.env['PATH'],
+    PATH: process.env.PATH,
     NODE_ENV: 'production',
-    HOME: process.env['HOME'],
-    TMPDIR: process.env['TMPDIR'] ?? '/tmp',
+    HOME: process.env.HOME,
+    TMPDIR: process.env.TMPDIR ?? '/tmp',
   }
   for (const [key, value] of Object.entries(extra)) if (value !== undefined) env[key] = value
   return env

@@ -73,7 +73,15 @@ http {
     await rm(dir, { recursive: true, force: true })
   }
   try {
-    await pollUntil('nginx to listen', () => timedRequest(`${url}/`).then(() => true, () => undefined), 10_000)
+    await pollUntil(
+      'nginx to listen',
+      () =>
+        timedRequest(`${url}/`).then(
+          () => true,
+          () => undefined,
+        ),
+      10_000,
+    )
   } catch (err) {
     await stop()
     throw new Error(`nginx did not start: ${proc.stderrTail() || (err as Error).message}`)

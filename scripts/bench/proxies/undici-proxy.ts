@@ -8,7 +8,7 @@ import { createServer, type IncomingHttpHeaders } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Pool, type Dispatcher } from 'undici'
 
-const upstream = process.env['UPSTREAM'] ?? ''
+const upstream = process.env.UPSTREAM ?? ''
 const pool = new Pool(upstream, { connections: 64, keepAliveTimeout: 30_000 })
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host'])
@@ -34,7 +34,7 @@ const server = createServer((req, res) => {
   )
 })
 server.keepAliveTimeout = 30_000
-server.listen(Number(process.env['PORT'] ?? 0), '127.0.0.1', () => {
+server.listen(Number(process.env.PORT ?? 0), '127.0.0.1', () => {
   process.stdout.write(`listening on http://127.0.0.1:${(server.address() as AddressInfo).port}\n`)
 })
 process.on('SIGTERM', () => process.exit(0))

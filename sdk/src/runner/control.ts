@@ -16,15 +16,20 @@ export function createControl(state: WorkerState): Control {
 
   return {
     async validateAuth(body) {
-      const authState = toAuthState(isRecord(body) ? body['authState'] : undefined)
+      const authState = toAuthState(isRecord(body) ? body.authState : undefined)
       if (!isRecord(body) || !authState) {
         return { status: 400, body: { valid: false, error: 'authState must be {"methodId": string, "credentials": object}' } }
       }
       if (!plugin.onValidateAuth) return { status: 200, body: { valid: true } }
       // As in Hay: the hook sees the stored config overlaid with the submitted config and credentials.
-      const merged = { ...state.config(), ...(isRecord(body['config']) ? body['config'] : {}), ...authState.credentials }
+      const merged = { ...state.config(), ...(isRecord(body.config) ? body.config : {}), ...authState.credentials }
       try {
-        const valid = await plugin.onValidateAuth({ org, config: state.configOver(() => merged), auth: createAuthRuntime(authState), logger })
+        const valid = await plugin.onValidateAuth({
+          org,
+          config: state.configOver(() => merged),
+          auth: createAuthRuntime(authState),
+          logger,
+        })
         return { status: 200, body: { valid: Boolean(valid) } }
       } catch (err) {
         // Throwing is how a plugin says "invalid, and here is why" (Hay also counts a throw as invalid).
@@ -33,7 +38,7 @@ export function createControl(state: WorkerState): Control {
     },
 
     async configUpdate(body) {
-      const next = isRecord(body) ? body['config'] : undefined
+      const next = isRecord(body) ? body.config : undefined
       if (!isRecord(next)) return { status: 400, body: { success: false, error: 'config must be a JSON object' } }
       try {
         await plugin.onConfigUpdate?.({ org, config: state.configOver(() => next), logger })
@@ -60,11 +65,11 @@ export function createControl(state: WorkerState): Control {
     },
 
     async callTool(body) {
-      const toolName = isRecord(body) ? body['toolName'] : undefined
+      const toolName = isRecord(body) ? body.toolName : undefined
       if (typeof toolName !== 'string' || toolName === '') {
         return { status: 400, body: { error: { code: 'BAD_REQUEST', message: 'toolName must be a non-empty string' } } }
       }
-      const args = isRecord(body) && isRecord(body['arguments']) ? body['arguments'] : {}
+      const args = isRecord(body) && isRecord(body.arguments) ? body.arguments : {}
       try {
         const call = await (await state.mcp()).callTool(toolName, args)
         if (!call.found) return { status: 404, body: { error: { code: 'TOOL_NOT_FOUND', message: `no tool named ${toolName}` } } }

@@ -126,7 +126,7 @@ function loadManifest(pluginPath: string): Manifest {
   }
   const block = isRecord(pkg) ? pkg['hay-plugin'] : undefined
   if (!isRecord(block)) throw new RunnerError('MANIFEST_INVALID', `${file} has no "hay-plugin" object`)
-  const entry = block['entry']
+  const entry = block.entry
   if (typeof entry !== 'string' || entry === '') {
     throw new RunnerError('MANIFEST_INVALID', `${file}: "hay-plugin".entry must be a non-empty string`)
   }
@@ -134,8 +134,8 @@ function loadManifest(pluginPath: string): Manifest {
   if (!entryPath.startsWith(pluginDir + sep)) {
     throw new RunnerError('MANIFEST_INVALID', `entry ${entry} is outside the plugin directory`)
   }
-  const env = block['env']
-  const displayName = block['displayName']
+  const env = block.env
+  const displayName = block.displayName
   return {
     pluginId: basename(pluginDir),
     pluginDir,
@@ -203,10 +203,13 @@ function loadOrgData(
   if (mode === 'test') return { org: { id: orgId, name: `Test Org ${orgId}` }, config: {}, auth: null }
   const orgConfig = parseEnvJson(env, 'HAY_ORG_CONFIG')
   if (orgConfig !== undefined && !isRecord(orgConfig)) throw new RunnerError('ORG_ENV_INVALID', 'HAY_ORG_CONFIG must be a JSON object')
-  const org = isRecord(orgConfig?.['org']) ? orgConfig['org'] : {}
-  const config = orgConfig?.['config']
+  const org = isRecord(orgConfig?.org) ? orgConfig.org : {}
+  const config = orgConfig?.config
   return {
-    org: { id: typeof org['id'] === 'string' && org['id'] !== '' ? org['id'] : orgId, ...(typeof org['name'] === 'string' && { name: org['name'] }) },
+    org: {
+      id: typeof org.id === 'string' && org.id !== '' ? org.id : orgId,
+      ...(typeof org.name === 'string' && { name: org.name }),
+    },
     config: isRecord(config) ? config : {},
     auth: toAuthState(parseEnvJson(env, 'HAY_ORG_AUTH')),
   }
@@ -272,12 +275,12 @@ interface Specialize {
 
 const isSpecialize = (msg: unknown): msg is Specialize =>
   isRecord(msg) &&
-  msg['type'] === 'specialize' &&
-  Array.isArray(msg['argv']) &&
-  msg['argv'].every((a) => typeof a === 'string') &&
-  isRecord(msg['env']) &&
-  Object.values(msg['env']).every((v) => typeof v === 'string') &&
-  typeof msg['cwd'] === 'string'
+  msg.type === 'specialize' &&
+  Array.isArray(msg.argv) &&
+  msg.argv.every((a) => typeof a === 'string') &&
+  isRecord(msg.env) &&
+  Object.values(msg.env).every((v) => typeof v === 'string') &&
+  typeof msg.cwd === 'string'
 
 /** Resolves with the argv a specialize message carries, after applying its env and cwd. */
 function awaitSpecialization(): Promise<string[]> {
@@ -295,9 +298,7 @@ function awaitSpecialization(): Promise<string[]> {
       resolveArgs(msg.argv)
     }
     process.on('message', onMessage)
-    void workerModule
-      .then(warmUp)
-      .then(() => process.send?.({ type: 'prewarmed' }, undefined, undefined, () => {}))
+    void workerModule.then(warmUp).then(() => process.send?.({ type: 'prewarmed' }, undefined, undefined, () => {}))
   })
 }
 
@@ -316,7 +317,7 @@ async function warmUp({ createRegistry, createWorker, createLogger }: typeof imp
   const { get } = await import('node:http')
   const registry = createRegistry()
   registry.register.route('GET', '/warm-up/:id', (req, res) => {
-    res.json({ id: req.params['id'] })
+    res.json({ id: req.params.id })
   })
   const w = createWorker({
     definition: { name: 'warm-up' },
@@ -349,7 +350,7 @@ async function run(): Promise<void> {
 
   const env = process.env
   const orgData = loadOrgData(env, args.orgId, args.mode, toAuthState)
-  const logger = createLogger({ pluginId: manifest.pluginId, orgId: orgData.org.id }, env['NODE_ENV'] === 'development')
+  const logger = createLogger({ pluginId: manifest.pluginId, orgId: orgData.org.id }, env.NODE_ENV === 'development')
 
   const registry = createRegistry()
   const globalCtx: HayGlobalContext = { register: registry.register, config: { field: (name) => ({ name }) }, logger }

@@ -43,16 +43,16 @@ export function startStdioServer(options: StdioMcpOptions, pluginDir: string, lo
     } catch {
       return // servers may print non-protocol lines; they are not replies
     }
-    if (!isRecord(msg) || typeof msg['id'] !== 'number') return
-    const p = pending.get(msg['id'])
+    if (!isRecord(msg) || typeof msg.id !== 'number') return
+    const p = pending.get(msg.id)
     if (!p) return
-    pending.delete(msg['id'])
+    pending.delete(msg.id)
     clearTimeout(p.timer)
-    const error = msg['error']
+    const error = msg.error
     if (error !== undefined) {
-      p.reject(new Error(isRecord(error) && typeof error['message'] === 'string' ? error['message'] : 'MCP request failed'))
+      p.reject(new Error(isRecord(error) && typeof error.message === 'string' ? error.message : 'MCP request failed'))
     } else {
-      p.resolve(msg['result'])
+      p.resolve(msg.result)
     }
   })
   // A write to a server that just died fails with EPIPE; its 'exit' already rejects the callers.
@@ -83,7 +83,7 @@ export function startStdioServer(options: StdioMcpOptions, pluginDir: string, lo
     async listTools() {
       const result = await request('tools/list', {})
       if (Array.isArray(result)) return result
-      return isRecord(result) && Array.isArray(result['tools']) ? result['tools'] : []
+      return isRecord(result) && Array.isArray(result.tools) ? result.tools : []
     },
     callTool: (name, args) => request('tools/call', { name, arguments: args ?? {} }),
     async stop() {

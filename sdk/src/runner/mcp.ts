@@ -114,10 +114,10 @@ export function createMcpRuntime(deps: McpRuntimeDeps): McpRuntime {
   }
 }
 
-const isNamed = (t: unknown): t is { name: string } => isRecord(t) && typeof t['name'] === 'string'
+const isNamed = (t: unknown): t is { name: string } => isRecord(t) && typeof t.name === 'string'
 
 const toolsFrom = (result: unknown): unknown[] =>
-  Array.isArray(result) ? result : isRecord(result) && Array.isArray(result['tools']) ? result['tools'] : []
+  Array.isArray(result) ? result : isRecord(result) && Array.isArray(result.tools) ? result.tools : []
 
 /** One JSON-RPC 2.0 call over HTTP POST, as Hay's runner talks to external MCP servers. */
 async function rpc(options: ExternalMcpOptions, method: string, params: unknown, timeoutMs: number): Promise<unknown> {
@@ -130,9 +130,9 @@ async function rpc(options: ExternalMcpOptions, method: string, params: unknown,
   if (!res.ok) throw new Error(`external MCP server answered HTTP ${res.status}`)
   const body: unknown = await res.json()
   if (!isRecord(body)) throw new Error('external MCP server sent a non-object reply')
-  if (body['error'] !== undefined) {
-    const e = body['error']
-    throw new Error(`MCP RPC error: ${isRecord(e) && typeof e['message'] === 'string' ? e['message'] : JSON.stringify(e)}`)
+  if (body.error !== undefined) {
+    const e = body.error
+    throw new Error(`MCP RPC error: ${isRecord(e) && typeof e.message === 'string' ? e.message : JSON.stringify(e)}`)
   }
-  return body['result']
+  return body.result
 }

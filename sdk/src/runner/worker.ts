@@ -129,8 +129,7 @@ export function createRegistry(): Registry {
   }
 }
 
-const fieldName = (ref: ConfigFieldReference | string | undefined): string | undefined =>
-  typeof ref === 'string' ? ref : ref?.name
+const fieldName = (ref: ConfigFieldReference | string | undefined): string | undefined => (typeof ref === 'string' ? ref : ref?.name)
 
 /** A tool as /mcp/list-tools shows it; MCP servers spell the schema `inputSchema`, Hay `input_schema`. */
 export function describeTool(tool: { name: string; description?: unknown; input_schema?: unknown; inputSchema?: unknown }): McpTool {
@@ -527,7 +526,9 @@ export function createWorker(deps: WorkerDeps): Worker {
     deps,
     toolCtx,
     config: () => liveConfig,
-    setConfig: (config) => void (liveConfig = config),
+    setConfig: (config) => {
+      liveConfig = config
+    },
     configOver,
     mcp,
   }
