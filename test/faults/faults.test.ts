@@ -1,9 +1,12 @@
 import { request as httpRequest } from 'node:http'
 import { connect } from 'node:net'
-import { describe, expect, it, onTestFinished } from 'vitest'
+import { describe, expect, it, onTestFinished, vi } from 'vitest'
+import { sampleValue } from '../observability/prom-text.js'
+import { startGate } from '../helpers/gate.js'
 import { createManualClock } from '../helpers/manual-clock.js'
 import { exitOf, startTestGateway } from '../helpers/gateway.js'
 
+const WAIT = { timeout: 10_000, interval: 10 }
 const json = async (res: Response) => (await res.json()) as { error: { code: string; message: string } }
 
 describe('faulty plugins', () => {
@@ -65,17 +68,21 @@ describe('faulty plugins', () => {
   })
 
   it('slow route → 504 after UPSTREAM_TIMEOUT_MS while the worker keeps serving others', async () => {
-    // The timeout applies to every proxied request: 1.5 s leaves the fast ones ample room on a loaded machine.
-    const t = await startTestGateway({ env: { UPSTREAM_TIMEOUT_MS: '1500' } })
-    await t.enable('acme', 'slow-route')
-    const slow = fetch(`${t.url}/orgs/acme/plugins/slow-route/slow?ms=20000`)
-    const fast = await fetch(`${t.url}/orgs/acme/plugins/slow-route/ping`)
-    expect(fast.status).toBe(200)
+    const gate = await startGate()
+    // Every proxied request has this bound: it leaves the fast ones ample room on a loaded machine.
+    const t = await startTestGateway({ env: { UPSTREAM_TIMEOUT_MS: '2000', GATE_URL: gate.url } })
+    await t.enable('acme', 'gated')
+    const slow = fetch(`${t.url}/orgs/acme/plugins/gated/hold/never`) // held until the test ends
+    await gate.arrived('never')
+    const fast = await fetch(`${t.url}/orgs/acme/plugins/gated/whoami`)
+    expect([fast.status, t.gw.pool.list()[0]?.inFlight]).toEqual([200, 1])
     await fast.body?.cancel()
     const res = await slow
-    expect(res.status).toBe(504)
-    expect((await json(res)).error.code).toBe('UPSTREAM_TIMEOUT')
-    const again = await fetch(`${t.url}/orgs/acme/plugins/slow-route/ping`)
+    expect([res.status, await res.json()]).toEqual([
+      504,
+      { error: { code: 'UPSTREAM_TIMEOUT', message: 'plugin did not answer within 2000 ms' } },
+    ])
+    const again = await fetch(`${t.url}/orgs/acme/plugins/gated/whoami`)
     expect(again.status).toBe(200)
     await again.body?.cancel()
     expect(t.spawned).toHaveLength(1)
@@ -123,45 +130,72 @@ describe('capacity', () => {
   })
 
   it('answers 503 with Retry-After when MAX_WORKERS is reached and no worker is idle', async () => {
-    const t = await startTestGateway({ env: { MAX_WORKERS: '1' } })
-    await t.enable('a', 'slow-route')
+    const gate = await startGate()
+    const t = await startTestGateway({ env: { MAX_WORKERS: '1', GATE_URL: gate.url } })
+    await t.enable('a', 'gated')
     await t.enable('b', 'echo')
-    await (await fetch(`${t.url}/orgs/a/plugins/slow-route/ping`)).body?.cancel()
-    // Busy for far longer than the test needs, so the worker is never idle (evictable) meanwhile.
-    const client = new AbortController()
-    const busy = fetch(`${t.url}/orgs/a/plugins/slow-route/slow?ms=20000`, { signal: client.signal }).catch(() => null)
-    onTestFinished(() => client.abort())
-    await waitUntil(() => t.gw.pool.list()[0]?.inFlight === 1)
+    // Busy until the test ends, so the worker is never idle (evictable) meanwhile.
+    const busy = fetch(`${t.url}/orgs/a/plugins/gated/hold/busy`)
+    await gate.arrived('busy')
+    expect(t.gw.pool.list().map((w) => [w.orgId, w.inFlight])).toEqual([['a', 1]])
 
     const refused = await fetch(`${t.url}/orgs/b/plugins/echo/items/1`)
-    expect(refused.status).toBe(503)
-    expect(refused.headers.get('retry-after')).not.toBeNull()
-    expect((await json(refused)).error.code).toBe('CAPACITY_EXHAUSTED')
+    expect([refused.status, refused.headers.get('retry-after'), await refused.json()]).toEqual([
+      503,
+      '1',
+      { error: { code: 'CAPACITY_EXHAUSTED', message: 'MAX_WORKERS reached and no worker is idle' } },
+    ])
     expect(t.gw.pool.list().map((w) => [w.orgId, w.inFlight])).toEqual([['a', 1]])
-    client.abort()
-    await busy
+    gate.open('busy')
+    expect((await busy).status).toBe(200)
     expect(t.spawned).toHaveLength(1)
   })
 
   it('caps pending requests per org with 429 so one tenant cannot starve the others', async () => {
-    const t = await startTestGateway({ env: { MAX_PENDING_PER_ORG: '5', SLOW_START_MS: '3000' } })
-    await t.enable('storm', 'slow-start')
+    const gate = await startGate()
+    const t = await startTestGateway({ env: { MAX_PENDING_PER_ORG: '5', GATE_URL: gate.url } })
+    await t.enable('storm', 'gated', { startGate: 'storm' })
     await t.enable('calm', 'echo')
-    const storm = Array.from({ length: 8 }, () => fetch(`${t.url}/orgs/storm/plugins/slow-start/ping`))
+    const answers: Array<[number, string | null, unknown]> = []
+    const storm = Array.from({ length: 8 }, async () => {
+      const res = await fetch(`${t.url}/orgs/storm/plugins/gated/whoami`)
+      answers.push([res.status, res.headers.get('retry-after'), await res.json()])
+    })
+    await gate.arrived('storm') // the start is held: five requests wait for it, three are refused at once
+    await vi.waitFor(() => expect(answers).toHaveLength(3), WAIT)
+    const orgQueueFull = {
+      error: { code: 'ORG_QUEUE_FULL', message: 'too many requests of this organization are waiting for workers' },
+    }
+    expect(answers).toEqual(Array(3).fill([429, '1', orgQueueFull]))
     const calm = await fetch(`${t.url}/orgs/calm/plugins/echo/items/1`)
     expect(calm.status).toBe(200)
     await calm.body?.cancel()
 
-    const statuses = await Promise.all(
-      storm.map(async (p) => {
-        const res = await p
-        if (res.status === 429) expect(res.headers.get('retry-after')).not.toBeNull()
-        await res.body?.cancel()
-        return res.status
-      }),
+    gate.open('storm')
+    await Promise.all(storm)
+    expect(answers.slice(3).map(([status]) => status)).toEqual(Array(5).fill(200))
+  })
+
+  it('caps requests waiting for one cold start with 503 QUEUE_FULL (MAX_PENDING_PER_KEY)', async () => {
+    const gate = await startGate()
+    const t = await startTestGateway({ env: { MAX_PENDING_PER_KEY: '2', GATE_URL: gate.url } })
+    await t.enable('acme', 'gated', { startGate: 'start' })
+    const waiting = [1, 2].map(() => fetch(`${t.url}/orgs/acme/plugins/gated/whoami`))
+    await gate.arrived('start')
+    await vi.waitFor(
+      async () => expect(sampleValue(await (await fetch(`${t.url}/metrics`)).text(), 'plugin_gateway_queue_depth')).toBe(2),
+      WAIT,
     )
-    expect(statuses.filter((s) => s === 200)).toHaveLength(5)
-    expect(statuses.filter((s) => s === 429)).toHaveLength(3)
+
+    const refused = await fetch(`${t.url}/orgs/acme/plugins/gated/whoami`)
+    expect([refused.status, refused.headers.get('retry-after'), await refused.json()]).toEqual([
+      503,
+      '1',
+      { error: { code: 'QUEUE_FULL', message: 'too many requests are waiting for this worker to start' } },
+    ])
+    gate.open('start')
+    expect((await Promise.all(waiting)).map((r) => r.status)).toEqual([200, 200])
+    expect(t.spawned).toHaveLength(1)
   })
 })
 
@@ -236,7 +270,3 @@ describe('bad input at the edge', () => {
     expect((await fetch(`${t.url}/healthz`)).status).toBe(200)
   })
 })
-
-async function waitUntil(predicate: () => boolean): Promise<void> {
-  while (!predicate()) await new Promise((resolve) => setImmediate(resolve))
-}

@@ -1,4 +1,6 @@
-import { describe, expect, it, vi } from 'vitest'
+import { request } from 'node:http'
+import { describe, expect, it } from 'vitest'
+import { startGate } from '../helpers/gate.js'
 import { startTestGateway } from '../helpers/gateway.js'
 
 const TOKEN = 'test-admin-token-0123456789'
@@ -98,15 +100,21 @@ describe('admin API', () => {
   })
 
   it('delivers a config change made while the worker is starting, once it is ready, without a restart', async () => {
-    const t = await startTestGateway({ env: { SLOW_START_MS: '400' } })
-    await t.enable('acme', 'slow-start', { label: 'old' })
-    const first = fetch(`${t.url}/orgs/acme/plugins/slow-start/ping`)
-    await vi.waitFor(() => expect(t.gw.pool.list()[0]?.state).toBe('starting'), { timeout: 10_000, interval: 2 })
+    const gate = await startGate()
+    const t = await startTestGateway({ env: { GATE_URL: gate.url } })
+    await t.enable('acme', 'gated', { startGate: 'start', label: 'old' })
+    const first = fetch(`${t.url}/orgs/acme/plugins/gated/whoami`)
+    await gate.arrived('start') // spawned with the old config, held in onStart
 
-    const res = await t.admin('PUT', '/orgs/acme/plugins/slow-start', { config: { label: 'new' } })
-    expect(res.status).toBe(200)
+    const put = sendJson(t.url, 'PUT', '/admin/orgs/acme/plugins/gated', { config: { startGate: 'start', label: 'new' } })
+    await put.sent
+    // Answered after the PUT was read: the PUT now waits for the start, which only the gate can end.
+    expect((await t.admin('GET', '/workers')).body.workers).toEqual([expect.objectContaining({ state: 'starting' })])
+    gate.open('start')
+    expect(await put.status).toBe(200)
     expect((await first).status).toBe(200)
-    expect(await (await fetch(`${t.url}/orgs/acme/plugins/slow-start/ping`)).json()).toEqual({ pong: true, label: 'new' })
+    const res = await fetch(`${t.url}/orgs/acme/plugins/gated/whoami`)
+    expect(await res.json()).toMatchObject({ label: 'new', startedWith: 'old', pid: t.spawned[0]?.pid })
     expect(t.spawned).toHaveLength(1)
   })
 
@@ -189,3 +197,17 @@ describe('admin API', () => {
     expect(await res.json()).toEqual({ status: 'ok' })
   })
 })
+
+/** A JSON request whose bytes are known to have left: `sent` once written, `status` once answered. */
+function sendJson(base: string, method: string, path: string, body: unknown) {
+  const req = request(`${base}${path}`, { method, headers: { 'content-type': 'application/json' } })
+  const status = new Promise<number>((resolve, reject) => {
+    req.on('response', (res) => {
+      res.resume()
+      resolve(res.statusCode ?? 0)
+    })
+    req.on('error', reject)
+  })
+  const sent = new Promise<void>((resolve) => req.end(JSON.stringify(body), resolve))
+  return { sent, status }
+}

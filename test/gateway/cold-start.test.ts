@@ -1,20 +1,26 @@
 import { describe, expect, it, vi } from 'vitest'
+import { startGate } from '../helpers/gate.js'
 import { startTestGateway } from '../helpers/gateway.js'
+
+const WAIT = { timeout: 10_000, interval: 20 }
 
 describe('lazy start on first hit', () => {
   it('persists stopped → starting → ready with sdkVersion, pid and port', async () => {
-    const t = await startTestGateway({ env: { SLOW_START_MS: '1500' } })
-    await t.enable('acme', 'slow-start')
-    expect((await t.instanceRow('acme', 'slow-start'))?.runtimeState).toBe('stopped')
+    const gate = await startGate()
+    const t = await startTestGateway({ env: { GATE_URL: gate.url } })
+    await t.enable('acme', 'gated', { startGate: 'start' })
+    expect((await t.instanceRow('acme', 'gated'))?.runtimeState).toBe('stopped')
 
-    const first = fetch(`${t.url}/orgs/acme/plugins/slow-start/ping`)
-    await vi.waitFor(async () => expect((await t.instanceRow('acme', 'slow-start'))?.runtimeState).toBe('starting'), {
-      timeout: 10_000,
-    })
+    const first = fetch(`${t.url}/orgs/acme/plugins/gated/whoami`)
+    const [held] = await gate.arrived('start') // the worker is in onStart, and stays there
+    await vi.waitFor(async () => expect((await t.instanceRow('acme', 'gated'))?.runtimeState).toBe('starting'), WAIT)
+    gate.open('start')
     const res = await first
     expect(res.status).toBe(200)
-    const row = await t.instanceRow('acme', 'slow-start')
-    expect(row).toMatchObject({ runtimeState: 'ready', sdkVersion: 'v2', pid: t.spawned[0]?.pid })
+    const pid = t.spawned[0]?.pid
+    expect(await res.json()).toMatchObject({ pid, orgId: 'acme' })
+    const row = await t.instanceRow('acme', 'gated')
+    expect(row).toMatchObject({ runtimeState: 'ready', sdkVersion: 'v2', pid, port: Number(held?.get('port')) })
     expect(row?.port).toBeGreaterThan(0)
     expect(row?.lastStartedAt).toBeInstanceOf(Date)
   })

@@ -3,6 +3,7 @@ import { appendFile, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createClient } from '@libsql/client'
 import { describe, expect, it, vi } from 'vitest'
+import { startGate } from '../helpers/gate.js'
 import { capturedLogger } from '../helpers/log.js'
 import { createManualClock } from '../helpers/manual-clock.js'
 import { EXAMPLES_DIR, copyPlugin, exitOf, startTestGateway, tempDir } from '../helpers/gateway.js'
@@ -37,16 +38,17 @@ describe('idle reaper', () => {
 
   it('does not reap while a request is in flight', async () => {
     const clock = createManualClock(Date.now())
-    const t = await startTestGateway({ clock, env: { IDLE_TIMEOUT_MS: '1000' } })
-    await t.enable('acme', 'slow-route')
-    const warm = await fetch(`${t.url}/orgs/acme/plugins/slow-route/slow?ms=0`)
-    await warm.body?.cancel()
-
-    const slow = fetch(`${t.url}/orgs/acme/plugins/slow-route/slow?ms=500`)
-    await waitUntil(() => t.gw.pool.list()[0]?.inFlight === 1)
+    const gate = await startGate()
+    const t = await startTestGateway({ clock, env: { IDLE_TIMEOUT_MS: '1000', GATE_URL: gate.url } })
+    await t.enable('acme', 'gated')
+    const held = fetch(`${t.url}/orgs/acme/plugins/gated/hold/request`)
+    await gate.arrived('request')
+    expect(t.gw.pool.list()[0]?.inFlight).toBe(1)
     clock.advance(5_000)
     expect(t.gw.pool.list()[0]?.state).toBe('ready')
-    expect((await slow).status).toBe(200)
+    gate.open('request')
+    expect((await held).status).toBe(200)
+    expect(t.gw.pool.list()[0]).toMatchObject({ state: 'ready', inFlight: 0 })
     expect(t.spawned).toHaveLength(1)
   })
 
@@ -192,9 +194,12 @@ describe('metadata cache', () => {
     // Every request, not only the one whose start found the metadata invalid: nothing is forwarded unchecked.
     for (const path of ['/anything', '/anything', '/other']) {
       const res = await fetch(`${t.url}/orgs/acme/plugins/bad-metadata${path}`)
-      expect(res.status).toBe(503)
-      expect(res.headers.get('retry-after')).not.toBeNull()
-      expect(await res.json()).toMatchObject({ error: { code: 'METADATA_UNAVAILABLE' } })
+      expect([path, res.status, res.headers.get('retry-after'), await res.json()]).toEqual([
+        path,
+        503,
+        '5', // how soon the gateway asks the running worker again
+        { error: { code: 'METADATA_UNAVAILABLE', message: 'metadata of bad-metadata is unavailable' } },
+      ])
     }
     expect((await t.pluginRow('bad-metadata'))?.metadataState).toBe('error')
   })
@@ -221,7 +226,3 @@ describe('legacy v1 plugins', () => {
     expect(workers[0]).toMatchObject({ pluginId: 'legacy-v1', sdkVersion: 'v1', state: 'ready' })
   })
 })
-
-async function waitUntil(predicate: () => boolean): Promise<void> {
-  while (!predicate()) await new Promise((resolve) => setImmediate(resolve))
-}

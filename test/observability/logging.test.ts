@@ -1,4 +1,5 @@
 import { describe, expect, it, vi } from 'vitest'
+import { startGate } from '../helpers/gate.js'
 import { startTestGateway } from '../helpers/gateway.js'
 import { capturedLogger } from '../helpers/log.js'
 
@@ -76,19 +77,24 @@ describe('request logging on a real gateway', () => {
 
   it('logs a client that hangs up during a cold start as a refusal (499), not as a gateway failure', async () => {
     const { log, records } = capturedLogger()
-    const t = await startTestGateway({ log, env: { SLOW_START_MS: '300' } })
-    await t.enable('acme', 'slow-start')
+    const gate = await startGate()
+    const t = await startTestGateway({ log, env: { GATE_URL: gate.url } })
+    await t.enable('acme', 'gated', { startGate: 'start' })
     const client = new AbortController()
-    const gone = fetch(`${t.url}/orgs/acme/plugins/slow-start/ping`, { signal: client.signal }).catch((err: unknown) => err)
+    const gone = fetch(`${t.url}/orgs/acme/plugins/gated/whoami`, { signal: client.signal }).catch((err: unknown) => err)
+    await gate.arrived('start') // the start is held: the client hangs up while it waits for it
+    const waiting = fetch(`${t.url}/orgs/acme/plugins/gated/whoami`)
     await vi.waitFor(() => expect(t.gw.pool.list()[0]?.state).toBe('starting'), { timeout: 10_000, interval: 2 })
     client.abort()
     expect(await gone).toMatchObject({ name: 'AbortError' })
+    await vi.waitFor(() => expect(records().some((r) => r.status === 499)).toBe(true), { timeout: 10_000, interval: 5 })
+    gate.open('start')
 
-    const answered = await fetch(`${t.url}/orgs/acme/plugins/slow-start/ping`) // the start went on for the others
-    expect(answered.status).toBe(200)
+    const answered = await waiting // the start went on for the others
+    expect([answered.status, answered.headers.get('x-plugin-cold-start')]).toEqual([200, '1'])
     await answered.body?.cancel()
-    await t.gw.pool.stop('acme', 'slow-start')
-    const byPath = records().filter((r) => r.path === '/orgs/acme/plugins/slow-start/ping')
+    await t.gw.pool.stop('acme', 'gated')
+    const byPath = records().filter((r) => r.path === '/orgs/acme/plugins/gated/whoami')
     expect(byPath.map((r) => [r.msg, r.status ?? r.code])).toEqual(
       expect.arrayContaining([
         ['request refused', 'CLIENT_CLOSED'],
