@@ -1,41 +1,15 @@
 import { execFile } from 'node:child_process'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { describe, expect, it, onTestFinished, vi } from 'vitest'
-import { silentLogger } from '../../src/core/index.js'
-import { createClusterRepo, createInstancesRepo, openDatabase } from '../../src/db/index.js'
-import { isRunning, ROOT, tempDir } from '../helpers/gateway.js'
-import { enable, startGatewayProcess, startWorker, workersOf, type GatewayProcess } from '../helpers/gateway-process.js'
+import { describe, expect, it, vi } from 'vitest'
+import { startGate } from '../helpers/gate.js'
+import { isRunning, ROOT } from '../helpers/gateway.js'
+import { enable, startWorker, workersOf } from '../helpers/gateway-process.js'
+import { startCluster } from './harness.js'
 
-const SECRET = 'cluster-secret-0123456789'
 const execFileAsync = promisify(execFile)
-
-/** n real gateway processes on one libSQL file, clustered. */
-async function startCluster(n: number, env: Record<string, string> = {}) {
-  const dir = await tempDir()
-  const gateways: GatewayProcess[] = []
-  for (let i = 0; i < n; i++) {
-    gateways.push(
-      await startGatewayProcess(dir, {
-        CLUSTER_SECRET: SECRET,
-        SECRET_KEY: '0'.repeat(64),
-        GATEWAY_ID: `gw${i}`,
-        LEASE_TTL_MS: '3000', // a gateway stalled on a loaded machine must not lose its leases mid-test
-        HEARTBEAT_MS: '250',
-        ...env,
-      }),
-    )
-  }
-  const db = await openDatabase({ url: `file:${join(dir, 'gateway.db')}`, log: silentLogger })
-  onTestFinished(() => db.close())
-  const clock = { now: Date.now, setTimer: () => () => {} }
-  const repo = createClusterRepo(db.db, clock)
-  const instances = createInstancesRepo(db.db, clock)
-  const allWorkers = async () => (await Promise.all(gateways.filter(alive).map((g) => workersOf(g.url)))).flat()
-  return { gateways, repo, instances, allWorkers }
-}
-
-const alive = (g: GatewayProcess) => g.proc.child.exitCode === null && g.proc.child.signalCode === null
+const WAIT = { timeout: 10_000, interval: 20 }
+const FORBIDDEN = { error: { code: 'FORBIDDEN', message: 'cluster requests need the cluster secret' } }
 
 describe('multi-instance on one libSQL file', () => {
   it('starts exactly one worker in the cluster for 300 concurrent first requests spread over three gateways', async () => {
@@ -99,40 +73,43 @@ describe('multi-instance on one libSQL file', () => {
   })
 
   it('keeps the lease (and the row) of the next worker when the one it replaced finishes stopping after it started', async () => {
-    // ignores-sigterm lingers until STOP_TIMEOUT_MS: its stop ends well after its replacement is ready.
-    const { gateways, repo, instances, allWorkers } = await startCluster(2, { STOP_TIMEOUT_MS: '1500' })
+    // The old worker's stop is held in its onDisable until the test opens the gate: it ends only
+    // once its replacement is ready, however long that takes.
+    const gate = await startGate()
+    const { gateways, repo, instances, allWorkers } = await startCluster(2, { GATE_URL: gate.url, DISABLE_TIMEOUT_MS: '60000' })
     const [owner, other] = [gateways[0]!, gateways[1]!]
-    const oldPid = await startWorker(owner.url, 'acme', 'ignores-sigterm', '/ping')
-    const stopping = fetch(`${owner.url}/admin/orgs/acme/plugins/ignores-sigterm/stop`, { method: 'POST' })
-    await vi.waitFor(async () => expect((await workersOf(owner.url))[0]?.state).toBe('stopping'), { timeout: 5_000, interval: 20 })
+    await enable(owner.url, 'acme', 'gated', { enabled: true, config: { disableGate: 'stop' } })
+    const oldPid = await startWorker(owner.url, 'acme', 'gated', '/whoami')
+    const stopping = fetch(`${owner.url}/admin/orgs/acme/plugins/gated/stop`, { method: 'POST' })
+    await gate.arrived('stop')
+    expect((await workersOf(owner.url)).map((w) => [w.pid, w.state])).toEqual([[oldPid, 'stopping']])
 
-    const next = await fetch(`${owner.url}/orgs/acme/plugins/ignores-sigterm/ping`) // starts the next generation
+    const next = await fetch(`${owner.url}/orgs/acme/plugins/gated/whoami`) // starts the next generation
     expect([next.status, next.headers.get('x-plugin-cold-start')]).toEqual([200, '1'])
-    await next.body?.cancel()
-    expect((await stopping).status).toBe(200) // the old worker is gone (SIGKILL) only now
+    const { pid: nextPid } = (await next.json()) as { pid: number }
+    expect(nextPid).not.toBe(oldPid)
+    gate.open('stop')
+    expect(await (await stopping).json()).toEqual({ stopped: true }) // the old worker is gone only now
     expect(isRunning(oldPid)).toBe(false)
 
-    const [live] = await workersOf(owner.url)
-    expect(live).toMatchObject({ state: 'ready' })
-    const lease = await repo.lease('acme', 'ignores-sigterm')
+    expect((await workersOf(owner.url)).map((w) => [w.pid, w.state])).toEqual([[nextPid, 'ready']])
+    const lease = await repo.lease('acme', 'gated')
     expect(lease?.ownerGatewayId).toBe('gw0')
     expect(lease?.expiresAt.getTime()).toBeGreaterThan(Date.now())
     // The other gateway forwards to that worker instead of starting a second one.
-    const viaOther = await fetch(`${other.url}/orgs/acme/plugins/ignores-sigterm/ping`)
-    expect([viaOther.status, viaOther.headers.get('x-plugin-cold-start')]).toEqual([200, null])
-    await viaOther.body?.cancel()
-    expect((await allWorkers()).map((w) => w.pid)).toEqual([live?.pid])
-    await vi.waitFor(
-      async () => expect(await instances.get('acme', 'ignores-sigterm')).toMatchObject({ runtimeState: 'ready', pid: live?.pid }),
-      {
-        timeout: 2_000,
-        interval: 20,
-      },
-    )
+    const viaOther = await fetch(`${other.url}/orgs/acme/plugins/gated/whoami`)
+    expect([viaOther.status, viaOther.headers.get('x-plugin-cold-start'), ((await viaOther.json()) as { pid: number }).pid]).toEqual([
+      200,
+      null,
+      nextPid,
+    ])
+    expect((await allWorkers()).map((w) => w.pid)).toEqual([nextPid])
+    await vi.waitFor(async () => expect(await instances.get('acme', 'gated')).toMatchObject({ runtimeState: 'ready', pid: nextPid }), WAIT)
   })
 
   it('lists the workers of every gateway from any of them, each with its gateway; ?scope=local lists its own', async () => {
-    const { gateways } = await startCluster(3)
+    // A long gateway TTL: gw1, killed below, is still listed as a live peer (and so as unreachable).
+    const { gateways } = await startCluster(3, { LEASE_TTL_MS: '30000' })
     const [gw0, gw1, gw2] = [gateways[0]!, gateways[1]!, gateways[2]!]
     const acme = await startWorker(gw0.url, 'acme', 'echo', '/items/1')
     const globex = await startWorker(gw1.url, 'globex', 'echo', '/items/1')
@@ -162,15 +139,15 @@ describe('multi-instance on one libSQL file', () => {
       ['gw1', 'globex', 'echo'],
     ])
     // Without the cluster secret nobody can read another gateway's list.
-    expect((await fetch(`${gw0.url}/internal/workers`)).status).toBe(403)
+    const forbidden = await fetch(`${gw0.url}/internal/workers`)
+    expect([forbidden.status, await forbidden.json()]).toEqual([403, FORBIDDEN])
 
-    // A peer that is gone is named (while its heartbeat is recent) or simply absent; the rest still list.
+    // A peer that is gone while its heartbeat is recent is named with why; the rest still list.
     gw1.proc.child.kill('SIGKILL')
     await gw1.proc.exited
     const after = await listing(gw2.url)
     expect(after.workers.map((w) => [w.gatewayId, w.pid])).toEqual([['gw0', acme]])
-    expect(Array.isArray(after.unreachable)).toBe(true)
-    for (const p of after.unreachable ?? []) expect(p).toMatchObject({ gatewayId: 'gw1', error: expect.any(String) })
+    expect(after.unreachable).toEqual([{ gatewayId: 'gw1', error: expect.any(String) }])
   })
 
   it('follows an owner change it had not seen: a stale owner\'s "not the owner" is not relayed, the request goes to the new one', async () => {
@@ -243,7 +220,7 @@ describe('multi-instance on one libSQL file', () => {
     const res = await fetch(`${gateways[0]!.url}/orgs/acme/plugins/echo/items/1`, {
       headers: { 'x-plugin-gateway-hop': '1', 'x-plugin-gateway-secret': 'not-the-secret-at-all' },
     })
-    expect(res.status).toBe(403)
-    await res.body?.cancel()
+    expect([res.status, await res.json()]).toEqual([403, FORBIDDEN])
+    expect(await workersOf(gateways[0]!.url)).toEqual([]) // refused before any worker started
   })
 })
