@@ -4,8 +4,8 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { describe, expect, it, onTestFinished } from 'vitest'
-import getPort from 'get-port'
 import { exitOf, ROOT, startTestGateway, TEST_SECRET_KEY, tempDir } from '../helpers/gateway.js'
+import { startDroppingServer } from '../helpers/http.js'
 
 // The compiled binary, as `npx plugin-gateway` runs it (package.json "bin"; built by `npm run build`).
 const CLI = join(ROOT, 'dist', 'cli', 'main.js')
@@ -94,7 +94,7 @@ describe('plugin-gateway CLI against a real gateway', () => {
 
   it('fails with one line and exit code 1 when the gateway is unreachable or the token is wrong', async () => {
     const { t } = await gatewayWithToken()
-    const closed = `http://127.0.0.1:${await getPort()}`
+    const closed = await startDroppingServer()
     const [down, wrong, missing, flagsWin, jsonError] = await Promise.all([
       cli(['workers'], { GATEWAY_URL: closed, ADMIN_TOKEN: TOKEN }),
       cli(['workers'], { GATEWAY_URL: t.url, ADMIN_TOKEN: 'wrong-token-0123456789' }),
@@ -105,7 +105,7 @@ describe('plugin-gateway CLI against a real gateway', () => {
     expect(down).toEqual({
       code: 1,
       stdout: '',
-      stderr: `plugin-gateway: cannot reach the gateway at ${closed} (ECONNREFUSED); is it running? (--url / GATEWAY_URL)\n`,
+      stderr: `plugin-gateway: cannot reach the gateway at ${closed} (UND_ERR_SOCKET); is it running? (--url / GATEWAY_URL)\n`,
     })
     expect(wrong).toEqual({ code: 1, stdout: '', stderr: 'plugin-gateway: the admin token was rejected (--token / ADMIN_TOKEN)\n' })
     expect(missing).toEqual({ code: 1, stdout: '', stderr: 'plugin-gateway: the gateway needs an admin token (--token / ADMIN_TOKEN)\n' })

@@ -1,6 +1,9 @@
 // Real HTTP against a worker. `fetch` normalises paths (NOTES.md), so `rawRequest` exists for
 // tests that need the exact path or bytes on the wire.
+import { once } from 'node:events'
 import { request } from 'node:http'
+import { createServer, type AddressInfo } from 'node:net'
+import { onTestFinished } from 'vitest'
 
 export interface JsonReply<T = unknown> {
   status: number
@@ -52,4 +55,16 @@ export function rawRequest(options: {
     req.on('error', reject)
     req.end(options.body)
   })
+}
+
+/**
+ * A listener on port 0 that drops every connection at once: a gateway URL nothing answers at, held
+ * for the whole test (a port merely found free could be taken by another process meanwhile).
+ */
+export async function startDroppingServer(): Promise<string> {
+  const server = createServer((socket) => socket.destroy())
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  onTestFinished(() => new Promise<void>((resolve) => server.close(() => resolve())))
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
 }
