@@ -176,7 +176,7 @@ describe('admin API', () => {
     const sum = await t.admin('POST', '/orgs/acme/plugins/tools/mcp/call', { toolName: 'add', arguments: { a: 2, b: 40 } })
     expect(sum).toMatchObject({ status: 200, body: { structuredContent: { sum: 42 } } })
     const unknown = await t.admin('POST', '/orgs/acme/plugins/tools/mcp/call', { toolName: 'nope', arguments: {} })
-    expect(unknown.status).toBe(404)
+    expect(unknown).toEqual({ status: 404, body: { error: { code: 'NOT_FOUND', message: 'no tool named nope' } } })
   })
 
   it('refreshes metadata on demand: stale, then fresh again from the running worker', async () => {

@@ -1,11 +1,13 @@
 // Small, generic helpers for tests that run real child processes (STYLE.md §11): every child is
-// tracked, waits are armed at spawn time, and `killAll()` + `liveChildren()` let a teardown
-// remove and then prove there is nothing left.
+// tracked and waits are armed at spawn time. A child still running when its test ends is stopped
+// the way the gateway stops a worker (SIGTERM), and given a bounded time to leave; `liveChildren()`
+// then names any that did not (a leak), before `killAll()` removes them.
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
 import { once } from 'node:events'
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { onTestFinished } from 'vitest'
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 /** The SDK v2 runner as the gateway starts it (built by `npm run build`). */
@@ -30,6 +32,9 @@ export interface Spawned {
 
 const live = new Set<ChildProcess>()
 
+// A runner leaves within its own 3 s shutdown deadline; this leaves room for a loaded machine.
+const STOP_BOUND_MS = 10_000
+
 /** The contract's minimal worker environment (CONTRACT.md §2) plus `extra`. */
 export function workerEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {
@@ -51,6 +56,7 @@ export function spawnNode(args: readonly string[], options: SpawnOptions & { ipc
   })
   live.add(child)
   child.once('exit', () => live.delete(child))
+  onTestFinished(() => stopGracefully(child))
   let out = ''
   let err = ''
   child.stdout?.setEncoding('utf8').on('data', (s: string) => (out += s))
@@ -177,6 +183,15 @@ export function listeningPorts(pid: number): number[] {
   return ports.sort((a, b) => a - b)
 }
 
+/** SIGTERM, then up to STOP_BOUND_MS for the exit; a child still running after that is left to the leak check. */
+async function stopGracefully(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  child.kill('SIGTERM')
+  let timer: NodeJS.Timeout | undefined
+  await Promise.race([waitForExit(child), new Promise((resolve) => (timer = setTimeout(resolve, STOP_BOUND_MS)))])
+  clearTimeout(timer)
+}
+
 /** SIGKILLs every tracked child still running and waits for each to exit. */
 export async function killAll(): Promise<void> {
   await Promise.all(
@@ -188,5 +203,5 @@ export async function killAll(): Promise<void> {
   )
 }
 
-/** Tracked children that have not exited yet. */
-export const liveChildren = (): number => live.size
+/** Pids of tracked children that have not exited yet. */
+export const liveChildren = (): Array<number | undefined> => [...live].map((c) => c.pid)

@@ -1,7 +1,6 @@
 import { join } from 'node:path'
-import getPort from 'get-port'
 import { describe, expect, it } from 'vitest'
-import { EXAMPLES_DIR, FIXTURES_DIR, RUNNER_PATH, spawnRunner } from '../helpers/process.js'
+import { EXAMPLES_DIR, FIXTURES_DIR, RUNNER_PATH, spawnRunner, startRunner } from '../helpers/process.js'
 import { useNoLeftoverProcesses } from './setup.js'
 
 const echo = join(EXAMPLES_DIR, 'echo')
@@ -43,11 +42,11 @@ describe('runner on bad input: exits with one line on stderr, never hangs', () =
     ['an onInitialize that throws', 'init-throws', 'INIT_FAILED'],
     ['an onStart that throws', 'crash-on-start', 'START_FAILED'],
   ])('exits 1 given %s (%s)', async (_name, fixture, reason) => {
-    expect(await failure({ pluginDir: join(FIXTURES_DIR, fixture), port: await getPort() })).toEqual({ code: 1, reason })
+    expect(await failure({ pluginDir: join(FIXTURES_DIR, fixture), port: 0 })).toEqual({ code: 1, reason })
   })
 
   it('exits 1 when the plugin directory does not exist', async () => {
-    expect(await failure({ pluginDir: join(FIXTURES_DIR, 'no-such-plugin'), port: await getPort() })).toEqual({
+    expect(await failure({ pluginDir: join(FIXTURES_DIR, 'no-such-plugin'), port: 0 })).toEqual({
       code: 1,
       reason: 'MANIFEST_INVALID',
     })
@@ -55,13 +54,12 @@ describe('runner on bad input: exits with one line on stderr, never hangs', () =
 
   it('exits 1 when HAY_ORG_CONFIG or HAY_ORG_AUTH is not JSON', async () => {
     for (const env of [{ HAY_ORG_CONFIG: '{"org":' }, { HAY_ORG_CONFIG: '[1]' }, { HAY_ORG_AUTH: 'nope' }]) {
-      expect(await failure({ pluginDir: echo, port: await getPort(), env })).toEqual({ code: 1, reason: 'ORG_ENV_INVALID' })
+      expect(await failure({ pluginDir: echo, port: 0, env })).toEqual({ code: 1, reason: 'ORG_ENV_INVALID' })
     }
   })
 
   it('starts with an empty config for --org-id when HAY_ORG_CONFIG is absent', async () => {
-    const runner = spawnRunner({ pluginDir: echo, port: await getPort(), orgId: 'org-7', env: { HAY_ORG_CONFIG: undefined } })
-    await runner.ready
+    const runner = await startRunner({ pluginDir: echo, orgId: 'org-7', env: { HAY_ORG_CONFIG: undefined } })
     const health = await fetch(runner.url('/health')).then((r) => r.json())
     expect(health).toMatchObject({ orgId: 'org-7' })
   })

@@ -1,8 +1,7 @@
 import { join } from 'node:path'
-import getPort from 'get-port'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { fetchJson, postJson, rawRequest } from '../helpers/http.js'
-import { FIXTURES_DIR, spawnRunner, startRunner } from '../helpers/process.js'
+import { FIXTURES_DIR, startRunner } from '../helpers/process.js'
 import { useNoLeftoverProcesses } from './setup.js'
 
 const fixture = (name: string) => join(FIXTURES_DIR, name)
@@ -55,8 +54,10 @@ describe('fault fixtures under the runner', () => {
     const runner = await startRunner({ pluginDir: fixture('ignores-sigterm') })
     runner.child.kill('SIGTERM')
     // The handler runs on the worker's event loop; ask until it reports having swallowed it.
-    let sigterms = 0
-    while (sigterms === 0) sigterms = (await fetchJson<{ sigterms: number }>(runner.url('/ping'))).body.sigterms
+    await vi.waitFor(async () => expect((await fetchJson<{ sigterms: number }>(runner.url('/ping'))).body.sigterms).toBe(1), {
+      timeout: 10_000,
+      interval: 10,
+    })
     expect(await postJson(runner.url('/disable'), {})).toMatchObject({ status: 200, body: { success: true } })
     runner.child.kill('SIGKILL')
     expect(await runner.exited).toEqual({ code: null, signal: 'SIGKILL' })
@@ -70,9 +71,7 @@ describe('fault fixtures under the runner', () => {
   })
 
   it('memory-hog dies of its leak under a heap limit', async () => {
-    const port = await getPort()
-    const runner = spawnRunner({ pluginDir: fixture('memory-hog'), port, env: { NODE_OPTIONS: '--max-old-space-size=64' } })
-    await runner.ready
+    const runner = await startRunner({ pluginDir: fixture('memory-hog'), env: { NODE_OPTIONS: '--max-old-space-size=64' } })
     expect((await postJson(runner.url('/leak'), {})).status).toBe(202)
     const exit = await runner.exited
     expect(exit.code !== 0 || exit.signal !== null).toBe(true)

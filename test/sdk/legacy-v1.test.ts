@@ -1,25 +1,26 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import getPort from 'get-port'
 import { describe, expect, it } from 'vitest'
 import { fetchJson, rawRequest } from '../helpers/http.js'
-import { EXAMPLES_DIR, spawnNode, workerEnv } from '../helpers/process.js'
+import { EXAMPLES_DIR, listeningPorts, spawnNode, workerEnv } from '../helpers/process.js'
 import { useNoLeftoverProcesses } from './setup.js'
 
 const pluginDir = join(EXAMPLES_DIR, 'legacy-v1')
 
 /** Starts it the legacy way (CONTRACT.md §2): `node <entry>` with PORT, HAY_ORG_CONFIG, HAY_ORG_AUTH. */
 async function startLegacy(config: Record<string, unknown> = {}) {
-  const port = await getPort()
   const worker = spawnNode([join(pluginDir, 'index.js')], {
     cwd: pluginDir,
     env: workerEnv({
-      PORT: String(port),
+      PORT: '0',
       HAY_ORG_CONFIG: JSON.stringify({ org: { id: 'org-legacy' }, config }),
       HAY_ORG_AUTH: JSON.stringify({ methodId: 'apiKey', credentials: { apiKey: 'k' } }),
     }),
   })
-  await worker.waitForStdout(`listening on 127.0.0.1:${port}`)
+  await worker.waitForStdout('listening on 127.0.0.1:')
+  const ports = listeningPorts(worker.child.pid as number) // PORT=0: the one the OS gave it
+  expect(ports).toHaveLength(1)
+  const port = ports[0] as number
   return { ...worker, port, url: (path: string) => `http://127.0.0.1:${port}${path}` }
 }
 

@@ -2,10 +2,9 @@ import { once } from 'node:events'
 import { createServer } from 'node:net'
 import { networkInterfaces } from 'node:os'
 import { join } from 'node:path'
-import getPort from 'get-port'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { rawRequest } from '../helpers/http.js'
-import { EXAMPLES_DIR, FIXTURES_DIR, isAlive, RUNNER_PATH, spawnRunner, startRunner } from '../helpers/process.js'
+import { EXAMPLES_DIR, FIXTURES_DIR, isAlive, listeningPorts, RUNNER_PATH, spawnRunner, startRunner } from '../helpers/process.js'
 import { useNoLeftoverProcesses } from './setup.js'
 
 const echo = join(EXAMPLES_DIR, 'echo')
@@ -38,35 +37,39 @@ describe('runner process lifecycle', () => {
   })
 
   it('exits on SIGTERM while onStart is still pending', async () => {
-    const runner = spawnRunner({ pluginDir: join(FIXTURES_DIR, 'never-ready'), port: await getPort() })
+    const runner = spawnRunner({ pluginDir: join(FIXTURES_DIR, 'never-ready'), port: 0 })
     await runner.waitForStdout('never-ready: onStart entered')
-    await expect(rawRequest({ port: runner.port, path: '/health' })).rejects.toMatchObject({ code: 'ECONNREFUSED' })
+    expect(listeningPorts(runner.child.pid as number)).toEqual([]) // not serving yet
     runner.child.kill('SIGTERM')
     expect(await runner.exited).toEqual({ code: 0, signal: null })
   })
 
   it('exits when the parent disconnects while onStart is still pending', async () => {
-    const runner = spawnRunner({ pluginDir: join(FIXTURES_DIR, 'never-ready'), port: await getPort() })
+    const runner = spawnRunner({ pluginDir: join(FIXTURES_DIR, 'never-ready'), port: 0 })
     await runner.waitForStdout('never-ready: onStart entered')
     runner.child.disconnect()
     expect((await runner.exited).code).toBe(0)
   })
 
   it('exits 1 when onStart can never settle, instead of lingering on its IPC channel', async () => {
-    const runner = spawnRunner({ pluginDir: join(FIXTURES_DIR, 'start-never-settles'), port: await getPort() })
+    const runner = spawnRunner({ pluginDir: join(FIXTURES_DIR, 'start-never-settles'), port: 0 })
     expect((await runner.exited).code).toBe(1)
     expect(runner.stderr()).toMatch(/^plugin-runner: init failed: NEVER_SETTLED: /m)
   })
 
   it('runs without an IPC channel and serves all the same', async () => {
-    const runner = spawnRunner({ pluginDir: echo, port: await getPort(), ipc: false })
-    // No ready message without IPC: probe /health until it answers (what the gateway does for Hay).
-    let status = 0
-    while (status !== 200)
-      status = await rawRequest({ port: runner.port, path: '/health' }).then(
-        (r) => r.status,
-        () => 0,
-      )
+    const runner = spawnRunner({ pluginDir: echo, port: 0, ipc: false })
+    // No ready message without IPC: wait for its listener, then ask /health (what the gateway does for Hay).
+    const pid = runner.child.pid as number
+    const [port] = await vi.waitFor(
+      () => {
+        const ports = listeningPorts(pid)
+        expect(ports).toHaveLength(1)
+        return ports
+      },
+      { timeout: 10_000, interval: 10 },
+    )
+    expect((await rawRequest({ port: port!, path: '/health' })).status).toBe(200)
     runner.child.kill('SIGTERM')
     expect((await runner.exited).code).toBe(0)
   })
@@ -95,12 +98,11 @@ describe('runner process lifecycle', () => {
   })
 
   it('ignores HAY_ORG_CONFIG in --mode=test, as Hay does', async () => {
-    const port = await getPort()
-    const args = [RUNNER_PATH, `--plugin-path=${echo}`, '--org-id=org-test', `--port=${port}`, '--mode=test']
-    const runner = spawnRunner({ pluginDir: echo, port, args, config: { prefix: 'ignored' } })
-    await runner.ready
-    expect(await (await fetch(runner.url('/items/1'))).json()).toMatchObject({ prefix: 'echo' })
-    expect(await (await fetch(runner.url('/health'))).json()).toMatchObject({ orgId: 'org-test' })
+    const args = [RUNNER_PATH, `--plugin-path=${echo}`, '--org-id=org-test', '--port=0', '--mode=test']
+    const runner = spawnRunner({ pluginDir: echo, port: 0, args, config: { prefix: 'ignored' } })
+    const { port } = await runner.ready
+    expect(await (await fetch(`http://127.0.0.1:${port}/items/1`)).json()).toMatchObject({ prefix: 'echo' })
+    expect(await (await fetch(`http://127.0.0.1:${port}/health`)).json()).toMatchObject({ orgId: 'org-test' })
   })
 
   it('reports the real port in the ready message when asked for port 0', async () => {
