@@ -11,9 +11,9 @@ const isPrewarmed = (args: readonly string[]) => args.includes('--prewarm')
 describe('prewarmed runners', () => {
   it('serve the next cold start from a booted runner and refill in the background', async () => {
     const t = await startTestGateway({ env: { PREWARM_POOL_SIZE: '1' } })
-    await vi.waitFor(() => expect(t.gw.pool.prewarmed()).toBe(1), { timeout: 10_000, interval: 5 })
-    expect(t.spawned).toHaveLength(1)
-    const [zygote] = t.spawned
+    expect(t.gw.pool.prewarmed()).toBe(1) // booted before startTestGateway returned
+    expect([t.processes.length, t.spawned.length]).toEqual([1, 0]) // one runner, waiting for a plugin
+    const [zygote] = t.processes
     expect(isPrewarmed(zygote!.spawnargs)).toBe(true)
     await t.enable('acme', 'echo', { prefix: 'warm' })
 
@@ -29,7 +29,8 @@ describe('prewarmed runners', () => {
 
     // The pool refills with a new prewarmed runner; no fresh worker was spawned.
     await vi.waitFor(() => expect(t.gw.pool.prewarmed()).toBe(1), { timeout: 10_000, interval: 5 })
-    expect(t.spawned.map((c) => isPrewarmed(c.spawnargs))).toEqual([true, true])
+    expect(t.processes.map((c) => isPrewarmed(c.spawnargs))).toEqual([true, true])
+    expect(t.spawned).toEqual([zygote])
   })
 
   it('give a prewarmed worker exactly the environment of a freshly spawned one', async () => {
@@ -64,7 +65,7 @@ describe('prewarmed runners', () => {
     const res = await fetch(`${t.url}/orgs/acme/plugins/env-boot/env`)
     const body = (await res.json()) as { env: Record<string, string> }
     expect([res.status, body.env.NODE_OPTIONS]).toEqual([200, '--no-deprecation'])
-    expect(t.spawned.map((c) => isPrewarmed(c.spawnargs))).toEqual([true, false])
+    expect(t.processes.map((c) => isPrewarmed(c.spawnargs))).toEqual([true, false])
     expect(t.gw.pool.prewarmed()).toBe(1) // still waiting for a worker it can become
   })
 
@@ -75,10 +76,10 @@ describe('prewarmed runners', () => {
     const res = await fetch(`${t.url}/orgs/acme/plugins/legacy-v1/hello`)
     expect(res.status).toBe(200)
     await res.body?.cancel()
-    expect(t.spawned.map((c) => isPrewarmed(c.spawnargs))).toEqual([true, true, false])
+    expect(t.processes.map((c) => isPrewarmed(c.spawnargs))).toEqual([true, true, false])
     expect(t.gw.pool.prewarmed()).toBe(2)
 
-    const exits = t.spawned.map(exitOf)
+    const exits = t.processes.map(exitOf)
     await t.gw.close()
     await Promise.all(exits) // teardown also asserts no child is left
   })
@@ -89,7 +90,7 @@ describe('prewarmed runners', () => {
     const res = await fetch(`${t.url}/orgs/acme/plugins/echo/ping`)
     expect(res.status).toBe(200)
     await res.body?.cancel()
-    expect(t.spawned.map((c) => isPrewarmed(c.spawnargs))).toEqual([false])
+    expect(t.processes.map((c) => isPrewarmed(c.spawnargs))).toEqual([false])
     expect(t.gw.pool.prewarmed()).toBe(0)
   })
 })

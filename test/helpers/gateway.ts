@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs'
 import { cp, mkdir, mkdtemp, rm, symlink } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { basename, dirname, join, resolve } from 'node:path'
-import { onTestFinished } from 'vitest'
+import { expect, onTestFinished, vi } from 'vitest'
 import { loadConfig } from '../../src/config.js'
 import type { Clock, Logger } from '../../src/core/index.js'
 import { silentLogger } from '../../src/core/index.js'
@@ -21,10 +21,16 @@ export interface TestGateway {
   gw: RunningGateway
   url: string
   dir: string
-  /** Every worker process the gateway spawned, in order: counted around the real spawn. */
+  /**
+   * Every worker process, in the order each became one: a fresh spawn at once, a prewarmed runner
+   * when the gateway hands it its plugin (the first message it sends that runner). Counted around
+   * the real spawn.
+   */
   spawned: ChildProcess[]
-  /** Whose worker each spawn was, in the same order: the org from HAY_ORG_CONFIG, the plugin dir's name. */
+  /** Whose worker each was, in the same order: the org from HAY_ORG_CONFIG, the plugin dir's name. */
   spawnedFor: Array<{ orgId: string; pluginId: string }>
+  /** Every process the gateway spawned, prewarmed runners still waiting for a plugin included. */
+  processes: ChildProcess[]
   // biome-ignore lint/suspicious/noExplicitAny: tests read whatever JSON the admin API answers
   admin(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }>
   enable(orgId: string, pluginId: string, config?: Record<string, unknown>): Promise<void>
@@ -86,18 +92,29 @@ export async function startTestGateway(opts: TestGatewayOptions = {}): Promise<T
     STOP_TIMEOUT_MS: '2000',
     RESTART_BACKOFF_MS: '0',
     LOG_LEVEL: 'silent',
-    // Spawn counts in tests mean fresh spawns; test/gateway/prewarm.test.ts turns the pool on.
-    PREWARM_POOL_SIZE: '0',
     ...(opts.secretKey !== null && { SECRET_KEY: opts.secretKey ?? TEST_SECRET_KEY }),
     ...opts.env,
   })
   const spawned: ChildProcess[] = []
   const spawnedFor: Array<{ orgId: string; pluginId: string }> = []
-  const countingSpawn = ((command: string, args: readonly string[], options: { cwd?: string; env?: Record<string, string> }) => {
-    const orgConfig = JSON.parse(options.env?.HAY_ORG_CONFIG ?? '{}') as { org?: { id?: string } }
-    spawnedFor.push({ orgId: orgConfig.org?.id ?? '?', pluginId: basename(options.cwd ?? '?') })
-    const child = spawn(command, args, options)
+  const processes: ChildProcess[] = []
+  const becameWorker = (child: ChildProcess, how: { cwd?: string; env?: Record<string, string> }) => {
+    const orgConfig = JSON.parse(how.env?.HAY_ORG_CONFIG ?? '{}') as { org?: { id?: string } }
+    spawnedFor.push({ orgId: orgConfig.org?.id ?? '?', pluginId: basename(how.cwd ?? '?') })
     spawned.push(child)
+  }
+  const countingSpawn = ((command: string, args: readonly string[], options: { cwd?: string; env?: Record<string, string> }) => {
+    const child = spawn(command, args, options)
+    processes.push(child)
+    if (!args.includes('--prewarm')) becameWorker(child, options)
+    else {
+      // A prewarmed runner is told its worker's cwd and env additions in the one message it gets.
+      const send = child.send.bind(child) as (message: unknown, ...rest: unknown[]) => boolean
+      child.send = ((message: unknown, ...rest: unknown[]) => {
+        if (!spawned.includes(child)) becameWorker(child, message as { cwd?: string; env?: Record<string, string> })
+        return send(message, ...rest)
+      }) as ChildProcess['send']
+    }
     return child
   }) as SpawnFn
   const gw = await startGateway({ config, log: opts.log ?? silentLogger, spawn: countingSpawn, ...(opts.clock && { clock: opts.clock }) })
@@ -113,13 +130,18 @@ export async function startTestGateway(opts: TestGatewayOptions = {}): Promise<T
       (err: unknown) => err,
     )
     reader.close()
-    const alive = spawned.filter((c) => c.exitCode === null && c.signalCode === null).map((c) => c.pid)
+    const alive = processes.filter((c) => c.exitCode === null && c.signalCode === null).map((c) => c.pid)
     if (alive.length > 0) {
-      for (const c of spawned) c.kill('SIGKILL')
+      for (const c of processes) c.kill('SIGKILL')
       throw new Error(`worker processes left running after close: ${alive.join(', ')}`)
     }
     if (closeError) throw closeError
   })
+  // Users run with a booted prewarmed pool (the default PREWARM_POOL_SIZE): so does every test's
+  // first cold start, instead of racing the pool's boot.
+  if (config.pool.prewarmPoolSize > 0 && config.pool.ownRunner) {
+    await vi.waitFor(() => expect(gw.pool.prewarmed()).toBe(config.pool.prewarmPoolSize), { timeout: 15_000, interval: 5 })
+  }
 
   async function admin(method: string, path: string, body?: unknown) {
     const res = await fetch(`${gw.url}/admin${path}`, {
@@ -140,6 +162,7 @@ export async function startTestGateway(opts: TestGatewayOptions = {}): Promise<T
     dir,
     spawned,
     spawnedFor,
+    processes,
     admin,
     async enable(orgId, pluginId, cfg) {
       const res = await admin('PUT', `/orgs/${orgId}/plugins/${pluginId}`, { enabled: true, ...(cfg && { config: cfg }) })
