@@ -8,8 +8,8 @@ import type { PluginInstanceRow } from '../db/index.js'
  * started through node, so the watchdog could not be preloaded). The rows are those start-up reset,
  * which already left out workers with a live gateway parent (hasLiveGatewayParent). A recorded pid is
  * only killed when /proc shows it is still that worker: its command line names the org and the plugin
- * directory (a legacy one: its entry, with our watchdog preloaded). Pids are reused, so a process that
- * does not match is left alone.
+ * directory (a legacy one: its entry, with our watchdog preloaded; a prewarmed one: see
+ * isPrewarmedWorkerOf). Pids are reused, so a process that does not match is left alone.
  */
 export async function killOrphanedWorkers(
   rows: readonly PluginInstanceRow[],
@@ -22,7 +22,7 @@ export async function killOrphanedWorkers(
     const dir = pluginDirOf(row.pluginId)
     if (row.pid === null || dir === undefined) continue
     const args = await commandLine(row.pid)
-    if (!args || !isWorkerOf(args, row.orgId, dir, watchdogPath)) continue
+    if (!args || !(isWorkerOf(args, row.orgId, dir, watchdogPath) || (await isPrewarmedWorkerOf(row.pid, args, dir)))) continue
     try {
       process.kill(row.pid, 'SIGKILL')
       killed++
@@ -72,6 +72,19 @@ async function commandLine(pid: number): Promise<string[] | null> {
   } catch {
     return null // gone, or no /proc on this platform
   }
+}
+
+/**
+ * A prewarmed runner was told its plugin, org and port over IPC after it started, so its command line
+ * still ends in --prewarm; its working directory is the plugin's, as a fresh worker's is. The org is
+ * not visible from outside, but a process with this pid, that flag and that directory whose parent is
+ * no live gateway (rows with one were kept, see hasLiveGatewayParent) is an orphaned worker of this
+ * plugin either way.
+ */
+async function isPrewarmedWorkerOf(pid: number, args: readonly string[], pluginDir: string): Promise<boolean> {
+  if (!args.includes('--prewarm')) return false
+  const [cwd, dir] = await Promise.all([readlink(`/proc/${pid}/cwd`).catch(() => null), realpath(pluginDir).catch(() => null)])
+  return cwd !== null && cwd === dir
 }
 
 function isWorkerOf(args: readonly string[], orgId: string, pluginDir: string, watchdogPath: string): boolean {

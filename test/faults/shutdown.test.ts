@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Agent, request } from 'undici'
 import { describe, expect, it, onTestFinished, vi } from 'vitest'
@@ -155,6 +156,32 @@ describe('gateway shutdown', () => {
     const second = await startGatewayProcess(dir, env) // long before its previous life could be declared dead
     await gone(pid)
     const { body } = await fetch(`${second.url}/admin/orgs/acme/plugins/echo`).then(async (r) => ({ body: await r.json() }))
+    expect(body).toMatchObject({ runtimeState: 'stopped', worker: null })
+  })
+
+  it('kills a prewarmed worker a dead gateway left behind, although its command line still says --prewarm', async () => {
+    const dir = await tempDir()
+    const first = await startGatewayProcess(dir) // PREWARM_POOL_SIZE: the default, 1
+    // Starts are fresh until the pool's runner has booted; the first one after that takes it.
+    const pids: number[] = []
+    const prewarmed = await vi.waitFor(
+      async () => {
+        const pid = await startWorker(first.url, `org-${pids.length}`, 'ignores-parent', '/ping')
+        pids.push(pid)
+        expect((await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0')).toContain('--prewarm')
+        return pid
+      },
+      { timeout: 15_000, interval: 50 },
+    )
+    first.proc.child.kill('SIGKILL')
+    await first.proc.exited
+    expect(pids.filter(isRunning)).toEqual(pids) // the plugin ignores its parent's death: all orphans now
+
+    const second = await startGatewayProcess(dir)
+    await Promise.all(pids.map(gone))
+    const { body } = await fetch(`${second.url}/admin/orgs/org-${pids.indexOf(prewarmed)}/plugins/ignores-parent`).then(async (r) => ({
+      body: await r.json(),
+    }))
     expect(body).toMatchObject({ runtimeState: 'stopped', worker: null })
   })
 
