@@ -4,11 +4,20 @@ import { Agent, request } from 'undici'
 import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { silentLogger } from '../../src/core/index.js'
 import { createInstancesRepo, openDatabase } from '../../src/db/index.js'
-import { ROOT, isRunning, tempDir } from '../helpers/gateway.js'
-import { spawnNode, workerEnv } from '../helpers/process.js'
-import { enable, startGatewayProcess, startWorker, workersOf } from '../helpers/gateway-process.js'
+import { ROOT, isRunning, tempDir, TEST_SECRET_KEY } from '../helpers/gateway.js'
+import { rawRequest } from '../helpers/http.js'
+import { startGate } from '../helpers/gate.js'
+import { listeningPorts, spawnNode, workerEnv } from '../helpers/process.js'
+import { enable, startGatewayProcess, startWorker, type GatewayProcess } from '../helpers/gateway-process.js'
 
 const DEAF_RUNNER = join(ROOT, 'test', 'fixtures', 'runners', 'deaf-runner.mjs')
+
+/** Shutdown has begun once the gateway no longer listens (it stops accepting first). */
+const drainingBegan = (gw: GatewayProcess) =>
+  vi.waitFor(() => expect(listeningPorts(gw.proc.child.pid as number)).not.toContain(Number(new URL(gw.url).port)), {
+    timeout: 10_000,
+    interval: 10,
+  })
 
 const gone = (pid: number) => vi.waitFor(() => expect(isRunning(pid)).toBe(false), { timeout: 10_000, interval: 20 })
 
@@ -68,20 +77,43 @@ describe('gateway shutdown', () => {
 
   it('on SIGTERM during a cold start, ends that start too: the waiting request gets 503 and the row says stopped', async () => {
     const dir = await tempDir()
-    const gw = await startGatewayProcess(dir, { SLOW_START_MS: '1500' })
-    await enable(gw.url, 'acme', 'slow-start')
-    const waiting = fetch(`${gw.url}/orgs/acme/plugins/slow-start/ping`)
-    await vi.waitFor(async () => expect((await workersOf(gw.url))[0]?.state).toBe('starting'), { timeout: 5_000, interval: 20 })
+    const gate = await startGate()
+    const gw = await startGatewayProcess(dir, { GATE_URL: gate.url, SECRET_KEY: TEST_SECRET_KEY })
+    await enable(gw.url, 'acme', 'gated', { enabled: true, config: { startGate: 'start' } })
+    const waiting = fetch(`${gw.url}/orgs/acme/plugins/gated/whoami`)
+    await gate.arrived('start')
 
     gw.proc.child.kill('SIGTERM')
+    await drainingBegan(gw)
+    gate.open('start') // the start ends now, into a gateway that is shutting down
     const res = await waiting
     expect([res.status, ((await res.json()) as { error: { code: string } }).error.code]).toEqual([503, 'WORKER_UNAVAILABLE'])
     expect(await gw.proc.exited).toEqual({ code: 0, signal: null })
 
     const db = await openDatabase({ url: `file:${join(dir, 'gateway.db')}`, log: silentLogger })
     onTestFinished(() => db.close())
-    const row = await createInstancesRepo(db.db, { now: Date.now, setTimer: () => () => {} }).get('acme', 'slow-start')
+    const row = await createInstancesRepo(db.db, { now: Date.now, setTimer: () => () => {} }).get('acme', 'gated')
     expect(row).toMatchObject({ runtimeState: 'stopped', lastError: null, pid: null })
+  })
+
+  it('on SIGTERM, lets a request in flight finish (within DRAIN_TIMEOUT_MS) and refuses new connections meanwhile', async () => {
+    const dir = await tempDir()
+    const gate = await startGate()
+    const gw = await startGatewayProcess(dir, { GATE_URL: gate.url })
+    const pid = await startWorker(gw.url, 'acme', 'gated', '/whoami')
+    const inFlight = fetch(`${gw.url}/orgs/acme/plugins/gated/hold/in-flight`)
+    await gate.arrived('in-flight')
+
+    gw.proc.child.kill('SIGTERM')
+    await drainingBegan(gw)
+    const port = Number(new URL(gw.url).port)
+    await expect(rawRequest({ port, path: '/healthz' })).rejects.toMatchObject({ code: 'ECONNREFUSED' }) // a new connection
+    expect(isRunning(pid)).toBe(true) // still serving the request it has
+    gate.open('in-flight')
+    const res = await inFlight
+    expect([res.status, await res.json()]).toEqual([200, { released: true, pid, orgId: 'acme', bytes: 0 }])
+    expect(await gw.proc.exited).toEqual({ code: 0, signal: null })
+    expect(isRunning(pid)).toBe(false)
   })
 
   it('on SIGKILL of the gateway, every worker exits by itself, runners that ignore their parent too', async () => {
