@@ -184,12 +184,14 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()))
       // A keep-alive client that keeps sending (health checks, a peer) would hold its connection
       // forever: every answer from now on ends its connection, connections are closed as soon as
-      // they are idle, and all of them once the workers had their time to drain and stop.
+      // they are idle, and all of them once the workers had their time to drain and stop. That time
+      // is the whole stop (drain, /disable, SIGTERM → SIGKILL): a request cut by it still gets its 502.
       server.prependListener('request', (_req, res: ServerResponse) => res.setHeader('connection', 'close'))
       const sweep = setInterval(() => server.closeIdleConnections(), IDLE_SWEEP_MS)
+      const { drainTimeoutMs, disableTimeoutMs, stopTimeoutMs } = config.pool
       const deadline = setTimeout(
         () => server.closeAllConnections(),
-        Math.min(config.pool.drainTimeoutMs + config.pool.stopTimeoutMs, MAX_TIMER_MS),
+        Math.min(drainTimeoutMs + disableTimeoutMs + stopTimeoutMs, MAX_TIMER_MS),
       )
       await pool.close()
       await cluster?.close()

@@ -116,6 +116,22 @@ describe('gateway shutdown', () => {
     expect(isRunning(pid)).toBe(false)
   })
 
+  it('on SIGTERM, stops a worker whose request outlasts DRAIN_TIMEOUT_MS: that request fails, the gateway exits', async () => {
+    const gate = await startGate()
+    const gw = await startGatewayProcess(await tempDir(), { GATE_URL: gate.url, DRAIN_TIMEOUT_MS: '300', STOP_TIMEOUT_MS: '500' })
+    const pid = await startWorker(gw.url, 'acme', 'gated', '/whoami')
+    const stuck = fetch(`${gw.url}/orgs/acme/plugins/gated/hold/never`).then(
+      async (r) => [r.status, await r.json()],
+      (err: { cause?: { code?: string } }) => err.cause?.code,
+    )
+    await gate.arrived('never') // never opened: only the drain bound ends this request
+
+    gw.proc.child.kill('SIGTERM')
+    expect(await gw.proc.exited).toEqual({ code: 0, signal: null })
+    expect(isRunning(pid)).toBe(false)
+    expect(await stuck).toEqual([502, { error: { code: 'UPSTREAM_ERROR', message: 'plugin worker failed while handling the request' } }])
+  })
+
   it('on SIGKILL of the gateway, every worker exits by itself, runners that ignore their parent too', async () => {
     const dir = await tempDir()
     const ours = await startGatewayProcess(dir)
