@@ -88,13 +88,20 @@ describe('faulty plugins', () => {
     expect(t.spawned).toHaveLength(1)
   })
 
-  it('memory growth → the heap limit ends the worker, lastError says so, the next request restarts it', async () => {
-    const t = await startTestGateway({ env: { WORKER_MAX_OLD_SPACE_MB: '32' } })
+  it.each([
+    ['a prewarmed worker (the default)', {}, true],
+    ['a freshly spawned one', { PREWARM_POOL_SIZE: '0' }, false],
+  ])('memory growth → the heap limit ends %s, lastError says so, the next request restarts it', async (_name, env, prewarmed) => {
+    const t = await startTestGateway({ env: { WORKER_MAX_OLD_SPACE_MB: '32', ...env } })
     await t.enable('acme', 'memory-hog')
-    const exited = (async () => {
-      await (await fetch(`${t.url}/orgs/acme/plugins/memory-hog/grow?mb=1`)).body?.cancel()
-      return exitOf(t.spawned[0]!)
-    })()
+    const grown = await fetch(`${t.url}/orgs/acme/plugins/memory-hog/grow?mb=1`)
+    const { heapLimit } = (await grown.json()) as { heapLimit: number }
+    expect(heapLimit).toBeLessThan(100 * 1024 * 1024) // 32 MB of old space (V8 adds its young generation); unlimited is GBs
+    const [worker] = t.spawned
+    expect(worker?.spawnargs).toContain('--max-old-space-size=32')
+    expect(worker?.spawnargs.includes('--prewarm')).toBe(prewarmed)
+
+    const exited = exitOf(worker!)
     const leak = await fetch(`${t.url}/orgs/acme/plugins/memory-hog/leak`, { method: 'POST' })
     await leak.body?.cancel()
     const exit = await exited

@@ -58,15 +58,18 @@ describe('lazy start on first hit', () => {
     expect(t.spawned).toHaveLength(1)
   })
 
-  it('starts exactly one worker for 100 concurrent first requests, and all succeed', async () => {
-    const t = await startTestGateway()
+  it.each([
+    ['a prewarmed runner (the default)', {}, true],
+    ['a fresh spawn', { PREWARM_POOL_SIZE: '0' }, false],
+  ])('starts exactly one worker, %s, for 100 concurrent first requests, and all succeed', async (_name, env, prewarmed) => {
+    const t = await startTestGateway({ env })
     await t.enable('acme', 'echo')
 
     const responses = await Promise.all(Array.from({ length: 100 }, (_, i) => fetch(`${t.url}/orgs/acme/plugins/echo/items/${i}`)))
     const bodies = await Promise.all(responses.map((r) => r.json() as Promise<{ id: string }>))
     expect(responses.map((r) => r.status)).toEqual(Array(100).fill(200))
     expect(bodies.map((b) => b.id)).toEqual(Array.from({ length: 100 }, (_, i) => String(i)))
-    expect(t.spawned).toHaveLength(1)
+    expect(t.spawned.map((c) => c.spawnargs.includes('--prewarm'))).toEqual([prewarmed])
   })
 
   it('keeps orgs apart: each (org, plugin) pair gets its own worker and config', async () => {

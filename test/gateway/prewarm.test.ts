@@ -1,6 +1,7 @@
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it, vi } from 'vitest'
+import { startGate } from '../helpers/gate.js'
 import { copyPlugin, exitOf, FIXTURES_DIR, ROOT, startTestGateway, tempDir } from '../helpers/gateway.js'
 import { listeningPorts } from '../helpers/process.js'
 
@@ -33,10 +34,33 @@ describe('prewarmed runners', () => {
     expect(t.spawned).toEqual([zygote])
   })
 
+  it('serve one of several concurrent cold starts; the others spawn fresh, each worker with its own org and config', async () => {
+    const gate = await startGate()
+    const t = await startTestGateway({ env: { GATE_URL: gate.url } }) // one prewarmed runner
+    const orgs = ['acme', 'globex', 'initech']
+    for (const org of orgs) await t.enable(org, 'gated', { startGate: 'start', label: `label-${org}` })
+    const replies = orgs.map(async (org) => {
+      const res = await fetch(`${t.url}/orgs/${org}/plugins/gated/whoami`)
+      return [res.status, await res.json()]
+    })
+    const held = await gate.arrived('start', 3) // all three starts are in onStart at once
+    expect(held.map((q) => q.get('orgId')).sort()).toEqual(orgs)
+    gate.open('start')
+
+    const answers = await Promise.all(replies)
+    expect(answers).toEqual(
+      orgs.map((org) => [200, expect.objectContaining({ orgId: org, label: `label-${org}`, startedWith: `label-${org}` })]),
+    )
+    const pids = answers.map(([, body]) => (body as { pid: number }).pid)
+    expect(new Set(pids).size).toBe(3)
+    expect(t.spawned.map((c) => c.pid).sort()).toEqual([...pids].sort())
+    expect(t.spawned.filter((c) => isPrewarmed(c.spawnargs))).toHaveLength(1) // taken once, by one of them
+    await vi.waitFor(() => expect(t.gw.pool.prewarmed()).toBe(1), { timeout: 10_000, interval: 5 }) // and refilled
+  })
+
   it('give a prewarmed worker exactly the environment of a freshly spawned one', async () => {
     const env = { PREWARM_POOL_SIZE: '1', PROBE_ALLOWED: 'yes', NOT_ALLOWED: 'no' }
     const warm = await startTestGateway({ env })
-    await vi.waitFor(() => expect(warm.gw.pool.prewarmed()).toBe(1), { timeout: 10_000, interval: 5 })
     const fresh = await startTestGateway({ env: { ...env, PREWARM_POOL_SIZE: '0' } })
     const probe = async (t: typeof warm) => {
       await t.enable('acme', 'env-probe', { label: 'x' })
@@ -59,7 +83,6 @@ describe('prewarmed runners', () => {
     manifest['hay-plugin'].env = ['PROBE_ALLOWED', 'NODE_OPTIONS']
     await writeFile(join(dir, 'package.json'), JSON.stringify(manifest))
     const t = await startTestGateway({ env: { PREWARM_POOL_SIZE: '1', NODE_OPTIONS: '--no-deprecation' }, pluginDirs: [plugins] })
-    await vi.waitFor(() => expect(t.gw.pool.prewarmed()).toBe(1), { timeout: 10_000, interval: 5 })
 
     await t.enable('acme', 'env-boot')
     const res = await fetch(`${t.url}/orgs/acme/plugins/env-boot/env`)
@@ -71,7 +94,6 @@ describe('prewarmed runners', () => {
 
   it('are not used for legacy workers, and leave no process behind', async () => {
     const t = await startTestGateway({ env: { PREWARM_POOL_SIZE: '2' } })
-    await vi.waitFor(() => expect(t.gw.pool.prewarmed()).toBe(2), { timeout: 10_000, interval: 5 })
     await t.enable('acme', 'legacy-v1')
     const res = await fetch(`${t.url}/orgs/acme/plugins/legacy-v1/hello`)
     expect(res.status).toBe(200)

@@ -88,8 +88,11 @@ async function socketInodesOf(pid: number): Promise<Set<string>> {
 }
 
 describe('worker environment isolation', () => {
-  it('hands a worker only the contract env: no admin token, database URL, SECRET_KEY or other host variables', async () => {
-    const t = await startTestGateway({ env: HOST_ENV })
+  it.each([
+    ['a prewarmed worker (the default)', {}, true],
+    ['a freshly spawned one', { PREWARM_POOL_SIZE: '0' }, false],
+  ])('hands %s only the contract env: no admin token, database URL, SECRET_KEY or other host variables', async (_name, env, prewarmed) => {
+    const t = await startTestGateway({ env: { ...HOST_ENV, ...env } })
     await t.enable('acme', 'env-probe', { label: 'hello' })
     const res = await fetch(`${t.url}/orgs/acme/plugins/env-probe/env`)
     expect(res.status).toBe(200)
@@ -97,6 +100,16 @@ describe('worker environment isolation', () => {
     expectContractEnvOnly(probe, `file:${join(t.dir, 'gateway.db')}`)
     expect(JSON.parse(probe.env.HAY_ORG_CONFIG ?? '')).toEqual({ org: { id: 'acme' }, config: { label: 'hello' } })
     expect(probe.keys).not.toContain('HAY_ORG_AUTH') // no auth configured
+    const [worker] = t.spawned
+    expect(worker?.spawnargs.includes('--prewarm')).toBe(prewarmed)
+    // What the OS started the process with holds no more (Node's own IPC variables aside): nothing
+    // to read in /proc/<pid>/environ either.
+    const environ = (await readFile(`/proc/${worker?.pid}/environ`, 'utf8')).split('\0').filter(Boolean)
+    const names = environ.map((kv) => kv.slice(0, kv.indexOf('=')))
+    expect(names.filter((k) => !CONTRACT_ENV.has(k) && !k.startsWith('NODE_CHANNEL_'))).toEqual([])
+    for (const value of [ADMIN_TOKEN, HOST_ENV.CLUSTER_SECRET, HOST_ENV.NOT_ALLOWED, TEST_SECRET_KEY]) {
+      expect(environ.join('\n')).not.toContain(value)
+    }
   })
 
   it('does not hand over the gateway secrets even when a manifest allow-lists them', async () => {
