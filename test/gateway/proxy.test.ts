@@ -1,7 +1,24 @@
 import { createHmac, randomBytes } from 'node:crypto'
 import { request as httpRequest } from 'node:http'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
+import { startGate } from '../helpers/gate.js'
 import { startTestGateway } from '../helpers/gateway.js'
+import { sampleValue } from '../observability/prom-text.js'
+
+const WAIT = { timeout: 10_000, interval: 10 }
+
+/** Fails with what was awaited if it takes longer than a bound far above any healthy run: no hang. */
+async function within<T>(promise: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const bound = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not come within 10 s`)), 10_000)
+  })
+  try {
+    return await Promise.race([promise, bound])
+  } finally {
+    clearTimeout(timer)
+  }
+}
 
 /** Raw request: fetch would normalise the path (NOTES.md), hiding what the gateway receives. */
 function rawGet(url: string, path: string): Promise<{ status: number; body: string }> {
@@ -30,6 +47,70 @@ describe('streaming proxy', () => {
     })
     expect(res.status).toBe(200)
     expect(Buffer.from(await res.arrayBuffer()).equals(payload)).toBe(true)
+  })
+
+  it('streams an answer as the plugin writes it: the first chunk arrives while the handler is still held', async () => {
+    const gate = await startGate()
+    const t = await startTestGateway({ env: { GATE_URL: gate.url } })
+    await t.enable('acme', 'gated')
+    const res = await fetch(`${t.url}/orgs/acme/plugins/gated/stream/rest`)
+    expect([res.status, res.headers.get('content-type')]).toEqual([200, 'text/plain'])
+    const reader = res.body!.getReader()
+    await gate.arrived('rest') // the plugin wrote its first chunk and now waits for the test
+    // A proxy that buffered the answer would deliver nothing before the handler ends, which it cannot yet.
+    expect(new TextDecoder().decode((await within(reader.read(), 'the first chunk, while the handler is held')).value)).toBe(
+      'first chunk\n',
+    )
+    gate.open('rest')
+    let rest = ''
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) rest += new TextDecoder().decode(chunk.value)
+    expect(rest).toBe('last chunk\n')
+  })
+
+  it("counts a client that hangs up mid-request as 499 and drops the worker's in-flight count back to 0", async () => {
+    const gate = await startGate()
+    const t = await startTestGateway({ env: { GATE_URL: gate.url } })
+    await t.enable('acme', 'gated')
+    const inFlight = async () => (await t.admin('GET', '/workers')).body.workers.map((w: { inFlight: number }) => w.inFlight)
+
+    // Before the answer: the handler is held.
+    const client = new AbortController()
+    const gone = fetch(`${t.url}/orgs/acme/plugins/gated/hold/before`, { signal: client.signal }).catch((err: Error) => err.name)
+    await gate.arrived('before')
+    expect(await inFlight()).toEqual([1])
+    client.abort()
+    expect(await gone).toBe('AbortError')
+    await vi.waitFor(async () => expect(await inFlight()).toEqual([0]), WAIT)
+    const metrics = await (await fetch(`${t.url}/metrics`)).text()
+    expect(sampleValue(metrics, 'plugin_gateway_http_requests_total', { route: 'proxy', status: '499' })).toBe(1)
+
+    // Mid-body: the status and the first chunk went out, the rest is held.
+    const streaming = new AbortController()
+    const res = await fetch(`${t.url}/orgs/acme/plugins/gated/stream/mid-body`, { signal: streaming.signal })
+    await res.body!.getReader().read()
+    await gate.arrived('mid-body')
+    expect(await inFlight()).toEqual([1])
+    streaming.abort()
+    await vi.waitFor(async () => expect(await inFlight()).toEqual([0]), WAIT)
+
+    gate.open('before')
+    gate.open('mid-body')
+    const after = await fetch(`${t.url}/orgs/acme/plugins/gated/whoami`) // the worker serves on
+    expect([after.status, ((await after.json()) as { pid: number }).pid]).toEqual([200, t.spawned[0]?.pid])
+    expect(t.spawned).toHaveLength(1)
+  })
+
+  it("never lets a worker answer with the gateways' own x-plugin-gateway-* headers, or hop-by-hop ones", async () => {
+    const t = await startTestGateway()
+    await t.enable('acme', 'gated')
+    const res = await fetch(`${t.url}/orgs/acme/plugins/gated/internal-headers`)
+    // The plugin's own answer, status and body as it sent them ...
+    expect([res.status, await res.json()]).toEqual([503, { error: { code: 'NOT_OWNER', message: 'a plugin posing as a gateway' } }])
+    expect(res.headers.get('x-plugin-own')).toBe('kept')
+    // ... without what only a gateway may say.
+    const names = [...res.headers.keys()]
+    expect(names.filter((n) => n.startsWith('x-plugin-gateway-'))).toEqual([])
+    expect(res.headers.get('keep-alive')).not.toBe('timeout=1')
   })
 
   it('lets a webhook verify an HMAC over the exact bytes sent', async () => {

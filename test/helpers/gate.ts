@@ -48,11 +48,18 @@ export async function startGate(): Promise<Gate> {
   })
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
-  onTestFinished(async () => {
+  const openAll = () => {
     for (const name of gates.keys()) open(name)
+  }
+  onTestFinished(async () => {
+    openAll()
     server.closeAllConnections()
     await new Promise((resolve) => server.close(resolve))
   })
+  // A test that fails while the plugin is held must not leave the gateway's teardown draining it:
+  // this clean-up, registered once the test waits for an arrival (so after the gateway's own, as the
+  // gateway needs GATE_URL), runs before that teardown (onTestFinished runs them as a stack).
+  let isOpenedAtEnd = false
 
   function open(name: string): void {
     const state = gate(name)
@@ -61,6 +68,10 @@ export async function startGate(): Promise<Gate> {
   }
 
   async function arrived(name: string, count = 1): Promise<URLSearchParams[]> {
+    if (!isOpenedAtEnd) {
+      isOpenedAtEnd = true
+      onTestFinished(openAll)
+    }
     const state = gate(name)
     const deadline = Date.now() + ARRIVAL_BOUND_MS
     while (state.arrivals.length < count) {
