@@ -1,6 +1,8 @@
-import { describe, expect, it, vi } from 'vitest'
+import { once } from 'node:events'
+import { createServer } from 'node:net'
+import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { startGate } from '../helpers/gate.js'
-import { startTestGateway } from '../helpers/gateway.js'
+import { exitOf, startTestGateway } from '../helpers/gateway.js'
 
 const WAIT = { timeout: 10_000, interval: 20 }
 
@@ -23,6 +25,30 @@ describe('lazy start on first hit', () => {
     expect(row).toMatchObject({ runtimeState: 'ready', sdkVersion: 'v2', pid, port: Number(held?.get('port')) })
     expect(row?.port).toBeGreaterThan(0)
     expect(row?.lastStartedAt).toBeInstanceOf(Date)
+  })
+
+  it('starts the worker again on another port when its port was taken before it could bind it', async () => {
+    const gate = await startGate()
+    const t = await startTestGateway({ env: { GATE_URL: gate.url } })
+    await t.enable('acme', 'gated', { startGate: 'start' })
+    const first = fetch(`${t.url}/orgs/acme/plugins/gated/whoami`)
+    const [held] = await gate.arrived('start') // the worker has its port but listens only after onStart
+    const taken = Number(held?.get('port'))
+    const squatter = createServer()
+    squatter.listen(taken, '127.0.0.1')
+    await once(squatter, 'listening') // another process got there first
+    onTestFinished(() => new Promise<void>((resolve) => squatter.close(() => resolve())))
+    const lost = exitOf(t.spawned[0]!)
+    gate.open('start')
+
+    const res = await first
+    expect(res.status).toBe(200)
+    expect(await lost).toEqual({ code: 2, signal: null }) // the runner's LISTEN_FAILED
+    expect(t.spawned).toHaveLength(2)
+    const { body } = await t.admin('GET', '/workers')
+    expect(body.workers).toEqual([expect.objectContaining({ pid: t.spawned[1]?.pid, state: 'ready' })])
+    expect(body.workers[0].port).not.toBe(taken)
+    expect(await res.json()).toMatchObject({ pid: t.spawned[1]?.pid })
   })
 
   it('fetches metadata once: missing → fresh with metadataFetchedAt', async () => {
