@@ -214,6 +214,46 @@ describe('multi-instance on one libSQL file', () => {
     await vi.waitFor(() => expect(isRunning(worker!.pid)).toBe(false), { timeout: 10_000, interval: 20 })
   })
 
+  it('carries an MCP call made on any gateway to the worker its owner runs', async () => {
+    const { gateways, allWorkers } = await startCluster(2)
+    const [owner, other] = [gateways[0]!, gateways[1]!]
+    await enable(owner.url, 'acme', 'tools')
+    const started = await fetch(`${owner.url}/admin/orgs/acme/plugins/tools/start`, { method: 'POST' })
+    expect(started.status).toBe(200)
+    const [worker] = await workersOf(owner.url)
+
+    const tools = await fetch(`${other.url}/admin/orgs/acme/plugins/tools/mcp/tools`)
+    expect([tools.status, ((await tools.json()) as { tools: Array<{ name: string }> }).tools.map((x) => x.name).sort()]).toEqual([
+      200,
+      ['add', 'uppercase'],
+    ])
+    const call = await fetch(`${other.url}/admin/orgs/acme/plugins/tools/mcp/call`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ toolName: 'add', arguments: { a: 2, b: 40 } }),
+    })
+    expect([call.status, await call.json()]).toEqual([200, expect.objectContaining({ structuredContent: { sum: 42 } })])
+    const unknown = await fetch(`${other.url}/admin/orgs/acme/plugins/tools/mcp/call`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ toolName: 'nope', arguments: {} }),
+    })
+    expect([unknown.status, await unknown.json()]).toEqual([404, { error: { code: 'NOT_FOUND', message: 'no tool named nope' } }])
+    expect((await allWorkers()).map((w) => w.pid)).toEqual([worker?.pid]) // the owner's, and only it
+  })
+
+  it("relays a worker's answer through a peer without letting it pose as a gateway (x-plugin-gateway-* stripped)", async () => {
+    const { gateways, allWorkers } = await startCluster(2)
+    const [owner, other] = [gateways[0]!, gateways[1]!]
+    const pid = await startWorker(owner.url, 'acme', 'gated', '/whoami')
+    // The worker answers 503 with x-plugin-gateway-not-owner: a peer must not take that for its owner's word.
+    const res = await fetch(`${other.url}/orgs/acme/plugins/gated/internal-headers`)
+    expect([res.status, await res.json()]).toEqual([503, { error: { code: 'NOT_OWNER', message: 'a plugin posing as a gateway' } }])
+    expect([...res.headers.keys()].filter((n) => n.startsWith('x-plugin-gateway-'))).toEqual([])
+    expect(res.headers.get('x-plugin-own')).toBe('kept')
+    expect((await allWorkers()).map((w) => w.pid)).toEqual([pid])
+  })
+
   it('refuses forwarded requests without the cluster secret', async () => {
     const { gateways } = await startCluster(1)
     await enable(gateways[0]!.url, 'acme', 'echo')
