@@ -1,7 +1,9 @@
 import { existsSync } from 'node:fs'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
-import { exitOf, startTestGateway, type TestGateway } from '../helpers/gateway.js'
+import { copyPlugin, exitOf, FIXTURES_DIR, startTestGateway, tempDir, type TestGateway } from '../helpers/gateway.js'
 
 const TOKEN = 'status-page-token-0123456789'
 // Debian's package, which .ci/run installs; CHROMIUM_PATH points elsewhere (or, to check this
@@ -12,6 +14,39 @@ const hasBrowser = existsSync(CHROMIUM)
 const onCI = !['', '0', 'false'].includes(process.env.CI ?? '')
 const NO_BROWSER = `no browser at ${CHROMIUM} (apt-get install -y chromium, or set CHROMIUM_PATH)`
 if (!hasBrowser && !onCI) console.warn(`\n*** SKIPPING the status page tests in Chromium: ${NO_BROWSER} ***\n`)
+
+// Markup a plugin controls, and would run if the page ever pasted it in unescaped (the handler is
+// also what the CSP would have to block: the test checks the text is shown, not only that nothing ran).
+const XSS = `<img src=x onerror="window.xssRan=(window.xssRan||0)+1">`
+
+/**
+ * Plugins whose own text reaches the page: an onStart that throws it (lastError, from stderr), a
+ * config field named with it (the metadata error), a version with it, and an entry path with it
+ * (an invalid plugin's error).
+ */
+async function hostilePlugins(): Promise<string> {
+  const dir = join(await tempDir(), 'plugins')
+  const write = async (id: string, manifest: object, code = '') => {
+    await copyPlugin(join(FIXTURES_DIR, 'fixture-ok'), dir, id) // a plugin dir that resolves the SDK, rewritten below
+    await writeFile(join(dir, id, 'package.json'), JSON.stringify({ name: `hay-plugin-${id}`, type: 'module', ...manifest }))
+    await writeFile(join(dir, id, 'index.js'), code)
+  }
+  const plugin = { 'hay-plugin': { entry: './index.js', category: 'tool', capabilities: ['routes'] } }
+  const sdk = "import { defineHayPlugin } from '@plugin-gateway/sdk'\n"
+  await write(
+    'xss-start',
+    plugin,
+    `${sdk}export default defineHayPlugin(() => ({ name: 'x', onStart() { throw new Error(${JSON.stringify(XSS)}) } }))\n`,
+  )
+  await write(
+    'xss-metadata',
+    plugin,
+    `${sdk}export default defineHayPlugin(() => ({ name: 'x', onInitialize({ register }) { register.config({ ${JSON.stringify(XSS)}: { type: 'banana', label: 'x' } }); register.route('GET', '/ping', (_q, r) => r.json({})) } }))\n`,
+  )
+  await write('xss-version', { ...plugin, version: `1.0.0${XSS}` }, `${sdk}export default defineHayPlugin(() => ({ name: 'x' }))\n`)
+  await write('xss-entry', { 'hay-plugin': { entry: `./${XSS}.js`, category: 'tool', capabilities: ['routes'] } })
+  return dir
+}
 
 const html = (t: TestGateway, path: string, headers: Record<string, string> = {}) =>
   fetch(`${t.url}${path}`, { headers: { accept: 'text/html', ...headers } })
@@ -139,6 +174,48 @@ describe.skipIf(!hasBrowser)(`status page in headless Chromium${hasBrowser ? '' 
     await page.waitForSelector(workerRow('globex', 'echo'))
     expect(new URL(page.url()).search).toBe('')
     expect(await page.locator('tr[data-worker]').count()).toBe(2)
+  })
+
+  it('shows plugin-controlled text (lastError from stderr, metadata errors, versions, entry paths) as text: nothing of it runs', async () => {
+    const t = await startTestGateway({ env: { ADMIN_TOKEN: TOKEN }, pluginDirs: [await hostilePlugins()] })
+    for (const id of ['xss-start', 'xss-metadata']) {
+      await t.enable('acme', id)
+      const res = await fetch(`${t.url}/orgs/acme/plugins/${id}/ping`)
+      expect([id, res.status]).toEqual([id, 503]) // the start failed / the metadata is invalid
+      await res.body?.cancel()
+    }
+    expect((await t.instanceRow('acme', 'xss-start'))?.lastError).toContain(XSS)
+    expect((await t.pluginRow('xss-metadata'))?.metadataError).toContain(XSS)
+
+    const context = await browser.newContext()
+    onTestFinished(() => context.close())
+    const page = await context.newPage()
+    const complaints: string[] = []
+    page.on('console', (m) => void (m.type() === 'error' && complaints.push(m.text())))
+    page.on('pageerror', (err) => void complaints.push(err.message))
+    await page.goto(`${t.url}/admin/ui?refresh=100&token=${TOKEN}`)
+    const shown = async () => ({
+      start: await page.textContent('tr[data-instance="acme/xss-start"] td.error'),
+      metadata: await page.textContent('tr[data-plugin="xss-metadata"] td.error'),
+      version: await page.textContent('tr[data-plugin="xss-version"] td:nth-child(2)'),
+      entry: await page.textContent('tr[data-plugin="xss-entry"] td.error'),
+      images: await page.locator('img').count(),
+      ran: await page.evaluate('window.xssRan ?? 0'),
+    })
+    const expected = {
+      start: expect.stringContaining(XSS),
+      metadata: expect.stringContaining(XSS),
+      version: `1.0.0${XSS}`,
+      entry: expect.stringContaining(XSS),
+      images: 0,
+      ran: 0,
+    }
+    expect(await shown()).toEqual(expected)
+    // The same after the page's own refresh, which replaces the panel's HTML from the server.
+    const painted = await page.getAttribute('[data-updated]', 'data-updated')
+    await page.waitForSelector(`[data-updated]:not([data-updated="${painted}"])`)
+    expect(await shown()).toEqual(expected)
+    expect(complaints).toEqual([]) // not even a handler the CSP had to refuse
   })
 
   it('says a wrong token was rejected, and opens the page once the right one is entered', async () => {
