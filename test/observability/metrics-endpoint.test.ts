@@ -1,16 +1,12 @@
-import { once } from 'node:events'
-import { createServer, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
-import { join } from 'node:path'
-import { describe, expect, it, onTestFinished, vi } from 'vitest'
-import { EXAMPLES_DIR, FIXTURES_DIR, ROOT, startTestGateway, type TestGateway } from '../helpers/gateway.js'
+import { describe, expect, it, vi } from 'vitest'
+import { startGate } from '../helpers/gate.js'
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js'
 import { sampleValue } from './prom-text.js'
 
 const P = 'plugin_gateway_'
 const TOKEN = 'metrics-admin-token-0123456789'
 // Stops and crashes take a few process round trips; a loaded CI machine needs more than vitest's 1 s default.
 const WAIT = { timeout: 10_000, interval: 20 }
-const OBS_FIXTURES = join(ROOT, 'test', 'observability', 'fixtures')
 
 async function scrape(t: TestGateway, token?: string): Promise<string> {
   const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {}
@@ -95,28 +91,17 @@ describe('GET /metrics on a real gateway', () => {
   })
 
   it('shows requests queued behind a cold start while it lasts', async () => {
-    // The plugin's onStart waits for this gate; the test decides when the start may finish.
-    const held: ServerResponse[] = []
-    const gate = createServer((_req, res) => void held.push(res))
-    gate.listen(0, '127.0.0.1')
-    await once(gate, 'listening')
-    onTestFinished(() => {
-      for (const res of held) res.end()
-      gate.close()
-    })
-    const gateReached = once(gate, 'request')
-    const t = await startTestGateway({
-      pluginDirs: [EXAMPLES_DIR, FIXTURES_DIR, OBS_FIXTURES],
-      env: { GATE_URL: `http://127.0.0.1:${(gate.address() as AddressInfo).port}/` },
-    })
-    await t.enable('acme', 'gated-start')
+    // The plugin's onStart waits at a gate; the test decides when the start may finish.
+    const gate = await startGate()
+    const t = await startTestGateway({ env: { GATE_URL: gate.url } })
+    await t.enable('acme', 'gated', { startGate: 'start' })
 
-    const pending = [1, 2, 3].map(() => fetch(`${t.url}/orgs/acme/plugins/gated-start/ping`))
-    await gateReached
+    const pending = [1, 2, 3].map(() => fetch(`${t.url}/orgs/acme/plugins/gated/whoami`))
+    await gate.arrived('start')
     await vi.waitFor(async () => expect(sampleValue(await scrape(t), `${P}queue_depth`)).toBe(3), WAIT)
     expect(sampleValue(await scrape(t), `${P}workers`, { state: 'starting' })).toBe(1)
 
-    for (const res of held.splice(0)) res.end('go')
+    gate.open('start')
     const responses = await Promise.all(pending.map(async (p) => drain(await p)))
     expect(responses.map((r) => [r.status, r.headers.get('x-plugin-cold-start')])).toEqual([
       [200, '1'],
