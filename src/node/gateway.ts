@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process'
-import type { Server as HttpServer, ServerResponse } from 'node:http'
+import { createServer, type Server as HttpServer, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { hostname } from 'node:os'
-import { serve, type HttpBindings } from '@hono/node-server'
+import { getRequestListener, RequestError, type HttpBindings } from '@hono/node-server'
 import { getConnInfo } from '@hono/node-server/conninfo'
 import type { Context } from 'hono'
 import { createApp } from '../app.js'
@@ -148,12 +148,11 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     localNames: [hostname()],
   })
 
-  const server = serve({
-    fetch: app.fetch,
-    hostname: config.server.host,
-    port: config.server.port,
-    serverOptions: { maxHeaderSize: config.server.maxHeaderBytes },
-  }) as HttpServer // no createServer option given: node:http's, not http2's
+  // Not @hono/node-server's serve(): it cannot pass an errorHandler, and without one a request the
+  // adapter refuses before the app runs (a backslash in the path, a bad Host) gets a bare 400.
+  const listener = getRequestListener(app.fetch, { hostname: config.server.host, errorHandler: refuseUnreadableRequest })
+  const server: HttpServer = createServer({ maxHeaderSize: config.server.maxHeaderBytes }, listener)
+  server.listen(config.server.port, config.server.host)
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve)
     server.once('error', reject)
@@ -205,6 +204,13 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     })())
 
   return { url, port, flush: recorder.flush, close, pool, registry }
+}
+
+/** README: errors are always JSON, also for a request the adapter could not turn into a Request. */
+function refuseUnreadableRequest(err: unknown): Response {
+  const e =
+    err instanceof RequestError ? new GatewayError('BAD_REQUEST', 400, err.message) : new GatewayError('INTERNAL', 500, 'internal error')
+  return Response.json({ error: { code: e.code, message: e.message } }, { status: e.status })
 }
 
 export type { HttpBindings }

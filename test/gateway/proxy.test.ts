@@ -3,6 +3,7 @@ import { request as httpRequest } from 'node:http'
 import { describe, expect, it, vi } from 'vitest'
 import { startGate } from '../helpers/gate.js'
 import { startTestGateway } from '../helpers/gateway.js'
+import { rawRequest } from '../helpers/http.js'
 import { sampleValue } from '../observability/prom-text.js'
 
 const WAIT = { timeout: 10_000, interval: 10 }
@@ -209,6 +210,21 @@ describe('streaming proxy', () => {
       const raw = await rawGet(t.url, `/orgs/acme/plugins/echo${p}`)
       expect([p, raw.status]).toEqual([p, 404])
     }
+  })
+
+  it('answers a request path the HTTP adapter refuses before routing (a backslash) with a JSON error too', async () => {
+    const t = await startTestGateway()
+    await t.enable('acme', 'echo')
+    for (const path of ['/orgs/acme/plugins/echo/\\..\\metadata', '/admin\\plugins']) {
+      const raw = await rawRequest({ port: t.gw.port, path })
+      expect([path, raw.status, raw.headers['content-type'], JSON.parse(raw.body.toString())]).toEqual([
+        path,
+        400,
+        'application/json',
+        { error: { code: 'BAD_REQUEST', message: 'Backslash in request path' } },
+      ])
+    }
+    expect(t.spawned).toHaveLength(0)
   })
 
   it("refuses the runner's control paths even where a declared catch-all route would match them", async () => {
