@@ -16,6 +16,8 @@ export const SECRET_HEADER = 'x-plugin-gateway-secret'
 export const GENERATION_HEADER = 'x-plugin-gateway-generation'
 /** On a 503 to a forwarded request: this gateway is not (or no longer) the key's owner. */
 export const NOT_OWNER_HEADER = 'x-plugin-gateway-not-owner'
+/** On a 503 to a forwarded request: this gateway is shutting down; the key moves once it let go. */
+export const DRAINING_HEADER = 'x-plugin-gateway-draining'
 
 /** What one peer gateway said its workers are (GET /internal/workers), or why it could not. */
 export type PeerWorkers = { gatewayId: string; workers: WorkerListing[] } | { gatewayId: string; error: string }
@@ -70,8 +72,10 @@ export const seenGeneration = (c: Context): number | undefined => {
   return Number.isSafeInteger(value) ? value : undefined
 }
 
-// Connection failures before any response: the request never reached the owner, or it died.
-const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT'])
+// Connection failures before any response: the request never reached the owner, or it died. Or the
+// owner is shutting down and did not take the request: the same wait for its lease, then a new owner.
+const OWNER_DRAINING = 'OWNER_DRAINING'
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', OWNER_DRAINING])
 
 /** Only a request without a body can be sent again: a streamed body is gone once it was sent. */
 export function isRetryableAfter(err: unknown, c: Context): boolean {
@@ -82,9 +86,18 @@ export function isRetryableAfter(err: unknown, c: Context): boolean {
 
 export const isNotOwner = (err: unknown): boolean => err instanceof GatewayError && err.code === 'NOT_OWNER'
 
-/** The peer's answer to a forwarded request, when it says it is not the owner: handled, not relayed. */
-export const refuseNotOwner = (orgId: string, pluginId: string) => (status: number, headers: Record<string, unknown>) =>
-  status === 503 && headers[NOT_OWNER_HEADER] !== undefined ? notOwner(orgId, pluginId) : null
+/** The peer's answer to a forwarded request, when it says it is not the owner or is shutting down: handled, not relayed. */
+export const refuseNotOwner = (orgId: string, pluginId: string) => (status: number, headers: Record<string, unknown>) => {
+  if (status !== 503) return null
+  if (headers[NOT_OWNER_HEADER] !== undefined) return notOwner(orgId, pluginId)
+  if (headers[DRAINING_HEADER] !== undefined) {
+    return new GatewayError('WORKER_UNAVAILABLE', 503, `the owner of ${orgId}/${pluginId} is shutting down`, {
+      retryAfterSeconds: 1,
+      cause: { code: OWNER_DRAINING },
+    })
+  }
+  return null
+}
 
 const InstanceParams = z.object({ orgId: OrgId, pluginId: PluginId })
 const ControlBody = z.strictObject({

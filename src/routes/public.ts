@@ -7,6 +7,7 @@ import type { Forwarder } from '../proxy/index.js'
 import type { StartTiming, WorkerPool } from '../workers/index.js'
 import { webRequestHeader, type AppEnv, type ClientAddress, type RequestHeader } from './env.js'
 import {
+  DRAINING_HEADER,
   isFromPeer,
   isNotOwner,
   isRetryableAfter,
@@ -36,6 +37,8 @@ export interface PublicRouteDeps {
   /** Tells a warm worker apart before acquiring, so the warm path needs no client AbortSignal. */
   pool?: Pick<WorkerPool, 'peek'>
   requestHeader?: RequestHeader
+  /** True once shutdown has begun: requests forwarded by peers are refused so they go elsewhere. */
+  draining?: () => boolean
 }
 
 export function publicRoutes(deps: PublicRouteDeps) {
@@ -100,6 +103,10 @@ export function publicRoutes(deps: PublicRouteDeps) {
   async function routeInCluster(c: Context<AppEnv>, cluster: ClusterRouting, orgId: string, pluginId: string, url: RequestUrl) {
     if (await isFromPeer(c, cluster.secret)) {
       c.set('fromPeer', true)
+      if (deps.draining?.()) {
+        c.header(DRAINING_HEADER, '1') // the forwarding gateway waits for the key to move instead of relaying this
+        throw new GatewayError('SHUTTING_DOWN', 503, 'gateway is shutting down', { retryAfterSeconds: 1 })
+      }
       const placement = await cluster.claim(orgId, pluginId, seenGeneration(c))
       if (placement.kind === 'remote') {
         c.header(NOT_OWNER_HEADER, placement.owner.gatewayId) // the forwarding gateway's cache is stale

@@ -1,10 +1,14 @@
 // The owner of a worker fails while other gateways send it traffic (README: Several gateways on
 // one database): silent but alive (SIGSTOP), or dead with a request in flight (SIGKILL).
+import { once } from 'node:events'
+import { createServer } from 'node:http'
+import { connect, type AddressInfo } from 'node:net'
 import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { startGate } from '../helpers/gate.js'
 import { isRunning } from '../helpers/gateway.js'
-import { startWorker, workersOf } from '../helpers/gateway-process.js'
-import { startCluster } from './harness.js'
+import { enable, startWorker, workersOf } from '../helpers/gateway-process.js'
+import { listeningPorts } from '../helpers/process.js'
+import { SECRET, startCluster } from './harness.js'
 
 const WAIT = { timeout: 20_000, interval: 50 }
 
@@ -98,5 +102,71 @@ describe('an owner gateway that fails under load', () => {
     expect((await repo.lease('acme', 'gated'))?.ownerGatewayId).toBe('gw1')
     expect((await allWorkers()).map((w) => w.pid)).toEqual([Number(again?.get('pid'))])
     await vi.waitFor(() => expect(isRunning(oldPid)).toBe(false), WAIT)
+  })
+
+  it('answers a request forwarded to it while it shuts down with the draining mark, which a peer does not relay', async () => {
+    const gate = await startGate()
+    const { gateways } = await startCluster(1, { GATE_URL: gate.url })
+    const owner = gateways[0]!
+    await startWorker(owner.url, 'acme', 'gated', '/whoami')
+    // One connection, as a peer's: a request held in the worker keeps it busy through the shutdown's
+    // sweep of idle connections, and a forwarded request sent behind it (pipelined) lands on a
+    // gateway that has begun draining.
+    const socket = connect(Number(new URL(owner.url).port), '127.0.0.1')
+    onTestFinished(() => void socket.destroy())
+    await once(socket, 'connect')
+    let answer = ''
+    socket.setEncoding('utf8').on('data', (d: string) => (answer += d))
+    const ended = once(socket, 'end')
+    const peerHeaders = `host: peer\r\nx-plugin-gateway-hop: 1\r\nx-plugin-gateway-secret: ${SECRET}\r\nx-plugin-gateway-generation: 1\r\n`
+    socket.write(`GET /orgs/acme/plugins/gated/hold/busy HTTP/1.1\r\n${peerHeaders}\r\n`)
+    await gate.arrived('busy')
+    owner.proc.child.kill('SIGTERM')
+    await vi.waitFor(() => expect(listeningPorts(owner.proc.child.pid as number)).toEqual([]), WAIT) // draining
+    socket.write(`GET /orgs/acme/plugins/gated/whoami HTTP/1.1\r\n${peerHeaders}\r\n`)
+    gate.open('busy')
+    await ended
+    const [, refused = ''] = answer.split(/(?=HTTP\/1\.1 )/)
+    const [head = '', body = ''] = refused.split('\r\n\r\n')
+    expect(head.split('\r\n')[0]).toBe('HTTP/1.1 503 Service Unavailable')
+    expect(head.toLowerCase()).toContain('\r\nx-plugin-gateway-draining: 1')
+    expect(JSON.parse(body)).toEqual({ error: { code: 'SHUTTING_DOWN', message: 'gateway is shutting down' } })
+    expect(await owner.proc.exited).toEqual({ code: 0, signal: null })
+  })
+
+  it('places the key again, instead of relaying the refusal, when the owner it forwards to is shutting down', async () => {
+    const { gateways, repo, allWorkers } = await startCluster(1)
+    const gw = gateways[0]!
+    await enable(gw.url, 'acme', 'gated')
+    // The test plays a peer that owns the key and is shutting down: its worker has stopped (the lease
+    // is given back) and it refuses the forwarded request with the draining mark.
+    const forwarded: Array<string | string[] | undefined> = []
+    const peer = createServer((req, res) => {
+      forwarded.push(req.headers['x-plugin-gateway-secret'])
+      void repo.releaseLease('gw-draining', { orgId: 'acme', pluginId: 'gated', generation: held.generation }).then(() => {
+        res.writeHead(503, { 'content-type': 'application/json', 'x-plugin-gateway-draining': '1', 'retry-after': '1' })
+        res.end(JSON.stringify({ error: { code: 'SHUTTING_DOWN', message: 'gateway is shutting down' } }))
+      })
+    })
+    peer.listen(0, '127.0.0.1')
+    await once(peer, 'listening')
+    onTestFinished(() => new Promise<void>((resolve) => peer.close(() => resolve())))
+    await repo.heartbeat('gw-draining', `http://127.0.0.1:${(peer.address() as AddressInfo).port}`)
+    const held = await repo.acquireLease('acme', 'gated', 'gw-draining', 60_000)
+
+    // A body was streamed to the owner already: the client is told to come back.
+    const post = await fetch(`${gw.url}/orgs/acme/plugins/gated/hold/x`, { method: 'POST', body: 'sent once' })
+    expect([post.status, post.headers.get('retry-after'), await post.json()]).toEqual([
+      503,
+      '1',
+      { error: { code: 'WORKER_UNAVAILABLE', message: 'the owner of acme/gated is shutting down' } },
+    ])
+    // Without one, the request goes where the key went: here, once the lease was given back.
+    const res = await fetch(`${gw.url}/orgs/acme/plugins/gated/whoami`)
+    expect([res.status, res.headers.get('x-plugin-cold-start')]).toEqual([200, '1']) // started here instead
+    const [worker] = await allWorkers()
+    expect(await res.json()).toMatchObject({ pid: worker?.pid })
+    expect(forwarded).toEqual([SECRET, SECRET]) // both asked the owner first
+    expect(await repo.lease('acme', 'gated')).toMatchObject({ ownerGatewayId: 'gw0', generation: held.generation + 1 })
   })
 })
