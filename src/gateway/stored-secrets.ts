@@ -3,15 +3,7 @@ import { errorText, GatewayError } from '../core/index.js'
 import type { Registry } from '../registry/index.js'
 import type { SecretBox } from '../secrets/index.js'
 import type { PluginInstanceRow } from '../db/index.js'
-import {
-  hasPlaintextSecrets,
-  parseSealed,
-  resealUnderCurrentKey,
-  sealAuth,
-  sealConfig,
-  sealedValuesOf,
-  secretsUnavailable,
-} from '../secrets/index.js'
+import { hasPlaintextSecrets, parseSealed, resealUnderCurrentKey, sealAuth, sealConfig, sealedValuesOf } from '../secrets/index.js'
 
 export interface StoredSecretsDeps {
   registry: Registry
@@ -44,13 +36,11 @@ export async function checkStoredSecrets(deps: StoredSecretsDeps): Promise<{ sea
       if (!held.has(keyId)) foreign.add(keyId)
     }
   }
-  if (foreign.size > 0 && !secrets.hasKey) throw secretsUnavailable(`${sealed} stored secret(s) are sealed`)
   if (foreign.size > 0) {
-    throw new GatewayError(
-      'SECRETS_UNREADABLE',
-      500,
-      `stored secrets were sealed with key ${[...foreign].join(', ')}, but SECRET_KEY is key ${secrets.keyIds[0]}: set SECRET_KEY to the key they were sealed with (while rotating, list it in SECRET_KEY_PREVIOUS)`,
-    )
+    const hint = `stored secrets were sealed with key ${[...foreign].join(', ')}, but ${secrets.describeKey()}: set SECRET_KEY to the key they were sealed with (while rotating, list it in SECRET_KEY_PREVIOUS)`
+    // No key at all (none configured, or the generated one is missing) is unavailable; another key, unreadable.
+    if (secrets.keyIds.length === 0) throw new GatewayError('SECRETS_UNAVAILABLE', 503, `${sealed} ${hint}`)
+    throw new GatewayError('SECRETS_UNREADABLE', 500, hint)
   }
 
   let resealed = 0

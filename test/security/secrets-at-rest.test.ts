@@ -144,8 +144,8 @@ describe('secrets at rest', () => {
     expect(forged).toMatchObject({ status: 400, body: { error: { code: 'CONFIG_INVALID' } } })
   })
 
-  it('without SECRET_KEY, refuses (503 SECRETS_UNAVAILABLE) every write that would store a secret, and accepts the rest', async () => {
-    const t = await startTestGateway({ secretKey: null })
+  it('without SECRET_KEY in a cluster (no generated key), refuses (503 SECRETS_UNAVAILABLE) every write that would store a secret, and accepts the rest', async () => {
+    const t = await startTestGateway({ secretKey: null, env: { CLUSTER_SECRET: 'cluster-secret-0123456789' } })
     const refused = await t.admin('PUT', '/orgs/acme/plugins/webhook', { enabled: true, config: { webhookSecret: 'shh' } })
     expect(refused).toMatchObject({ status: 503, body: { error: { code: 'SECRETS_UNAVAILABLE' } } })
     expect(refused.body.error.message).toContain('SECRET_KEY')
