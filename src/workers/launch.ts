@@ -85,7 +85,7 @@ export async function launchWorker(spec: WorkerSpec, port: number, deps: LaunchD
   try {
     await withDeadline(clock, config.startTimeoutMs, (signal) =>
       Promise.race([
-        pushes ? readyMessage(child, port, signal) : probeHealth(dispatcher, probeStop.signal),
+        pushes ? readyMessage(child, port, signal) : probeHealth(dispatcher, spec.orgId, probeStop.signal),
         exited.then((exit) => {
           throw startFailed(spec, exit, stderrTail())
         }),
@@ -197,15 +197,30 @@ function readyMessage(child: ChildProcess, port: number, signal: AbortSignal): P
 }
 
 // Pacing uses real time on purpose: it is transport polling, not a deadline (the deadline runs on the clock).
-async function probeHealth(dispatcher: Pool, signal: AbortSignal): Promise<void> {
+async function probeHealth(dispatcher: Pool, orgId: string, signal: AbortSignal): Promise<void> {
   while (!signal.aborted) {
     try {
       const res = await dispatcher.request({ method: 'GET', path: '/health', signal, headersTimeout: 1_000 })
-      await res.body.dump()
-      if (res.statusCode === 200) return
+      const body = await res.body.text()
+      if (res.statusCode === 200 && servesOrg(body, orgId)) return
     } catch {
       // Not listening yet (ECONNREFUSED) or aborted: try again after the interval.
     }
     await delay(PROBE_INTERVAL_MS, undefined, { signal }).catch(() => {})
   }
+}
+
+/**
+ * Hay's runner answers /health as soon as it listens, before its onStart has run (no MCP tools yet,
+ * /config-update refused); until then its body says `"orgId": null`. A /health that names an org is
+ * ready once it names this one; one that names none (or is not JSON) is ready on its 200.
+ */
+function servesOrg(body: string, orgId: string): boolean {
+  let health: unknown
+  try {
+    health = JSON.parse(body)
+  } catch {
+    return true // not JSON: nothing says it is still starting
+  }
+  return typeof health !== 'object' || health === null || !('orgId' in health) || health.orgId === orgId
 }
