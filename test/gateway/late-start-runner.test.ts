@@ -7,8 +7,11 @@ import { EXAMPLES_DIR, ROOT, startTestGateway } from '../helpers/gateway.js'
 // directory, so any v2 plugin id of the catalog names it.
 const LATE_START_RUNNER = join(ROOT, 'test', 'fixtures', 'runners', 'late-start-runner.mjs')
 
-async function lateStartGateway() {
-  const t = await startTestGateway({ pluginDirs: [EXAMPLES_DIR], env: { RUNNER_COMMAND: `node ${LATE_START_RUNNER} --start-ms=300` } })
+async function lateStartGateway(flags = '') {
+  const t = await startTestGateway({
+    pluginDirs: [EXAMPLES_DIR],
+    env: { RUNNER_COMMAND: `node ${LATE_START_RUNNER} --start-ms=300 ${flags}` },
+  })
   await t.enable('acme', 'echo')
   return t
 }
@@ -29,5 +32,14 @@ describe('a runner whose /health answers before its onStart has run', () => {
     const call = await t.admin('POST', '/orgs/acme/plugins/echo/mcp/call', { toolName: 'site-info', arguments: {} })
     expect(call).toMatchObject({ status: 200, body: { siteUrl: 'https://shop.example' } })
     expect(t.spawned).toHaveLength(1) // the update reached the running worker: no restart
+  })
+
+  it("serves one whose onStart failed (degraded, as Hay's runner keeps it): ready, no tools, stopped cleanly", async () => {
+    const t = await lateStartGateway('--start-fails')
+    expect(await t.admin('GET', '/orgs/acme/plugins/echo/mcp/tools')).toMatchObject({ status: 200, body: { tools: [] } })
+    expect((await fetch(`${t.url}/orgs/acme/plugins/echo/ping`)).status).toBe(200)
+    const [child] = t.spawned
+    expect(await t.admin('POST', '/orgs/acme/plugins/echo/stop')).toMatchObject({ status: 200, body: { stopped: true } })
+    expect(child?.exitCode).toBe(0) // SIGTERM honoured, no SIGKILL
   })
 })
