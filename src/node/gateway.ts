@@ -18,6 +18,7 @@ import { trackQueueDepth } from '../observability/index.js'
 import { createPrometheusMetrics, nodeResponseStatus } from '../observability/node/index.js'
 import { createNodeForwarder } from '../proxy/index.js'
 import { createRegistry } from '../registry/index.js'
+import type { SecretBox } from '../secrets/index.js'
 import { openSecretBox } from '../secrets/node/index.js'
 import { callWorker, createWorkerPool, type SpawnFn } from '../workers/index.js'
 import { createClusterLink } from './cluster-link.js'
@@ -61,19 +62,22 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
 
   // Secrets at rest: SECRET_KEY, else a key generated beside a local database file; refuse to start
   // when stored secrets cannot be opened with it.
-  const secrets = openSecretBox(
-    {
-      key: config.secrets.key?.(),
-      previousKeys: config.secrets.previousKeys(),
-      databaseFile: localFilePath(config.database.url),
-      clustered: config.cluster !== undefined,
-    },
-    log,
-  )
-  await checkStoredSecrets({ registry, secrets, log }).catch((err: unknown) => {
+  let secrets: SecretBox
+  try {
+    secrets = openSecretBox(
+      {
+        key: config.secrets.key?.(),
+        previousKeys: config.secrets.previousKeys(),
+        databaseFile: localFilePath(config.database.url),
+        clustered: config.cluster !== undefined,
+      },
+      log,
+    )
+    await checkStoredSecrets({ registry, secrets, log })
+  } catch (err) {
     database.close()
     throw err
-  })
+  }
 
   // Recovery: rows a dead gateway left live describe processes nobody owns any more. In a cluster
   // only rows of gateways that stopped heartbeating (and our own previous life) are orphaned.

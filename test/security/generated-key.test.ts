@@ -1,4 +1,4 @@
-import { cp, readdir, readFile, stat } from 'node:fs/promises'
+import { cp, readdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { isGatewayError } from '../../src/core/index.js'
@@ -126,6 +126,17 @@ process.stdin.once('data', () => process.stdout.write('key ' + readOrCreateKeyFi
     await rotating.gw.close()
     const configured = await startTestGateway({ dir: first.dir, secretKey: TEST_SECRET_KEY })
     expect(await echoPrefix(configured, 'acme')).toBe('rotate-me')
+  })
+
+  it('refuses to start on a key file that holds no key, naming it', async () => {
+    const dir = await tempDir()
+    await writeFile(join(dir, 'secret.key'), 'not a key\n', { mode: 0o600 })
+    const err = await startTestGateway({ dir, secretKey: null }).then(
+      () => null,
+      (e: unknown) => e,
+    )
+    expect(isGatewayError(err) && err.code).toBe('SECRETS_UNREADABLE')
+    expect((err as Error).message).toContain(join(dir, 'secret.key'))
   })
 
   it('keeps a stored secret unreadable from the database file without the key file', async () => {
