@@ -1,11 +1,11 @@
 // Scenario: runners without IPC readiness (Hay's). The gateway finds them ready by probing /health;
 // each row compares its start-to-ready with the same runner started alone, spawn to the /health that
 // names the org, sampled in turns in the same run.
-import { existsSync } from 'node:fs'
 import { request } from 'node:http'
-import { dirname, join } from 'node:path'
+import { join } from 'node:path'
 import getPort from 'get-port'
 import { startBenchGateway, type BenchGateway } from './lib/gateway.js'
+import { hayPlugin } from './lib/hay.js'
 import { pollUntil } from './lib/http.js'
 import { EXAMPLES_DIR, ROOT } from './lib/paths.js'
 import { minimalEnv, startProcess } from './lib/procs.js'
@@ -38,16 +38,11 @@ function runners(): Array<Runner | { name: string; skipped: string }> {
     pluginsDir: EXAMPLES_DIR, // the fixture ignores the plugin; any v2 plugin of the catalog names it
     pluginId: 'echo',
   }
-  const hay = process.env.HAY_RUNNER
+  const hay = hayPlugin()
   const hayName = "Hay's runner"
-  if (!hay) return [fixture, { name: hayName, skipped: 'HAY_RUNNER is not set' }]
-  // HAY_RUNNER is <hay-core>/packages/plugin-sdk/dist/runner/index.js; its plugins live in <hay-core>/plugins/core.
-  const pluginsDir = process.env.HAY_PLUGINS_DIR ?? join(dirname(hay), '..', '..', '..', '..', 'plugins', 'core')
-  const pluginId = process.env.HAY_PLUGIN_ID ?? 'email'
-  if (!existsSync(join(pluginsDir, pluginId, 'package.json'))) {
-    return [fixture, { name: hayName, skipped: `no plugin ${pluginId} in ${pluginsDir} (set HAY_PLUGINS_DIR / HAY_PLUGIN_ID)` }]
-  }
-  return [fixture, { name: `${hayName} with its ${pluginId} plugin`, command: [process.execPath, hay], pluginsDir, pluginId }]
+  if ('skipped' in hay) return [fixture, { name: hayName, skipped: hay.skipped }]
+  const { pluginsDir, pluginId } = hay
+  return [fixture, { name: `${hayName} with its ${pluginId} plugin`, command: [process.execPath, hay.runner], pluginsDir, pluginId }]
 }
 
 interface Sampler {
