@@ -16,6 +16,7 @@ import { findBinary, GATEWAY_MAIN, ROOT } from './bench/lib/paths.js'
 import { leftovers, stopAll, trackedPidCount } from './bench/lib/procs.js'
 import { failedSection, renderSection, renderTable, renderTargets, type Section } from './bench/lib/report.js'
 import { metadataCache } from './bench/metadata-cache.js'
+import { noIpcStart } from './bench/no-ipc-start.js'
 import { reaper } from './bench/reaper.js'
 import { throughput } from './bench/throughput.js'
 
@@ -48,6 +49,12 @@ const SCENARIOS: Scenario[] = [
       ),
   },
   { id: 'cold-start', title: 'Cold start to first byte', timeoutS: 300, run: () => coldStart({ runs: quick ? 10 : 40, warmupRuns: 3 }) },
+  {
+    id: 'no-ipc-start',
+    title: 'Runners without IPC readiness',
+    timeoutS: 300,
+    run: () => noIpcStart({ runs: quick ? 10 : 30, warmupRuns: 3 }),
+  },
   { id: 'herd', title: 'Thundering herd', timeoutS: 120, run: () => herd({ requests: 500 }) },
   {
     id: 'fanout',

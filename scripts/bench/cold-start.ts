@@ -4,7 +4,7 @@ import { request } from 'node:http'
 import getPort from 'get-port'
 import { startBenchGateway, type BenchGateway, type BenchGatewayOptions } from './lib/gateway.js'
 import type { TimedResponse } from './lib/http.js'
-import { FIXTURES_DIR } from './lib/paths.js'
+import { hayPlugin } from './lib/hay.js'
 import { minimalEnv, startProcess } from './lib/procs.js'
 import { target, type Section } from './lib/report.js'
 import { fmt, ratio, summarize, type Summary } from './lib/stats.js'
@@ -119,25 +119,24 @@ function prewarmedPoolRow(): ColdRow {
   }
 }
 
-/** Hay's own runner, when HAY_RUNNER names its entry (e.g. <hay-core>/packages/plugin-sdk/dist/runner/index.js). */
+/**
+ * Hay's own runner, when HAY_RUNNER names its entry, with a plugin that declares a route
+ * (HAY_PLUGIN_ID + HAY_PLUGIN_ROUTE): a cold request needs one, and Hay's core plugins have none.
+ * Their start is measured in the no-ipc-start scenario.
+ */
 function hayRunnerRow(): ColdRow {
   const name = "plugin-gateway cold request, Hay's runner"
-  const runner = process.env.HAY_RUNNER
   return {
     name,
     setup: async () => {
-      if (!runner) return { skipped: 'HAY_RUNNER is not set' }
+      const hay = hayPlugin()
+      if ('skipped' in hay) return { skipped: hay.skipped }
+      if (!hay.route) return { skipped: `${hay.pluginId} declares no route (set HAY_PLUGIN_ID and HAY_PLUGIN_ROUTE)` }
       return gatewayColdSampler({
         name,
-        pluginId: process.env.HAY_PLUGIN_ID ?? 'hay-compat',
-        route: process.env.HAY_PLUGIN_ROUTE ?? '/settings',
-        gateway: {
-          env: {
-            PREWARM_POOL_SIZE: '0',
-            RUNNER_COMMAND: `${process.execPath} ${runner}`,
-            PLUGINS_DIR: process.env.HAY_PLUGINS_DIR ?? FIXTURES_DIR,
-          },
-        },
+        pluginId: hay.pluginId,
+        route: hay.route,
+        gateway: { env: { PREWARM_POOL_SIZE: '0', RUNNER_COMMAND: `${process.execPath} ${hay.runner}`, PLUGINS_DIR: hay.pluginsDir } },
       })
     },
   }

@@ -3,5 +3,5 @@ export type { CallWorker, ClusterPort, GatewayService, MetadataPort, ServiceDeps
 export { createRuntimeRecorder } from './recorder.js'
 export type { RecorderDeps, RuntimeRecorder } from './recorder.js'
 export { validateConfig } from './config-validation.js'
-export { checkStoredSecrets } from './stored-secrets.js'
+export { checkStoredSecrets, storeConfigPerSchema } from './stored-secrets.js'
 export type { StoredSecretsDeps } from './stored-secrets.js'

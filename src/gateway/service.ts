@@ -16,6 +16,7 @@ import {
 } from '../secrets/index.js'
 import type { ControlResult, Lease, Worker, WorkerPool, WorkerSpec } from '../workers/index.js'
 import { validateConfig } from './config-validation.js'
+import { storeConfigPerSchema } from './stored-secrets.js'
 
 // How often a plugin without usable metadata is asked for it again; its 503s say Retry-After that long.
 const METADATA_RETRY_MS = 5_000
@@ -159,7 +160,15 @@ export function createGatewayService(deps: ServiceDeps) {
   /** Fetches the plugin's metadata from worker (the code view describes) into the registry. */
   function fetchMetadataFrom(worker: Worker, view: PluginView): Promise<void> {
     metadataRetries.set(worker.pluginId, deps.clock.now())
-    return metadata.ensureFresh(worker.pluginId, worker.port, view.checksum).then((row) => void registry.updateRow(row))
+    return metadata.ensureFresh(worker.pluginId, worker.port, view.checksum).then(async (row) => {
+      registry.updateRow(row)
+      if (row.metadata && !sameJson(row.metadata.configSchema, view.row.metadata?.configSchema)) {
+        // A new schema: stored config follows it (a failure leaves it for the next start-up's migration).
+        await storeConfigPerSchema({ registry, secrets, log }, row.id).catch((err: unknown) =>
+          log.warn({ err, pluginId: row.id }, 'stored config could not follow the new schema'),
+        )
+      }
+    })
   }
 
   /**

@@ -11,14 +11,15 @@ import type { Config } from '../config.js'
 import type { Clock, Logger } from '../core/index.js'
 import { errorText, GatewayError, MAX_TIMER_MS, systemClock } from '../core/index.js'
 import { createCluster, type Cluster } from '../cluster/index.js'
-import { createClusterRepo, createInstancesRepo, createPluginsRepo, openDatabase } from '../db/index.js'
+import { createClusterRepo, createInstancesRepo, createPluginsRepo, localFilePath, openDatabase } from '../db/index.js'
 import { checkStoredSecrets, createGatewayService, createRuntimeRecorder } from '../gateway/index.js'
 import { createMetadataService } from '../metadata/index.js'
 import { trackQueueDepth } from '../observability/index.js'
 import { createPrometheusMetrics, nodeResponseStatus } from '../observability/node/index.js'
 import { createNodeForwarder } from '../proxy/index.js'
 import { createRegistry } from '../registry/index.js'
-import { secretBoxFromHex } from '../secrets/node/index.js'
+import type { SecretBox } from '../secrets/index.js'
+import { openSecretBox } from '../secrets/node/index.js'
 import { callWorker, createWorkerPool, type SpawnFn } from '../workers/index.js'
 import { createClusterLink } from './cluster-link.js'
 import { hasLiveGatewayParent, killOrphanedWorkers } from './orphans.js'
@@ -59,12 +60,24 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   const registry = createRegistry({ plugins, instances, log })
   await registry.load(await scanPlugins(config.pluginDirs))
 
-  // Secrets at rest: refuse to start when stored secrets cannot be opened with SECRET_KEY.
-  const secrets = secretBoxFromHex(config.secrets.key?.(), config.secrets.previousKeys())
-  await checkStoredSecrets({ registry, secrets, log }).catch((err: unknown) => {
+  // Secrets at rest: SECRET_KEY, else a key generated beside a local database file; refuse to start
+  // when stored secrets cannot be opened with it.
+  let secrets: SecretBox
+  try {
+    secrets = openSecretBox(
+      {
+        key: config.secrets.key?.(),
+        previousKeys: config.secrets.previousKeys(),
+        databaseFile: localFilePath(config.database.url),
+        clustered: config.cluster !== undefined,
+      },
+      log,
+    )
+    await checkStoredSecrets({ registry, secrets, log })
+  } catch (err) {
     database.close()
     throw err
-  })
+  }
 
   // Recovery: rows a dead gateway left live describe processes nobody owns any more. In a cluster
   // only rows of gateways that stopped heartbeating (and our own previous life) are orphaned.

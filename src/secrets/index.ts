@@ -11,6 +11,7 @@ export {
   maskMetadata,
   openAuth,
   openConfig,
+  openPublicFields,
   resealUnderCurrentKey,
   sealAuth,
   sealConfig,

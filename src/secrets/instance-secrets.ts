@@ -120,6 +120,18 @@ export function resealUnderCurrentKey(
   return { config, authState: { methodId: authState.methodId, credentials: reseal(authState.credentials, authContext(ref)) } }
 }
 
+/**
+ * A config stored while the plugin's schema was unknown has every value sealed. Once the schema is
+ * known, the fields it does not mark `encrypted` need no sealing: this opens them (to be stored as
+ * they are). Null when there is no schema yet, or no such field is sealed.
+ */
+export function openPublicFields(box: SecretBox, ref: InstanceRef, schema: ConfigSchema | null, config: Config): Config | null {
+  if (schema === null) return null
+  const isSealedPublic = (field: string, value: unknown): value is Sealed => isSealed(value) && !isSecretField(schema, field)
+  if (!Object.entries(config).some(([field, value]) => isSealedPublic(field, value))) return null
+  return mapValues(config, (field, value) => (isSealedPublic(field, value) ? box.open(value, configContext(ref, field)) : value))
+}
+
 /** True when a row keeps a secret in plaintext: credentials, or a field the (known) schema marks encrypted. */
 export function hasPlaintextSecrets(row: { config: Config; authState: AuthState | null }, schema: ConfigSchema | null): boolean {
   if (row.authState && !isSealed(row.authState.credentials)) return true

@@ -16,6 +16,8 @@ export interface SecretBox {
   readonly hasKey: boolean
   /** Ids of the keys this box opens (the first one seals); empty without a key. */
   readonly keyIds: readonly string[]
+  /** Where the sealing key comes from and which it is, for messages: "SECRET_KEY is key 1a2b3c4d". Never the key. */
+  describeKey(): string
   /**
    * Encrypts JSON-serialisable `plain` under the current key. `context` is authenticated but not
    * stored: the same context must be given to open, so a value copied to another org, plugin or

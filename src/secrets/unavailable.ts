@@ -14,6 +14,7 @@ export function createUnavailableSecretBox(): SecretBox {
   return {
     hasKey: false,
     keyIds: [],
+    describeKey: () => 'SECRET_KEY is not set',
     seal() {
       throw secretsUnavailable('cannot store a secret')
     },

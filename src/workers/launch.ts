@@ -31,6 +31,7 @@ export interface Launched extends Proc {
 const STDERR_TAIL_BYTES = 2048
 // Runners that do not push readiness are probed this often: a few ms, not a 500 ms poll.
 const PROBE_INTERVAL_MS = 3
+const STARTING_PROBE_INTERVAL_MS = 1
 
 /** A spawned process with its exit armed and its stderr tail kept. */
 export interface Proc {
@@ -46,8 +47,9 @@ export function spawnProc(
   env: Record<string, string>,
   cwd: string,
   log: Logger,
+  ipc = true,
 ): Proc {
-  const child = spawn(command, args, { env, cwd, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] })
+  const child = spawn(command, args, { env, cwd, stdio: ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'] })
   return { child, exited: exitOf(child), stderrTail: captureOutput(child, log) }
 }
 
@@ -74,18 +76,20 @@ export async function launchWorker(spec: WorkerSpec, port: number, deps: LaunchD
     proc.child.send({ type: 'specialize', argv: contractArgs(spec, port), env, cwd: spec.pluginDir })
   } else {
     const env = buildWorkerEnv(spec, config.baseEnv, config.hostEnv, spec.sdkVersion === 'v1' ? { PORT: String(port) } : {})
-    proc = spawnProc(deps.spawn, buildCommand(spec, port, config), env, spec.pluginDir, log)
+    // Only our runner uses the IPC channel (readiness, leaving with its parent); it costs any other
+    // node process a few ms of its boot, and the watchdog preloaded into those needs none.
+    proc = spawnProc(deps.spawn, buildCommand(spec, port, config), env, spec.pluginDir, log, pushesReadiness(spec, config))
   }
   const { child, exited, stderrTail } = proc
   const dispatcher = new Pool(`http://127.0.0.1:${port}`, { connections: 64, keepAliveTimeout: 30_000 })
   const spawnMs = clock.now() - t0
 
-  const pushes = spec.sdkVersion === 'v2' && config.ownRunner
+  const pushes = pushesReadiness(spec, config)
   const probeStop = new AbortController()
   try {
     await withDeadline(clock, config.startTimeoutMs, (signal) =>
       Promise.race([
-        pushes ? readyMessage(child, port, signal) : probeHealth(dispatcher, probeStop.signal),
+        pushes ? readyMessage(child, port, signal) : probeHealth(dispatcher, spec.orgId, probeStop.signal),
         exited.then((exit) => {
           throw startFailed(spec, exit, stderrTail())
         }),
@@ -119,6 +123,8 @@ export async function launchWorker(spec: WorkerSpec, port: number, deps: LaunchD
     readyMs: clock.now() - t0 - spawnMs,
   }
 }
+
+const pushesReadiness = (spec: WorkerSpec, config: LaunchDeps['config']) => spec.sdkVersion === 'v2' && config.ownRunner
 
 /**
  * Node flags for a worker. Our runner leaves with its parent by itself; the watchdog is preloaded
@@ -197,15 +203,34 @@ function readyMessage(child: ChildProcess, port: number, signal: AbortSignal): P
 }
 
 // Pacing uses real time on purpose: it is transport polling, not a deadline (the deadline runs on the clock).
-async function probeHealth(dispatcher: Pool, signal: AbortSignal): Promise<void> {
+async function probeHealth(dispatcher: Pool, orgId: string, signal: AbortSignal): Promise<void> {
   while (!signal.aborted) {
+    let answered = false
     try {
       const res = await dispatcher.request({ method: 'GET', path: '/health', signal, headersTimeout: 1_000 })
-      await res.body.dump()
-      if (res.statusCode === 200) return
+      answered = true
+      const body = await res.body.text()
+      if (res.statusCode === 200 && servesOrg(body, orgId)) return
     } catch {
       // Not listening yet (ECONNREFUSED) or aborted: try again after the interval.
     }
-    await delay(PROBE_INTERVAL_MS, undefined, { signal }).catch(() => {})
+    // Listening but not started yet: its onStart may end any moment, and asking again costs one
+    // request on the kept-alive connection, not a connect.
+    await delay(answered ? STARTING_PROBE_INTERVAL_MS : PROBE_INTERVAL_MS, undefined, { signal }).catch(() => {})
   }
+}
+
+/**
+ * Hay's runner answers /health as soon as it listens, before its onStart has run (no MCP tools yet,
+ * /config-update refused); until then its body says `"orgId": null`. A /health that names an org is
+ * ready once it names this one; one that names none (or is not JSON) is ready on its 200.
+ */
+function servesOrg(body: string, orgId: string): boolean {
+  let health: unknown
+  try {
+    health = JSON.parse(body)
+  } catch {
+    return true // not JSON: nothing says it is still starting
+  }
+  return typeof health !== 'object' || health === null || !('orgId' in health) || health.orgId === orgId
 }

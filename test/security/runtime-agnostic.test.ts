@@ -37,9 +37,13 @@ describe('runtime-agnostic core', () => {
     },
   )
 
-  it('keeps node:crypto in the Node adapter of secrets', () => {
+  it('keeps node:crypto and the key file in the Node adapter of secrets', () => {
     expect(runtimeImports(resolve(ROOT, 'src/secrets/node/index.ts')).offending).toEqual([
       'src/secrets/node/aes-gcm.ts imports node:crypto',
+      'src/secrets/node/generated-key.ts imports node:path',
+      'src/secrets/node/key-file.ts imports node:crypto',
+      'src/secrets/node/key-file.ts imports node:fs',
+      'src/secrets/node/key-file.ts imports node:path',
     ])
   })
 })

@@ -102,10 +102,11 @@ describe('secrets at rest', () => {
       await t.admin('GET', '/workers'),
     ]
     expect(responses[3]).toMatchObject({ status: 200, body: { config: { webhookSecret: MASK } } })
-    // label is masked too: env-probe's configSchema was unknown when it was stored, so it was sealed.
+    // label was sealed too (env-probe's configSchema was unknown when it was stored); the auth check
+    // started the worker, whose metadata says label is not secret: it is shown as it is from then on.
     expect(responses[4]).toMatchObject({
       status: 200,
-      body: { config: { token: MASK, label: MASK }, auth: { methodId: 'apiKey', configured: true } },
+      body: { config: { token: MASK, label: 'visible' }, auth: { methodId: 'apiKey', configured: true } },
     })
     for (const r of responses) {
       const text = JSON.stringify(r.body)
@@ -144,8 +145,8 @@ describe('secrets at rest', () => {
     expect(forged).toMatchObject({ status: 400, body: { error: { code: 'CONFIG_INVALID' } } })
   })
 
-  it('without SECRET_KEY, refuses (503 SECRETS_UNAVAILABLE) every write that would store a secret, and accepts the rest', async () => {
-    const t = await startTestGateway({ secretKey: null })
+  it('without SECRET_KEY in a cluster (no generated key), refuses (503 SECRETS_UNAVAILABLE) every write that would store a secret, and accepts the rest', async () => {
+    const t = await startTestGateway({ secretKey: null, env: { CLUSTER_SECRET: 'cluster-secret-0123456789' } })
     const refused = await t.admin('PUT', '/orgs/acme/plugins/webhook', { enabled: true, config: { webhookSecret: 'shh' } })
     expect(refused).toMatchObject({ status: 503, body: { error: { code: 'SECRETS_UNAVAILABLE' } } })
     expect(refused.body.error.message).toContain('SECRET_KEY')

@@ -25,6 +25,8 @@ export interface AesGcmSecretBoxOptions {
   key: Uint8Array
   /** Older keys that still open values they sealed (SECRET_KEY_PREVIOUS, during a key rotation). */
   previousKeys?: readonly Uint8Array[]
+  /** Names the key in messages; SECRET_KEY unless the key was generated. */
+  source?: string
 }
 
 export function createAesGcmSecretBox(opts: AesGcmSecretBoxOptions): SecretBox {
@@ -35,12 +37,14 @@ export function createAesGcmSecretBox(opts: AesGcmSecretBoxOptions): SecretBox {
   }
   const currentId = secretKeyId(opts.key)
   const currentKey = keys.get(currentId) as Buffer // set just above
+  const describeKey = () => `${opts.source ?? 'SECRET_KEY'} is key ${currentId}`
   // The header and the caller's context are authenticated: a value moved elsewhere does not open.
   const aad = (keyId: string, context: string) => Buffer.from(`v${VERSION}:${keyId}:${context}`, 'utf8')
 
   return {
     hasKey: true,
     keyIds: [...keys.keys()],
+    describeKey,
     isSealed,
 
     seal(plain: unknown, context: string): Sealed {
@@ -59,7 +63,7 @@ export function createAesGcmSecretBox(opts: AesGcmSecretBoxOptions): SecretBox {
       const key = keys.get(parts.keyId)
       if (!key) {
         throw unreadable(
-          `a stored secret was sealed with key ${parts.keyId}, but SECRET_KEY is key ${currentId}: set SECRET_KEY to the key the secrets were sealed with (while rotating, list it in SECRET_KEY_PREVIOUS)`,
+          `a stored secret was sealed with key ${parts.keyId}, but ${describeKey()}: set SECRET_KEY to the key the secrets were sealed with (while rotating, list it in SECRET_KEY_PREVIOUS)`,
         )
       }
       const raw = Buffer.from(parts.payload, 'base64url')
