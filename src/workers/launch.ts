@@ -2,7 +2,7 @@ import type { ChildProcess, spawn as nodeSpawn } from 'node:child_process'
 import { basename } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import { Pool } from 'undici'
-import { ReadyMessage } from '../contract/index.js'
+import { ReadyMessage, type SpecializeMessage } from '../contract/index.js'
 import type { Clock, Logger } from '../core/index.js'
 import { DeadlineExceeded, GatewayError, withDeadline } from '../core/index.js'
 import type { PoolConfig } from '../config.js'
@@ -71,7 +71,8 @@ export async function launchWorker(spec: WorkerSpec, port: number, deps: LaunchD
     proc = prewarmed
     // The prewarmed process started with the base env; it receives exactly what a fresh spawn adds.
     const env = buildWorkerEnv(spec, {}, config.hostEnv)
-    proc.child.send({ type: 'specialize', argv: contractArgs(spec, port), env, cwd: spec.pluginDir })
+    const specialize: SpecializeMessage = { type: 'specialize', argv: contractArgs(spec, port), env, cwd: spec.pluginDir }
+    proc.child.send(specialize)
   } else {
     const env = buildWorkerEnv(spec, config.baseEnv, config.hostEnv, spec.sdkVersion === 'v1' ? { PORT: String(port) } : {})
     proc = spawnProc(deps.spawn, buildCommand(spec, port, config), env, spec.pluginDir, log)
