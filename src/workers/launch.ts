@@ -28,7 +28,9 @@ export interface Launched extends Proc {
   readyMs: number
 }
 
-const STDERR_TAIL_BYTES = 2048
+// Enough for the reason a worker died: Node 22+ follows a fatal error (out of memory) with a native
+// stack of ~2–4 KB, which a 2 KB tail kept instead of the error line.
+const STDERR_TAIL_BYTES = 8192
 // Runners that do not push readiness are probed this often: a few ms, not a 500 ms poll.
 const PROBE_INTERVAL_MS = 3
 
