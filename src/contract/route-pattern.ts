@@ -39,8 +39,6 @@ export function parseRoutePattern(path: string): RoutePattern {
   return { ok: true, source: source.endsWith('\\/') ? source.slice(0, -2) : source, keys }
 }
 
-export const isRoutePattern = (path: string): boolean => parseRoutePattern(path).ok
-
 export interface RouteMatch<T> {
   value: T
   params: Record<string, string>
