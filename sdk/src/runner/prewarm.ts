@@ -2,7 +2,7 @@
 // waits for the gateway to hand it one (org, plugin) over IPC. It then becomes exactly the process a
 // fresh spawn would have been: same argv, same env additions, same working directory.
 import { get } from 'node:http'
-import type { PrewarmedMessage } from '../../../src/contract/ipc.js'
+import type { PrewarmedMessage, SpecializeMessage } from '../../../src/contract/ipc.js'
 import { RunnerError } from './errors.js'
 import { createLogger } from './logger.js'
 import { createRegistry } from './registry.js'
@@ -16,9 +16,12 @@ export async function awaitSpecialization(): Promise<string[]> {
   if (!process.send || !process.channel) throw new RunnerError('BAD_ARGS', '--prewarm needs an IPC channel')
   const channel = process.channel
   channel.ref() // nothing else keeps a waiting process alive
-  // The contract's schema is imported here, not at the top: evaluating zod costs a start milliseconds
-  // (BENCHMARKS.md), which a fresh worker never needs and a prewarmed one spends while it waits.
+  // The contract's schema is imported here, not at the top: loading zod costs a start milliseconds
+  // (BENCHMARKS.md), which a fresh worker never needs and a prewarmed one spends while it waits. The
+  // bundle keeps it in a file of its own (scripts/build-runner.mjs). One parse now compiles zod's
+  // fast path, which would otherwise be compiled when the real message arrives, on the cold start.
   const [{ SpecializeMessage }] = await Promise.all([import('../../../src/contract/ipc.js'), warmUp()])
+  SpecializeMessage.safeParse({ type: 'specialize', argv: [], env: {}, cwd: '/' } satisfies SpecializeMessage)
   const specialized = new Promise<string[]>((resolveArgs) => {
     const onMessage = (msg: unknown) => {
       const parsed = SpecializeMessage.safeParse(msg)
