@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url'
 import getPort from 'get-port'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
-const runnerPath = resolve(root, 'sdk/dist/runner/main.js')
+const runnerPath = resolve(root, 'sdk/dist/runner.cjs')
 const pluginPath = resolve(root, 'examples/plugins/echo')
 
 if (!existsSync(runnerPath)) {

@@ -9,7 +9,7 @@ import { MAX_TIMER_MS } from './core/index.js'
 // The only module that reads the environment. Everything else receives a slice of Config.
 
 const packageRoot = findPackageRoot(dirname(fileURLToPath(import.meta.url)))
-const defaultRunner = join(packageRoot, 'sdk', 'dist', 'runner', 'main.js')
+const defaultRunner = join(packageRoot, 'sdk', 'dist', 'runner.cjs')
 const watchdogPath = join(packageRoot, 'runtime', 'watchdog.cjs')
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max)

@@ -1,28 +1,43 @@
-// A/B of the warm proxy path between two checkouts (e.g. before and after an optimisation), each
-// built, each gateway in its own process with its own warm echo worker. By default A and B are
+// A/B between two checkouts (e.g. before and after an optimisation), each built, each gateway in
+// its own process.
+//
+// Warm proxy path (default): each gateway with its own warm echo worker. By default A and B are
 // loaded at the same time (--together), so background load on a shared machine hits both alike and
 // the per-round B/A ratio is paired; --alternate runs them one after the other instead.
 //
 //   npx tsx scripts/bench/ab.ts --a=/path/to/checkout-a --b=/path/to/checkout-b [--rounds=6] [--seconds=3] [--connections=1,32] [--alternate]
 //     [--a-node-args="--max-semi-space-size=4"] [--b-node-args=…]   (node flags for one side's gateway)
+//
+// Cold start (--cold): each round times one cold request through A, one through B (no prewarmed
+// pool; with --pool also one each with PREWARM_POOL_SIZE=1) and one bare `node -e` floor per node
+// binary, in rotating order; p50s, each row's ratio to its floor, and the median per-round B/A.
+//
+//   npx tsx scripts/bench/ab.ts --cold --a=… --b=… [--rounds=30] [--pool] [--a-node=/path/to/node] [--b-node=…]
 import { join, resolve } from 'node:path'
+import { bareFloorSampler, type ColdSampler, gatewayColdSampler, prewarmedReady } from './cold-start.js'
 import { startBenchGateway, type BenchGateway } from './lib/gateway.js'
 import { closeHttp } from './lib/http.js'
 import { measureLoad, type LoadResult } from './lib/load.js'
 import { leftovers, stopAll } from './lib/procs.js'
-import { fmt, fmtInt, mean, median, paired, ratio } from './lib/stats.js'
+import { fmt, fmtInt, mean, median, paired, ratio, summarize } from './lib/stats.js'
 
 const arg = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3)
 const checkouts = { A: arg('a'), B: arg('b') }
-if (!checkouts.A || !checkouts.B) throw new Error('usage: --a=<checkout> --b=<checkout>')
+if (!checkouts.A || !checkouts.B) throw new Error('usage: --a=<checkout> --b=<checkout> [--cold]')
 const rounds = Number(arg('rounds') ?? 6)
 const seconds = Number(arg('seconds') ?? 3)
 const connections = (arg('connections') ?? '1,32').split(',').map(Number)
 const together = !process.argv.includes('--alternate')
+const nodes = { A: arg('a-node') ?? process.execPath, B: arg('b-node') ?? process.execPath }
 
 async function start(label: 'A' | 'B', dir: string): Promise<{ label: string; gw: BenchGateway; url: string }> {
   const nodeArgs = (arg(`${label.toLowerCase()}-node-args`) ?? '').split(' ').filter(Boolean)
-  const gw = await startBenchGateway({ name: `gateway ${label}`, main: join(resolve(dir), 'dist', 'node', 'main.js'), nodeArgs })
+  const gw = await startBenchGateway({
+    name: `gateway ${label}`,
+    main: join(resolve(dir), 'dist', 'node', 'main.js'),
+    nodeArgs,
+    node: nodes[label as 'A' | 'B'],
+  })
   await gw.enable('ab', 'echo')
   const res = await gw.get('ab', 'echo', '/items/1')
   if (res.status !== 200) throw new Error(`${label}: warm-up answered ${res.status} ${res.body}`)
@@ -30,7 +45,17 @@ async function start(label: 'A' | 'B', dir: string): Promise<{ label: string; gw
 }
 
 try {
-  const sides = [await start('A', checkouts.A), await start('B', checkouts.B)]
+  if (process.argv.includes('--cold')) await cold(Number(arg('rounds') ?? 30))
+  else await warm()
+} finally {
+  await stopAll()
+  await closeHttp()
+  const left = leftovers()
+  if (left.length > 0) console.error('left running:', left)
+}
+
+async function warm(): Promise<void> {
+  const sides = [await start('A', checkouts.A as string), await start('B', checkouts.B as string)]
   for (const c of connections) {
     const results: Record<string, LoadResult[]> = { A: [], B: [] }
     for (let r = 0; r < rounds; r++) {
@@ -57,9 +82,53 @@ try {
         `c=${c}: gateway CPU per request, median: A ${fmt(cpu('A'), 1)} µs, B ${fmt(cpu('B'), 1)} µs; B/A ${fmt(cpu('B') / cpu('A'), 3)}\n`,
     )
   }
-} finally {
-  await stopAll()
-  await closeHttp()
-  const left = leftovers()
-  if (left.length > 0) console.error('left running:', left)
+}
+
+async function cold(rounds: number): Promise<void> {
+  const rows: Array<{ name: string; floor: string; sampler: ColdSampler }> = []
+  const floors = new Map<string, ColdSampler>([...new Set([nodes.A, nodes.B])].map((node) => [node, bareFloorSampler(node)]))
+  for (const [node, sampler] of floors) rows.push({ name: `floor (${node})`, floor: node, sampler })
+  for (const label of ['A', 'B'] as const) {
+    const main = join(resolve(checkouts[label] as string), 'dist', 'node', 'main.js')
+    const gateway = (pool: string) => ({ main, node: nodes[label], env: { PREWARM_POOL_SIZE: pool } })
+    const name = `${label} cold`
+    rows.push({
+      name,
+      floor: nodes[label],
+      sampler: await gatewayColdSampler({ name, pluginId: 'echo', route: '/items/1', gateway: gateway('0') }),
+    })
+    if (process.argv.includes('--pool')) {
+      const pooled = `${label} prewarmed`
+      const sampler = await gatewayColdSampler({
+        name: pooled,
+        pluginId: 'echo',
+        route: '/items/1',
+        gateway: gateway('1'),
+        beforeSample: prewarmedReady,
+      })
+      rows.push({ name: pooled, floor: nodes[label], sampler })
+    }
+  }
+  const ms = new Map<string, number[]>(rows.map((r) => [r.name, []]))
+  const warmup = 3
+  for (let i = 0; i < warmup + rounds; i++) {
+    for (let k = 0; k < rows.length; k++) {
+      const row = rows[(k + i) % rows.length] as (typeof rows)[number]
+      const { ms: t } = await row.sampler.sample()
+      if (i >= warmup) ms.get(row.name)?.push(t)
+    }
+  }
+  const p50 = (name: string) => summarize(ms.get(name) ?? []).p50
+  for (const row of rows) {
+    const s = summarize(ms.get(row.name) ?? [])
+    const vsFloor = ratio(s.p50, p50(`floor (${row.floor})`))
+    console.log(`${row.name.padEnd(60)} n=${s.n} p50 ${fmt(s.p50)} ms  p95 ${fmt(s.p95)} ms  ÷ floor ${fmt(vsFloor, 2)}×`)
+  }
+  for (const kind of ['cold', 'prewarmed']) {
+    const [a, b] = [ms.get(`A ${kind}`), ms.get(`B ${kind}`)]
+    if (!a || !b) continue
+    const perRound = b.map((x, i) => ratio(x, a[i] as number))
+    console.log(`B/A ${kind}: p50 ${fmt(p50(`B ${kind}`) / p50(`A ${kind}`), 3)}, median per-round ratio ${fmt(median(perRound), 3)}`)
+  }
+  await Promise.all(rows.map((r) => r.sampler.stop()))
 }

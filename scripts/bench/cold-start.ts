@@ -14,13 +14,13 @@ export interface ColdStartOptions {
   warmupRuns: number
 }
 
-interface ColdSample {
+export interface ColdSample {
   ms: number
   /** Server-Timing phases, when the sample came through the gateway. */
   phases?: Record<string, number>
 }
 
-interface ColdSampler {
+export interface ColdSampler {
   sample(): Promise<ColdSample>
   stop(): Promise<void>
   /** A one-off measured during setup and reported as its own row (the first start fetches metadata). */
@@ -72,23 +72,22 @@ const BARE_SERVER = `require('node:http').createServer((q, s) => {
 
 /** The floor: spawn → first 200, spawned with the same minimal env as a worker (NOTES.md). */
 function bareFloorRow(): ColdRow {
+  return { name: FLOOR, setup: async () => bareFloorSampler() }
+}
+
+export function bareFloorSampler(node = process.execPath): ColdSampler {
   return {
-    name: FLOOR,
-    async setup() {
-      return {
-        async sample() {
-          const port = await getPort({ host: '127.0.0.1' })
-          const started = performance.now()
-          const proc = startProcess('bare node', process.execPath, ['-e', BARE_SERVER, String(port)], { env: minimalEnv(), stdout: false })
-          try {
-            return { ms: (await firstOk(port, 1)) - started }
-          } finally {
-            await proc.stop()
-          }
-        },
-        stop: async () => {},
+    async sample() {
+      const port = await getPort({ host: '127.0.0.1' })
+      const started = performance.now()
+      const proc = startProcess('bare node', node, ['-e', BARE_SERVER, String(port)], { env: minimalEnv(), stdout: false })
+      try {
+        return { ms: (await firstOk(port, 1)) - started }
+      } finally {
+        await proc.stop()
       }
     },
+    stop: async () => {},
   }
 }
 
@@ -145,7 +144,7 @@ function hayRunnerRow(): ColdRow {
 // --- samplers ---------------------------------------------------------------------------------
 
 /** Resolves once the gateway has a prewarmed runner waiting (bounded). */
-async function prewarmedReady(gw: BenchGateway): Promise<void> {
+export async function prewarmedReady(gw: BenchGateway): Promise<void> {
   const deadline = performance.now() + 10_000
   while ((await gw.admin<{ prewarmed: number }>('GET', '/workers')).prewarmed < 1) {
     if (performance.now() > deadline) throw new Error('no prewarmed runner became ready within 10 s')
@@ -158,7 +157,7 @@ async function prewarmedReady(gw: BenchGateway): Promise<void> {
  * plugin's metadata and is reported on its own; every sample after it stops the worker through the
  * admin API (outside the timed part) and times a public request to its first byte.
  */
-async function gatewayColdSampler(opts: {
+export async function gatewayColdSampler(opts: {
   name: string
   pluginId: string
   route: string

@@ -1,7 +1,5 @@
-import { RegExpRouter } from 'hono/router/reg-exp-router'
-import { SmartRouter } from 'hono/router/smart-router'
-import { TrieRouter } from 'hono/router/trie-router'
 import { z } from 'zod'
+import { parseRoutePattern } from './route-pattern.js'
 
 // CONTRACT.md §3: the shape a worker's GET /metadata returns (and a legacy v1 manifest embeds).
 export const CONFIG_FIELD_TYPES = ['string', 'number', 'boolean', 'json'] as const
@@ -42,30 +40,16 @@ export type AuthMethod = z.infer<typeof AuthMethod>
 export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const
 export type HttpMethod = (typeof HTTP_METHODS)[number]
 
-/**
- * The router declared paths are matched with (registry/route-matcher.ts): hono's default, one RegExp
- * over all routes and the trie for the patterns a RegExp cannot express.
- */
-export const createRouteRouter = () => new SmartRouter<true>({ routers: [new RegExpRouter(), new TrieRouter()] })
-
-/** A pattern that router cannot compile (`/:id{[}`) would throw on every request: invalid metadata. */
-function compilesAsRoute(path: string): boolean {
-  try {
-    const router = createRouteRouter()
-    router.add('GET', path, true)
-    router.match('GET', '/')
-    return true
-  } catch {
-    return false
-  }
-}
-
 export const RouteDecl = z.looseObject({
   method: z
     .string()
     .transform((m) => m.toUpperCase())
     .pipe(z.enum(HTTP_METHODS)),
-  path: z.string().startsWith('/').refine(compilesAsRoute, 'is not a route pattern the gateway can match (check its {regex} parts)'),
+  // A path the runner could not serve is invalid metadata, not a route the gateway lets through to a 404.
+  path: z.string().superRefine((path, ctx) => {
+    const pattern = parseRoutePattern(path)
+    if (!pattern.ok) ctx.addIssue({ code: 'custom', message: `is not a route pattern: ${pattern.reason}` })
+  }),
 })
 export type RouteDecl = z.infer<typeof RouteDecl>
 

@@ -2,7 +2,7 @@ import type { ChildProcess, spawn as nodeSpawn } from 'node:child_process'
 import { basename } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import { Pool } from 'undici'
-import { ReadyMessage } from '../contract/index.js'
+import { ReadyMessage, type SpecializeMessage } from '../contract/index.js'
 import type { Clock, Logger } from '../core/index.js'
 import { DeadlineExceeded, GatewayError, withDeadline } from '../core/index.js'
 import type { PoolConfig } from '../config.js'
@@ -28,7 +28,9 @@ export interface Launched extends Proc {
   readyMs: number
 }
 
-const STDERR_TAIL_BYTES = 2048
+// Enough for the reason a worker died: Node 22+ follows a fatal error (out of memory) with a native
+// stack of ~2–4 KB, which a 2 KB tail kept instead of the error line.
+const STDERR_TAIL_BYTES = 8192
 // Runners that do not push readiness are probed this often: a few ms, not a 500 ms poll.
 const PROBE_INTERVAL_MS = 3
 const STARTING_PROBE_INTERVAL_MS = 1
@@ -73,7 +75,8 @@ export async function launchWorker(spec: WorkerSpec, port: number, deps: LaunchD
     proc = prewarmed
     // The prewarmed process started with the base env; it receives exactly what a fresh spawn adds.
     const env = buildWorkerEnv(spec, {}, config.hostEnv)
-    proc.child.send({ type: 'specialize', argv: contractArgs(spec, port), env, cwd: spec.pluginDir })
+    const specialize: SpecializeMessage = { type: 'specialize', argv: contractArgs(spec, port), env, cwd: spec.pluginDir }
+    proc.child.send(specialize)
   } else {
     const env = buildWorkerEnv(spec, config.baseEnv, config.hostEnv, spec.sdkVersion === 'v1' ? { PORT: String(port) } : {})
     // Only our runner uses the IPC channel (readiness, leaving with its parent); it costs any other

@@ -1,3 +1,4 @@
+import { PrewarmedMessage } from '../contract/index.js'
 import type { Logger } from '../core/index.js'
 import type { Proc } from './launch.js'
 
@@ -40,7 +41,7 @@ export function createPrewarmPool(deps: PrewarmDeps): PrewarmPool {
       const entry = { proc: deps.spawn(), isReady: false }
       waiting.add(entry)
       const onMessage = (msg: unknown) => {
-        if ((msg as { type?: unknown } | null)?.type !== 'prewarmed') return
+        if (!PrewarmedMessage.safeParse(msg).success) return
         entry.proc.child.off('message', onMessage)
         entry.isReady = true
         failures = 0

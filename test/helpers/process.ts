@@ -11,7 +11,7 @@ import { onTestFinished } from 'vitest'
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 /** The SDK v2 runner as the gateway starts it (built by `npm run build`). */
-export const RUNNER_PATH = resolve(ROOT, 'sdk/dist/runner/main.js')
+export const RUNNER_PATH = resolve(ROOT, 'sdk/dist/runner.cjs')
 export const EXAMPLES_DIR = resolve(ROOT, 'examples/plugins')
 export const FIXTURES_DIR = resolve(ROOT, 'test/fixtures/plugins')
 

@@ -85,17 +85,19 @@ describe('fetchMetadata', () => {
     expect(!outcome.ok && outcome.error).toContain('routes.0.path')
   })
 
-  it('refuses a declared route the gateway could not match (a broken {regex} part) as invalid metadata', async () => {
+  it('refuses declared routes with regular-expression syntax (the runner would not serve them) as invalid metadata', async () => {
     const clock = createManualClock()
     const routes = [
+      { method: 'GET', path: '/items/:id' },
       { method: 'GET', path: '/items/:id{\\d+}' },
-      { method: 'GET', path: '/:id{[}' },
+      { method: 'GET', path: '/n/:id(\\d+)' },
     ]
     const peer = await startPeer(() => json({ ...goodMetadata, routes }))
 
     const outcome = await fetchMetadata({ port: peer.port, clock, attempts: 1 })
     expect(outcome).toMatchObject({ ok: false, reason: 'invalid-metadata' })
     expect(!outcome.ok && outcome.error).toContain('routes.1.path')
+    expect(!outcome.ok && outcome.error).toContain('routes.2.path')
     expect(!outcome.ok && outcome.error).not.toContain('routes.0')
   })
 

@@ -50,6 +50,20 @@ describe('fault fixtures under the runner', () => {
     expect((await fetchJson(runner.url('/ping'))).status).toBe(200)
   })
 
+  it('regex-route runs, lists its {regex} route in /metadata, and neither serves it nor hides why', async () => {
+    const runner = await startRunner({ pluginDir: fixture('regex-route') })
+    const { body } = await fetchJson<{ routes: unknown }>(runner.url('/metadata'))
+    expect(body.routes).toEqual([
+      { method: 'GET', path: '/ping' },
+      { method: 'GET', path: '/items/:id{[0-9]+}' },
+    ])
+    expect((await fetchJson(runner.url('/ping'))).status).toBe(200)
+    for (const path of ['/items/1', '/items/:id{[0-9]+}']) {
+      expect(await rawRequest({ port: runner.port, path })).toMatchObject({ status: 404 })
+    }
+    expect(runner.stderr()).toContain('route GET /items/:id{[0-9]+} is not served')
+  })
+
   it('ignores-sigterm survives SIGTERM, still answers /disable, and dies only by SIGKILL', async () => {
     const runner = await startRunner({ pluginDir: fixture('ignores-sigterm') })
     runner.child.kill('SIGTERM')

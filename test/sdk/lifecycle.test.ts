@@ -3,8 +3,19 @@ import { createServer } from 'node:net'
 import { networkInterfaces } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it, vi } from 'vitest'
+import { PrewarmedMessage, ReadyMessage, type SpecializeMessage } from '../../src/contract/index.js'
 import { rawRequest } from '../helpers/http.js'
-import { EXAMPLES_DIR, FIXTURES_DIR, isAlive, listeningPorts, RUNNER_PATH, spawnRunner, startRunner } from '../helpers/process.js'
+import {
+  EXAMPLES_DIR,
+  FIXTURES_DIR,
+  isAlive,
+  listeningPorts,
+  RUNNER_PATH,
+  spawnNode,
+  spawnRunner,
+  startRunner,
+  workerEnv,
+} from '../helpers/process.js'
 import { useNoLeftoverProcesses } from './setup.js'
 
 const echo = join(EXAMPLES_DIR, 'echo')
@@ -110,5 +121,38 @@ describe('runner process lifecycle', () => {
     const { port } = await runner.ready
     expect(port).toBeGreaterThan(0)
     expect((await rawRequest({ port, path: '/health' })).status).toBe(200)
+  })
+
+  it('with --prewarm, announces itself and becomes the worker a valid specialize message describes, ignoring malformed ones', async () => {
+    const runner = spawnNode([RUNNER_PATH, '--prewarm'], { env: workerEnv(), ipc: true })
+    const messages: unknown[] = []
+    runner.child.on('message', (msg) => messages.push(msg))
+    const exited = runner.exited.then(() => messages)
+    const prewarmed = new Promise((resolvePrewarmed) =>
+      runner.child.on('message', (msg) => PrewarmedMessage.safeParse(msg).success && resolvePrewarmed(msg)),
+    )
+    await Promise.race([prewarmed, exited.then(() => Promise.reject(new Error(`exited: ${runner.stderr()}`)))])
+
+    // Applied, either would end the process (an unknown argument is BAD_ARGS, exit 1).
+    runner.child.send({ type: 'specialize', argv: ['--bogus'], env: { N: 1 }, cwd: echo })
+    runner.child.send({ type: 'specialize', argv: '--bogus', env: {}, cwd: echo })
+    const config = JSON.stringify({ org: { id: 'org-warm' }, config: {} })
+    const specialize: SpecializeMessage = {
+      type: 'specialize',
+      argv: [`--plugin-path=${echo}`, '--org-id=org-warm', '--port=0', '--mode=production'],
+      env: { HAY_ORG_CONFIG: config },
+      cwd: echo,
+    }
+    runner.child.send(specialize)
+    const ready = await new Promise<ReadyMessage>((resolveReady, reject) => {
+      runner.child.on('message', (msg) => {
+        const parsed = ReadyMessage.safeParse(msg)
+        if (parsed.success) resolveReady(parsed.data)
+      })
+      void exited.then(() => reject(new Error(`exited before ready: ${runner.stderr()}`)))
+    })
+    expect(JSON.parse((await rawRequest({ port: ready.port, path: '/health' })).body.toString())).toMatchObject({ orgId: 'org-warm' })
+    runner.child.kill('SIGTERM')
+    expect((await runner.exited).code).toBe(0)
   })
 })

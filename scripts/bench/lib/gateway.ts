@@ -50,6 +50,8 @@ export interface BenchGatewayOptions {
   nodeArgs?: string[]
   /** Another checkout's dist/node/main.js (A/B comparisons); this checkout's by default. */
   main?: string
+  /** The node binary to run the gateway (and so its workers) with; this process's by default. */
+  node?: string
 }
 
 export async function startBenchGateway(opts: BenchGatewayOptions = {}): Promise<BenchGateway> {
@@ -63,7 +65,9 @@ export async function startBenchGateway(opts: BenchGatewayOptions = {}): Promise
     LOG_LEVEL: 'warn',
     ...opts.env,
   })
-  const proc = startProcess(opts.name ?? 'gateway', process.execPath, [...(opts.nodeArgs ?? []), opts.main ?? GATEWAY_MAIN], { env })
+  const proc = startProcess(opts.name ?? 'gateway', opts.node ?? process.execPath, [...(opts.nodeArgs ?? []), opts.main ?? GATEWAY_MAIN], {
+    env,
+  })
   // The database goes with the process, however it was stopped (stop() below, or stopAll()).
   void proc.exited.then(() => rm(dir, { recursive: true, force: true }))
   let url: string

@@ -6,8 +6,10 @@ import type {
   McpServerInstance,
   McpTool,
   McpToolDefinition,
-} from '../types.js'
-import { describeTool, isRecord, messageOf } from './worker.js'
+} from '../../types.js'
+import { isRecord, messageOf } from '../guards.js'
+import { describeTool } from '../registry.js'
+import { startStdioServer } from './stdio.js'
 
 type McpServer = { kind: 'local'; id: string; instance: McpServerInstance } | { kind: 'external'; id: string; options: ExternalMcpOptions }
 
@@ -30,9 +32,8 @@ export interface McpRuntimeDeps {
 }
 
 /**
- * Loaded on first use of ctx.mcp or an /mcp endpoint. Serves the plugin's own tools plus the MCP
- * servers onStart started (Hay's startLocal, startLocalStdio, startExternal). The stdio client is
- * loaded only by plugins that use it.
+ * ctx.mcp and the /mcp endpoints: the plugin's own tools plus the MCP servers onStart started (Hay's
+ * startLocal, startLocalStdio, startExternal).
  */
 export function createMcpRuntime(deps: McpRuntimeDeps): McpRuntime {
   const servers = new Map<string, McpServer>()
@@ -58,7 +59,6 @@ export function createMcpRuntime(deps: McpRuntimeDeps): McpRuntime {
         add({ kind: 'local', id, instance })
       },
       async startLocalStdio(options) {
-        const { startStdioServer } = await import('./mcp-stdio.js')
         add({ kind: 'local', id: options.id, instance: startStdioServer(options, deps.pluginDir, deps.logger) })
       },
       async startExternal(options) {

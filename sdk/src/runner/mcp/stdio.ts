@@ -1,11 +1,8 @@
-import { spawn } from 'node:child_process'
 import { resolve } from 'node:path'
-import { createInterface } from 'node:readline'
-import type { HayLogger, McpServerInstance, StdioMcpOptions } from '../types.js'
-import { isRecord } from './worker.js'
+import type { HayLogger, McpServerInstance, StdioMcpOptions } from '../../types.js'
+import { isRecord } from '../guards.js'
 
 // Hay's `ctx.mcp.startLocalStdio`: a child speaking newline-delimited JSON-RPC 2.0 on stdio.
-// Loaded lazily: only plugins that use it pay for child_process and readline at start-up.
 
 interface Pending {
   resolve: (value: unknown) => void
@@ -16,6 +13,9 @@ interface Pending {
 const STOP_GRACE_MS = 2_000
 
 export function startStdioServer(options: StdioMcpOptions, pluginDir: string, logger: HayLogger): McpServerInstance {
+  // Loaded here: only plugins that start a stdio server pay for child_process and readline.
+  const { spawn } = process.getBuiltinModule('node:child_process')
+  const { createInterface } = process.getBuiltinModule('node:readline')
   const timeoutMs = options.timeout ?? 30_000
   // 'node' means this very binary: workers run with a minimal PATH (CONTRACT.md §2).
   const command = options.command === 'node' ? process.execPath : options.command
