@@ -15,6 +15,7 @@ import { request } from 'node:http'
 import { dirname, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import getPort from 'get-port'
+import { workerBaseEnv } from '../src/config.js'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const runnerPath = resolve(root, 'sdk/dist/runner.cjs')
@@ -35,10 +36,7 @@ const warmup = 3
 
 const ORG_ID = 'bench-org'
 const env: NodeJS.ProcessEnv = {
-  PATH: process.env.PATH,
-  NODE_ENV: 'production',
-  HOME: process.env.HOME,
-  TMPDIR: process.env.TMPDIR ?? '/tmp',
+  ...workerBaseEnv({ TMPDIR: '/tmp', ...process.env, NODE_ENV: 'production' }),
   HAY_ORG_CONFIG: JSON.stringify({ org: { id: ORG_ID }, config: {} }),
 }
 

@@ -1,11 +1,11 @@
 import { Hono } from 'hono'
+import type { Cluster } from './cluster/index.js'
 import type { Logger } from './core/index.js'
-import type { GatewayService } from './gateway/index.js'
+import type { Instances, Targets, WorkerControl } from './gateway/index.js'
 import { requestLogging, requestMetrics, type Metrics, type ResponseStatus } from './observability/index.js'
 import type { Forwarder } from './proxy/index.js'
 import type { Registry } from './registry/index.js'
-import type { AppEnv, ClientAddress, RequestHeader } from './routes/index.js'
-import type { ClusterRouting } from './routes/index.js'
+import type { AppEnv, ClientAddress, RequestHeader, ServePublic } from './routes/index.js'
 import {
   adminAuth,
   adminRoutes,
@@ -21,7 +21,11 @@ import {
 import type { WorkerPool } from './workers/index.js'
 
 export interface AppDeps {
-  service: GatewayService
+  /** The public path's rules (routes/public.ts createPublicPath), over admission and the cluster. */
+  servePublic: ServePublic
+  targets: Targets
+  instances: Instances
+  workers: WorkerControl
   registry: Registry
   pool: WorkerPool
   forwarder: Forwarder
@@ -37,9 +41,7 @@ export interface AppDeps {
   /** Wall clock for the status page's uptimes (the pool's clock). */
   now?: () => number
   /** Present when several gateways share the database (CLUSTER_SECRET set). */
-  cluster?: ClusterRouting
-  /** Keep incoming x-forwarded-proto/host (TRUST_FORWARDED: a proxy of ours is in front). */
-  trustForwarded?: boolean
+  cluster?: Cluster
   /** True once shutdown has begun. */
   draining?: () => boolean
   /** This machine's own names (its host name): a Host the tokenless admin API accepts besides loopback names. */
@@ -70,7 +72,7 @@ export function createApp(deps: AppDeps) {
   app.route('/admin', adminRoutes(deps))
   if (deps.cluster) {
     const localWorkers = () => deps.pool.list().map(workerJson)
-    app.route('/internal', internalRoutes({ service: deps.service, cluster: deps.cluster, localWorkers }))
+    app.route('/internal', internalRoutes({ instances: deps.instances, workers: deps.workers, cluster: deps.cluster, localWorkers }))
   }
   app.route('/', publicRoutes(deps))
   return app

@@ -22,6 +22,27 @@ const msList = z
   .transform((s) => s.split(',').map(Number))
   .refine((list) => list.every((n) => n <= MAX_TIMER_MS), `each value must be at most ${MAX_TIMER_MS}`)
 
+/** CONTRACT.md §6: how a worker's GET /metadata is fetched unless METADATA_* say otherwise. */
+export const METADATA_FETCH_DEFAULTS = {
+  attempts: 3,
+  /** Pause after failed attempt n (the last entry repeats); none follows the final attempt. */
+  backoffMs: [1_000, 2_000, 3_000],
+  timeoutMs: 5_000,
+} as const
+
+/** The variables a worker may inherit from the host (CONTRACT.md §2), besides its allow-list. */
+export const WORKER_BASE_ENV = ['PATH', 'NODE_ENV', 'HOME', 'TMPDIR'] as const
+
+/** The contract's minimal worker environment: the WORKER_BASE_ENV variables env has. */
+export function workerBaseEnv(env: Readonly<Record<string, string | undefined>>): Record<string, string> {
+  const base: Record<string, string> = {}
+  for (const name of WORKER_BASE_ENV) {
+    const value = env[name]
+    if (value !== undefined) base[name] = value
+  }
+  return base
+}
+
 const Env = z
   .object({
     PORT: int(0, 65535).default(8787),
@@ -83,9 +104,13 @@ const Env = z
     RESTART_BACKOFF_MS: ms(0).default(1_000),
     RESTART_BACKOFF_MAX_MS: ms(0).default(30_000),
     ACTIVITY_FLUSH_MS: ms(1).default(5_000),
-    METADATA_ATTEMPTS: int(1, 10).default(3),
-    METADATA_BACKOFF_MS: msList.default([1_000, 2_000, 3_000]),
-    METADATA_TIMEOUT_MS: ms(1).default(5_000),
+    METADATA_ATTEMPTS: int(1, 10).default(METADATA_FETCH_DEFAULTS.attempts),
+    METADATA_BACKOFF_MS: msList.default([...METADATA_FETCH_DEFAULTS.backoffMs]),
+    METADATA_TIMEOUT_MS: ms(1).default(METADATA_FETCH_DEFAULTS.timeoutMs),
+    // How often a plugin without usable metadata is asked for it again; its 503s say Retry-After that long.
+    METADATA_RETRY_MS: ms(1).default(5_000),
+    // Admin control calls (/config-update, /validate-auth, /mcp/*) and calls between gateways wait at most this long.
+    CONTROL_TIMEOUT_MS: ms(1).default(10_000),
     WORKER_MAX_OLD_SPACE_MB: int(16).optional(),
     PREWARM_POOL_SIZE: int(0, 64).default(1),
     GATEWAY_ID: z
@@ -105,9 +130,6 @@ const Env = z
   })
 
 export type Env = z.input<typeof Env>
-
-/** The variables a worker may inherit from the host (CONTRACT.md §2), besides its allow-list. */
-const WORKER_BASE_ENV = ['PATH', 'NODE_ENV', 'HOME', 'TMPDIR'] as const
 
 // CONTRACT.md §2: no admin token, database URL or key reaches a worker, even when a manifest's
 // env allow-list names one; they are left out of the host env that allow-lists draw from.
@@ -138,8 +160,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()) {
   )
   const secretKey = e.SECRET_KEY
   const previousKeys = e.SECRET_KEY_PREVIOUS
-  const baseEnv: Record<string, string> = {}
-  for (const name of WORKER_BASE_ENV) if (hostEnv[name] !== undefined) baseEnv[name] = hostEnv[name]
+  const baseEnv = workerBaseEnv(hostEnv)
 
   return deepFreeze({
     /** Where this gateway is installed: its processes run scripts from here (orphan checks). */
@@ -201,7 +222,11 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()) {
           gatewayTtlMs: Math.max(e.LEASE_TTL_MS, 3 * e.HEARTBEAT_MS),
         }
       : undefined,
-    metadata: { attempts: e.METADATA_ATTEMPTS, backoffMs: e.METADATA_BACKOFF_MS, timeoutMs: e.METADATA_TIMEOUT_MS },
+    metadata: {
+      fetch: { attempts: e.METADATA_ATTEMPTS, backoffMs: e.METADATA_BACKOFF_MS, timeoutMs: e.METADATA_TIMEOUT_MS },
+      retryMs: e.METADATA_RETRY_MS,
+    },
+    controlTimeoutMs: e.CONTROL_TIMEOUT_MS,
   })
 }
 

@@ -1,7 +1,11 @@
-import type { Clock, Logger, WorkerKey } from '../core/index.js'
-import { GatewayError, sleep, splitWorkerKey, workerKey } from '../core/index.js'
+import type { ContentfulStatusCode } from 'hono/utils/http-status'
+import type { Dispatcher } from 'undici'
+import { z } from 'zod'
+import type { Clock, ErrorCode, Logger, WorkerKey } from '../core/index.js'
+import { errorText, GatewayError, isErrorCode, sleep, splitWorkerKey, workerKey } from '../core/index.js'
 import type { ClusterRepo, LeaseRef, WorkerLeaseRow } from '../db/index.js'
-import type { PoolEvent, WorkerPool } from '../workers/index.js'
+import type { ControlResult, PoolEvent, WorkerPool } from '../workers/index.js'
+import { type PeerWorkers, WorkerListings } from './protocol.js'
 
 export interface ClusterConfig {
   gatewayId: string
@@ -19,8 +23,25 @@ export interface PeerOwner {
 /** Where the worker of a key lives: here (we hold the lease) or on a peer gateway. */
 export type Placement = { kind: 'local'; generation: number } | { kind: 'remote'; owner: PeerOwner }
 
+/** How this gateway reaches its peers: the Node entry's is undici (cluster/node). */
+export interface PeerTransport {
+  /** Keep-alive connection pool to a peer gateway's internal URL. */
+  dispatcher(url: string): Dispatcher
+  /** One JSON call to a peer's /internal/*: a POST with a payload, a GET without one; marked as from a peer that saw `generation`. */
+  call(url: string, path: string, generation: number, payload?: unknown): Promise<ControlResult>
+  /** Closes every connection. */
+  close(): Promise<void>
+}
+
+/**
+ * Several gateways on one database (CLUSTER_SECRET): where the worker of a key lives (the holder of its
+ * lease, fenced by a generation), and the calls that reach it there. The one view of the cluster the
+ * HTTP layer and the Node entry share.
+ */
 export interface Cluster {
   readonly gatewayId: string
+  /** What every gateway of the cluster proves itself with. */
+  readonly secret: string
   /** Places the key, taking its lease when free or expired. Single-flight per key; cached. */
   place(orgId: string, pluginId: string): Promise<Placement>
   /**
@@ -32,26 +53,49 @@ export interface Cluster {
   ownerChanged(orgId: string, pluginId: string): Promise<Placement>
   /** The owner did not answer: forget it, wait (bounded) for its lease to lapse, and place again. */
   ownerUnreachable(orgId: string, pluginId: string, owner: PeerOwner, signal?: AbortSignal): Promise<Placement>
-  /** Pool event sink: a stopped or failed worker gives its lease back. */
-  onPoolEvent(event: PoolEvent): void
-  /** Live peers (other gateways) and their internal URLs. */
-  peers(): Promise<Array<{ gatewayId: string; url: string }>>
+  /** Keep-alive connection pool to a peer gateway's internal URL. */
+  peerDispatcher(url: string): Dispatcher
+  /** Every live peer's workers, asked in parallel; a peer that does not answer is listed with its error. */
+  peerWorkers(): Promise<PeerWorkers[]>
+  /** A control call run on the worker's owner when another gateway owns it; null when this one does. */
+  remoteControl(orgId: string, pluginId: string, method: 'GET' | 'POST', path: string, payload: unknown): Promise<ControlResult | null>
+  /** Stops the worker on its owner when another gateway owns it; false when this one does. */
+  remoteStop(orgId: string, pluginId: string): Promise<boolean>
+  /** Tells every other gateway that an instance changed, so owners apply it to their workers. */
+  instanceChanged(orgId: string, pluginId: string): Promise<void>
   /** Registers this gateway and starts heartbeat and lease renewal. */
   start(selfUrl: string): Promise<void>
-  /** Stops the timers and deregisters. Leases were released as the workers stopped. */
+  /** Stops the timers, deregisters and closes the peer connections. Leases were released as the workers stopped. */
   close(): Promise<void>
 }
 
 export interface ClusterDeps {
   config: ClusterConfig
+  secret: string
   repo: ClusterRepo
+  /** The local workers: a stopped one gives its lease back, a lost lease stops one. */
   pool: WorkerPool
+  transport: PeerTransport
   clock: Clock
   log: Logger
 }
 
+const OwnerError = z.object({ error: z.object({ code: z.string(), message: z.string() }) })
+
+/**
+ * The owner's own error, passed on as the owner gave it (status, code, Retry-After): a 503 there is a
+ * 503 here. An answer that is not one of our errors is the owner failing: 502.
+ */
+function ownerRefusal(gatewayId: string, reply: ControlResult): GatewayError {
+  const parsed = OwnerError.safeParse(reply.body)
+  const known = parsed.success && isErrorCode(parsed.data.error.code) && reply.status >= 400 && reply.status <= 599
+  if (!known) return new GatewayError('UPSTREAM_ERROR', 502, `owner gateway ${gatewayId} answered ${reply.status}`)
+  const { code, message } = parsed.data.error
+  return new GatewayError(code as ErrorCode, reply.status as ContentfulStatusCode, message, { retryAfterSeconds: reply.retryAfterSeconds })
+}
+
 export function createCluster(deps: ClusterDeps): Cluster {
-  const { config, repo, pool, clock, log } = deps
+  const { config, repo, pool, transport, clock, log } = deps
   const self = config.gatewayId
   // key → the lease generation we hold, and since when (a lease whose worker never came is given back)
   const owned = new Map<WorkerKey, { generation: number; since: number }>()
@@ -194,20 +238,77 @@ export function createCluster(deps: ClusterDeps): Cluster {
     return () => cancel()
   }
 
+  async function peers(): Promise<Array<{ gatewayId: string; url: string }>> {
+    const rows = await repo.liveGateways(config.gatewayTtlMs)
+    return rows.filter((r) => r.id !== self).map((r) => ({ gatewayId: r.id, url: r.address }))
+  }
+
+  async function workersOf(peer: { gatewayId: string; url: string }): Promise<PeerWorkers> {
+    try {
+      const reply = await transport.call(peer.url, '/internal/workers', 0)
+      const parsed = WorkerListings.safeParse(reply.body)
+      if (reply.status !== 200 || !parsed.success)
+        return { gatewayId: peer.gatewayId, error: `answered ${reply.status} without a worker list` }
+      return { gatewayId: peer.gatewayId, workers: parsed.data.workers }
+    } catch (err) {
+      return { gatewayId: peer.gatewayId, error: errorText(err) }
+    }
+  }
+
+  // A superseded stop is not the key's: the lease now covers the generation that replaced it.
+  const unsubscribe = pool.subscribe((event: PoolEvent) => {
+    if ((event.type === 'stopped' && !event.superseded) || event.type === 'start-failed') release(event.orgId, event.pluginId)
+  })
+
   return {
     gatewayId: self,
+    secret: deps.secret,
     place,
     claim,
     ownerChanged,
     ownerUnreachable,
-    onPoolEvent(event) {
-      // A superseded stop is not the key's: the lease now covers the generation that replaced it.
-      if ((event.type === 'stopped' && !event.superseded) || event.type === 'start-failed') release(event.orgId, event.pluginId)
+    peerDispatcher: transport.dispatcher,
+    peerWorkers: async () => Promise.all((await peers()).map(workersOf)),
+
+    async remoteControl(orgId, pluginId, method, path, payload) {
+      let placement = await place(orgId, pluginId)
+      for (let attempt = 0; placement.kind === 'remote'; attempt++) {
+        const { owner } = placement
+        const reply = await transport
+          .call(owner.url, `/internal/orgs/${orgId}/plugins/${pluginId}/control`, owner.generation, { method, path, payload })
+          .catch((err: unknown) => {
+            throw new GatewayError('UPSTREAM_ERROR', 502, `owner gateway ${owner.gatewayId} failed: ${errorText(err)}`, { cause: err })
+          })
+        if (reply.status === 200) return reply.body as ControlResult
+        const refusal = ownerRefusal(owner.gatewayId, reply)
+        // The owner we had cached has handed the key on: ask where it is now, once.
+        if (refusal.code !== 'NOT_OWNER' || attempt > 0) throw refusal
+        placement = await ownerChanged(orgId, pluginId)
+      }
+      return null
     },
-    async peers() {
-      const rows = await repo.liveGateways(config.gatewayTtlMs)
-      return rows.filter((r) => r.id !== self).map((r) => ({ gatewayId: r.id, url: r.address }))
+
+    async remoteStop(orgId, pluginId) {
+      // Only a read: stopping must not take a lease nobody holds.
+      const lease = await repo.lease(orgId, pluginId)
+      if (!lease || lease.ownerGatewayId === self || lease.expiresAt.getTime() <= clock.now()) return false
+      const owner = await repo.gateway(lease.ownerGatewayId)
+      if (!owner) return false
+      const reply = await transport.call(owner.address, `/internal/orgs/${orgId}/plugins/${pluginId}/stop`, lease.generation, {})
+      return (reply.body as { stopped?: boolean } | null)?.stopped === true
     },
+
+    async instanceChanged(orgId, pluginId) {
+      await Promise.all(
+        (await peers()).map((peer) =>
+          transport.call(peer.url, `/internal/orgs/${orgId}/plugins/${pluginId}/changed`, 0, {}).catch((err: unknown) => {
+            // A dead peer has no worker to update; it reads the row afresh when it comes back.
+            log.warn({ err, peer: peer.gatewayId, orgId, pluginId }, 'could not tell a peer about an instance change')
+          }),
+        ),
+      )
+    },
+
     async start(url) {
       selfUrl = url
       await repo.heartbeat(self, selfUrl)
@@ -218,9 +319,11 @@ export function createCluster(deps: ClusterDeps): Cluster {
     },
     async close() {
       closed = true
+      unsubscribe()
       for (const stop of stopTimers) stop()
       await Promise.all([...releasing])
       await repo.removeGateway(self).catch((err: unknown) => log.warn({ err }, 'failed to deregister gateway'))
+      await transport.close()
     },
   }
 }

@@ -1,2 +1,16 @@
+// Runtime-agnostic: leases and placement, peer calls over an injected transport, and the wire
+// protocol between gateways. The undici transport is in ./node (its own door).
 export { createCluster } from './cluster.js'
-export type { Cluster, ClusterConfig, ClusterDeps, PeerOwner, Placement } from './cluster.js'
+export type { Cluster, ClusterConfig, ClusterDeps, PeerOwner, PeerTransport, Placement } from './cluster.js'
+export {
+  draining,
+  isFromPeer,
+  isNotOwner,
+  isRetryableAfter,
+  notOwner,
+  peerHeaders,
+  refuseNotOwner,
+  requireSecret,
+  seenGeneration,
+} from './protocol.js'
+export type { PeerWorkers, WorkerListing } from './protocol.js'

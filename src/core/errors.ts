@@ -14,14 +14,12 @@ export const ERROR_CODES = [
   'INSTANCE_DISABLED',
   'ROUTE_NOT_FOUND',
   'PAYLOAD_TOO_LARGE',
-  'HEADERS_TOO_LARGE',
   'AUTH_INVALID',
   'CONFIG_INVALID',
   'METADATA_UNAVAILABLE',
   'WORKER_START_FAILED',
   'WORKER_START_TIMEOUT',
   'WORKER_UNAVAILABLE',
-  'WORKER_CRASHED',
   'QUEUE_FULL',
   'ORG_QUEUE_FULL',
   'CAPACITY_EXHAUSTED',
@@ -44,12 +42,15 @@ export interface GatewayErrorOptions extends ErrorOptions {
   retryAfterSeconds?: number
   /** Machine-readable detail for the client, e.g. zod issues. Never secrets. */
   details?: unknown
+  /** Further headers of the answer (e.g. a cluster's not-the-owner mark). */
+  headers?: Readonly<Record<string, string>>
 }
 
 export class GatewayError extends Error {
   override readonly name = 'GatewayError'
   readonly retryAfterSeconds: number | undefined
   readonly details: unknown
+  readonly headers: Readonly<Record<string, string>> | undefined
 
   constructor(
     readonly code: ErrorCode,
@@ -60,6 +61,7 @@ export class GatewayError extends Error {
     super(message, options)
     this.retryAfterSeconds = options?.retryAfterSeconds
     this.details = options?.details
+    this.headers = options?.headers
   }
 }
 

@@ -1,5 +1,5 @@
 import type { Logger } from '../core/index.js'
-import { errorText, GatewayError } from '../core/index.js'
+import { GatewayError } from '../core/index.js'
 import type { Registry } from '../registry/index.js'
 import type { SecretBox } from '../secrets/index.js'
 import type { PluginInstanceRow } from '../db/index.js'
@@ -104,7 +104,7 @@ async function bringUpToDate(deps: StoredSecretsDeps, first: PluginInstanceRow, 
     } catch (err) {
       // A value that no longer opens (altered, or moved between rows) costs that instance only:
       // its worker's start will say so; the others and the gateway go on.
-      log.error({ ...ref, err: errorText(err) }, 'a stored secret could not be opened to seal it again; left as it is')
+      log.error({ ...ref, err }, 'a stored secret could not be opened to seal it again; left as it is')
       return null
     }
     if (!plaintext && !rekey && !opened) return null

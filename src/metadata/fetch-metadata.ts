@@ -1,4 +1,3 @@
-import { request } from 'undici'
 import type { Dispatcher } from 'undici'
 import type { z } from 'zod'
 import { Metadata } from '../contract/index.js'
@@ -19,26 +18,27 @@ export type FetchMetadataResult =
   | { ok: true; metadata: Metadata; attempts: number }
   | { ok: false; error: string; reason: MetadataFailureReason; attempts: number }
 
-export interface FetchMetadataOptions {
-  /** The worker listens on 127.0.0.1:<port> (CONTRACT.md §2). */
-  port: number
-  clock: Clock
-  /** CONTRACT.md §6: 3 attempts, 1 s / 2 s / 3 s backoff, 5 s timeout each. */
-  attempts?: number
+/** How a fetch retries (config.ts: METADATA_FETCH_DEFAULTS, CONTRACT.md §6). */
+export interface MetadataFetchConfig {
+  attempts: number
   /** Pause after failed attempt n (the last entry repeats); none follows the final attempt. */
-  backoffMs?: readonly number[]
-  timeoutMs?: number
+  backoffMs: readonly number[]
+  /** Bound on each attempt, body included. */
+  timeoutMs: number
+}
+
+export interface FetchMetadataOptions extends MetadataFetchConfig {
+  /** The worker's own keep-alive pool (its origin is 127.0.0.1:<port>, CONTRACT.md §2). */
+  dispatcher: Dispatcher
+  clock: Clock
   signal?: AbortSignal
+  /** Bound on the answer's body; MAX_BODY_BYTES unless given. */
   maxBodyBytes?: number
   log?: Logger
 }
 
-export const METADATA_FETCH_DEFAULTS = {
-  attempts: 3,
-  backoffMs: [1_000, 2_000, 3_000],
-  timeoutMs: 5_000,
-  maxBodyBytes: 1024 * 1024,
-} as const
+// Real metadata is a few KiB; a worker streaming more is broken, not informative.
+const MAX_BODY_BYTES = 1024 * 1024
 
 type Failure = { ok: false; error: string; reason: MetadataFailureReason }
 type Attempt = { ok: true; metadata: Metadata } | Failure
@@ -50,8 +50,8 @@ const fail = (reason: MetadataFailureReason, error: string): Failure => ({ ok: f
  * (including invalid metadata, CONTRACT.md §3) comes back as `{ ok: false }` with a reason.
  */
 export async function fetchMetadata(opts: FetchMetadataOptions): Promise<FetchMetadataResult> {
-  const attempts = Math.max(1, opts.attempts ?? METADATA_FETCH_DEFAULTS.attempts)
-  const backoffMs = opts.backoffMs ?? METADATA_FETCH_DEFAULTS.backoffMs
+  const attempts = Math.max(1, opts.attempts)
+  const { backoffMs } = opts
   const log = opts.log ?? silentLogger
   let last: Failure = fail('aborted', 'not attempted')
   let attempt = 0
@@ -61,7 +61,7 @@ export async function fetchMetadata(opts: FetchMetadataOptions): Promise<FetchMe
     if (outcome.ok) return { ok: true, metadata: outcome.metadata, attempts: attempt }
     last = outcome
     if (last.reason === 'aborted') break
-    log.debug({ port: opts.port, attempt, reason: last.reason, error: last.error }, 'metadata fetch attempt failed')
+    log.debug({ attempt, reason: last.reason, error: last.error }, 'metadata fetch attempt failed')
     if (attempt === attempts) break
     try {
       await sleep(opts.clock, backoffMs[Math.min(attempt - 1, backoffMs.length - 1)] ?? 0, opts.signal)
@@ -76,8 +76,7 @@ export async function fetchMetadata(opts: FetchMetadataOptions): Promise<FetchMe
 }
 
 async function attemptOnce(opts: FetchMetadataOptions): Promise<Attempt> {
-  const timeoutMs = opts.timeoutMs ?? METADATA_FETCH_DEFAULTS.timeoutMs
-  const maxBodyBytes = opts.maxBodyBytes ?? METADATA_FETCH_DEFAULTS.maxBodyBytes
+  const { timeoutMs, maxBodyBytes = MAX_BODY_BYTES } = opts
   if (opts.signal?.aborted) return fail('aborted', 'metadata fetch aborted')
   try {
     // The deadline covers the whole exchange, body included: a worker that sends headers and
@@ -86,8 +85,9 @@ async function attemptOnce(opts: FetchMetadataOptions): Promise<Attempt> {
       opts.clock,
       timeoutMs,
       async (signal) => {
-        const res = await request(`http://127.0.0.1:${opts.port}/metadata`, {
+        const res = await opts.dispatcher.request({
           method: 'GET',
+          path: '/metadata',
           headers: { accept: 'application/json' },
           signal,
         })

@@ -1,33 +1,28 @@
+import type { Dispatcher } from 'undici'
 import type { Clock, Logger } from '../core/index.js'
 import { errorText, GatewayError } from '../core/index.js'
 import type { PluginRow, PluginsRepo } from '../db/index.js'
-import { fetchMetadata } from './fetch-metadata.js'
-
-export interface MetadataFetchConfig {
-  attempts?: number
-  backoffMs?: readonly number[]
-  timeoutMs?: number
-}
+import { fetchMetadata, type MetadataFetchConfig } from './fetch-metadata.js'
 
 export interface MetadataServiceDeps {
   plugins: PluginsRepo
   clock: Clock
   log: Logger
-  fetch?: MetadataFetchConfig
+  fetch: MetadataFetchConfig
 }
 
 export interface MetadataService {
   /**
-   * Makes a v2 plugin's metadata fresh from a ready worker on `port`. Does nothing when the
+   * Makes a v2 plugin's metadata fresh from a ready worker, over its dispatcher. Does nothing when the
    * state is already fresh or the plugin is legacy v1 (its manifest is the metadata). A failed
    * or invalid fetch marks the plugin `error` and keeps the last good metadata, so the worker
    * keeps serving (CONTRACT.md §6): only an unknown plugin id (PLUGIN_NOT_FOUND) or a database
    * failure rejects. Concurrent calls for one plugin share a single fetch (the first caller's
-   * port is used: metadata is plugin-global, any ready worker of the plugin can answer).
+   * worker is asked: metadata is plugin-global, any ready worker of the plugin can answer).
    * `codeChecksum` is the checksum of the code that worker runs: the answer is stored only while
    * the shared row still describes that code (during a rolling deploy another gateway may run other code).
    */
-  ensureFresh(pluginId: string, port: number, codeChecksum: string): Promise<PluginRow>
+  ensureFresh(pluginId: string, worker: Dispatcher, codeChecksum: string): Promise<PluginRow>
   /** Manual refresh: the next ensureFresh fetches again. A no-op for v1; undefined if unknown. */
   markStale(pluginId: string): Promise<PluginRow | undefined>
 }
@@ -36,12 +31,12 @@ export function createMetadataService(deps: MetadataServiceDeps): MetadataServic
   const { plugins, clock, log } = deps
   const inflight = new Map<string, Promise<PluginRow>>()
 
-  async function refresh(pluginId: string, port: number, codeChecksum: string): Promise<PluginRow> {
+  async function refresh(pluginId: string, worker: Dispatcher, codeChecksum: string): Promise<PluginRow> {
     const row = await plugins.get(pluginId)
     if (!row) throw new GatewayError('PLUGIN_NOT_FOUND', 404, `plugin ${pluginId} is not registered`)
     if (row.sdkVersion === 'v1' || row.metadataState === 'fresh') return row
 
-    const result = await fetchMetadata({ port, clock, ...deps.fetch, log })
+    const result = await fetchMetadata({ dispatcher: worker, clock, ...deps.fetch, log })
     if (result.ok) {
       const { metadata } = result
       let saved: PluginRow | undefined
@@ -49,7 +44,7 @@ export function createMetadataService(deps: MetadataServiceDeps): MetadataServic
         saved = await plugins.saveMetadata(pluginId, metadata, { expectedChecksum: codeChecksum })
       } catch (err) {
         // Valid but not storable: an error state like any failed fetch, never a failed start.
-        log.warn({ pluginId, err: errorText(err) }, 'plugin metadata could not be stored; keeping the last good metadata')
+        log.warn({ pluginId, err }, 'plugin metadata could not be stored; keeping the last good metadata')
         return (await plugins.markMetadataError(pluginId, `cannot store metadata: ${errorText(err)}`)) ?? row
       }
       log.info(
@@ -76,11 +71,11 @@ export function createMetadataService(deps: MetadataServiceDeps): MetadataServic
   }
 
   return {
-    ensureFresh(pluginId, port, codeChecksum) {
+    ensureFresh(pluginId, worker, codeChecksum) {
       const pending = inflight.get(pluginId)
       if (pending) return pending
       // Entered in the map before the first await, so a concurrent caller always finds it.
-      const flight: Promise<PluginRow> = refresh(pluginId, port, codeChecksum).finally(() => {
+      const flight: Promise<PluginRow> = refresh(pluginId, worker, codeChecksum).finally(() => {
         if (inflight.get(pluginId) === flight) inflight.delete(pluginId)
       })
       inflight.set(pluginId, flight)

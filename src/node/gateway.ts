@@ -7,21 +7,30 @@ import { getConnInfo } from '@hono/node-server/conninfo'
 import type { Context } from 'hono'
 import { createApp } from '../app.js'
 import { scanPlugins } from '../catalog/index.js'
+import { createCluster } from '../cluster/index.js'
+import { createPeerTransport } from '../cluster/node/index.js'
 import type { Config } from '../config.js'
 import type { Clock, Logger } from '../core/index.js'
 import { errorText, GatewayError, MAX_TIMER_MS, systemClock } from '../core/index.js'
-import { createCluster, type Cluster } from '../cluster/index.js'
 import { createClusterRepo, createInstancesRepo, createPluginsRepo, localFilePath, openDatabase } from '../db/index.js'
-import { checkStoredSecrets, createGatewayService, createRuntimeRecorder } from '../gateway/index.js'
-import { createMetadataService } from '../metadata/index.js'
-import { trackQueueDepth } from '../observability/index.js'
+import {
+  checkStoredSecrets,
+  createAdmission,
+  createInstances,
+  createRuntimeRecorder,
+  createTargets,
+  createWorkerControl,
+  createWorkerSpecs,
+  storeConfigPerSchema,
+} from '../gateway/index.js'
+import { createMetadataPolicy, createMetadataService } from '../metadata/index.js'
 import { createPrometheusMetrics, nodeResponseStatus } from '../observability/node/index.js'
-import { createNodeForwarder } from '../proxy/index.js'
+import { createNodeProxy, honoForwarder } from '../proxy/index.js'
 import { createRegistry } from '../registry/index.js'
+import { createPublicPath } from '../routes/index.js'
 import type { SecretBox } from '../secrets/index.js'
 import { openSecretBox } from '../secrets/node/index.js'
 import { callWorker, createWorkerPool, type SpawnFn } from '../workers/index.js'
-import { createClusterLink } from './cluster-link.js'
 import { hasLiveGatewayParent, killOrphanedWorkers } from './orphans.js'
 
 export interface GatewayOptions {
@@ -42,9 +51,6 @@ export interface RunningGateway {
   pool: ReturnType<typeof createWorkerPool>
   registry: ReturnType<typeof createRegistry>
 }
-
-// Admin control calls (/config-update, /validate-auth, /mcp/*) wait at most this long.
-const CONTROL_TIMEOUT_MS = 10_000
 
 // While shutting down, how often connections that went idle between requests are closed.
 const IDLE_SWEEP_MS = 50
@@ -95,7 +101,15 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     log.warn({ count: orphaned.length, killed }, 'reset runtime state left by a previous gateway')
   }
 
-  const metadata = createMetadataService({ plugins, clock, log, fetch: config.metadata })
+  const metadata = createMetadataPolicy({
+    registry,
+    store: createMetadataService({ plugins, clock, log, fetch: config.metadata.fetch }),
+    clock,
+    log,
+    retryMs: config.metadata.retryMs,
+    onNewConfigSchema: (pluginId) => storeConfigPerSchema({ registry, secrets, log }, pluginId),
+  })
+  const pool = createWorkerPool({ config: config.pool, clock, spawn: opts.spawn ?? spawn, log, afterReady: metadata.afterReady })
   const recorder = createRuntimeRecorder({
     instances,
     clock,
@@ -103,39 +117,37 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     flushEveryMs: config.activityFlushMs,
     ...(config.cluster && { gatewayId: config.cluster.gatewayId }),
   })
-  let cluster: Cluster | undefined
-  let service: ReturnType<typeof createGatewayService> | undefined
-  // Gauges are read from the pool at scrape time, so the pool may be created after the metrics.
-  const metrics = createPrometheusMetrics({ workers: () => pool.list(), queueDepth: () => queue.current() })
-  const pool = createWorkerPool({
-    config: config.pool,
-    clock,
-    spawn: opts.spawn ?? spawn,
-    log,
-    afterReady: (worker) => service?.afterReady(worker) ?? Promise.resolve(),
-    onEvent: (event) => {
-      recorder.record(event)
-      metrics.observePoolEvent(event)
-      cluster?.onPoolEvent(event)
-    },
-  })
-  cluster = config.cluster && createCluster({ config: config.cluster, repo: clusterRepo, pool, clock, log })
-  const link =
-    cluster && config.cluster
-      ? createClusterLink({ cluster, repo: clusterRepo, secret: config.cluster.secret, clock, log, timeoutMs: CONTROL_TIMEOUT_MS })
-      : undefined
-  const queue = trackQueueDepth(pool)
-  service = createGatewayService({
-    registry,
-    pool: queue.pool,
+  pool.subscribe(recorder.record)
+  const metrics = createPrometheusMetrics({ workers: pool.list, queueDepth: pool.queued })
+  pool.subscribe(metrics.observePoolEvent)
+  const cluster =
+    config.cluster &&
+    createCluster({
+      config: config.cluster,
+      secret: config.cluster.secret,
+      repo: clusterRepo,
+      pool,
+      transport: createPeerTransport({ secret: config.cluster.secret, timeoutMs: config.controlTimeoutMs }),
+      clock,
+      log,
+    })
+
+  const targets = createTargets(registry)
+  const specs = createWorkerSpecs(secrets)
+  const admission = createAdmission({ targets, pool, metadata, specs })
+  const workers = createWorkerControl({
+    targets,
+    specs,
+    pool,
     metadata,
     callWorker,
-    clock,
-    log,
-    controlTimeoutMs: CONTROL_TIMEOUT_MS,
-    secrets,
-    ...(link && { cluster: link.port }),
+    controlTimeoutMs: config.controlTimeoutMs,
+    ...(cluster && { cluster }),
   })
+  const instanceUseCases = createInstances({ registry, targets, specs, pool, workers, secrets, log, ...(cluster && { cluster }) })
+  let closing: Promise<void> | null = null
+  const draining = () => closing !== null
+  const servePublic = createPublicPath({ admission, trustForwarded: config.trustForwarded, draining, ...(cluster && { cluster }) })
 
   const clientAddress = (c: Context) => getConnInfo(c).remote.address
   // Node has parsed the headers already; c.req.header() would first copy them all into a Web Headers.
@@ -144,10 +156,13 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     return Array.isArray(value) ? value.join(', ') : value
   }
   const app = createApp({
-    service,
+    servePublic,
+    targets,
+    instances: instanceUseCases,
+    workers,
     registry,
     pool,
-    forwarder: createNodeForwarder(config.proxy),
+    forwarder: honoForwarder(createNodeProxy(config.proxy)),
     log,
     adminToken: config.adminToken,
     clientAddress,
@@ -155,9 +170,8 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     metrics,
     responseStatus: nodeResponseStatus,
     now: () => clock.now(),
-    ...(link && { cluster: link.routing }),
-    trustForwarded: config.trustForwarded,
-    draining: () => closing !== null,
+    ...(cluster && { cluster }),
+    draining,
     localNames: [hostname()],
   })
 
@@ -189,7 +203,6 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   await cluster?.start(config.cluster?.internalUrl ?? url)
   log.info({ host: config.server.host, port, plugins: registry.plugins().length, gatewayId: cluster?.gatewayId }, 'gateway listening')
 
-  let closing: Promise<void> | null = null
   const close = () =>
     (closing ??= (async () => {
       // Stop accepting; requests in flight finish while workers drain.
@@ -205,14 +218,16 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
         () => server.closeAllConnections(),
         Math.min(drainTimeoutMs + disableTimeoutMs + stopTimeoutMs, MAX_TIMER_MS),
       )
-      await pool.close()
-      await cluster?.close()
-      await link?.close()
-      await recorder.close()
-      await serverClosed
-      clearInterval(sweep)
-      clearTimeout(deadline)
-      database.close()
+      try {
+        await pool.close()
+        await cluster?.close()
+        await recorder.close()
+        await serverClosed
+      } finally {
+        clearInterval(sweep)
+        clearTimeout(deadline)
+        database.close()
+      }
       log.info('gateway stopped')
     })())
 

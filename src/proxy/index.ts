@@ -1,3 +1,3 @@
-export { createNodeForwarder } from './node-forwarder.js'
-export type { NodeForwarderOptions } from './node-forwarder.js'
+export { createNodeProxy, honoForwarder } from './node-forwarder.js'
+export type { NodeForwarderOptions, NodeProxy } from './node-forwarder.js'
 export type { ForwardTarget, Forwarder } from './types.js'

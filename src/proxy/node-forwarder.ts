@@ -13,6 +13,14 @@ export interface NodeForwarderOptions {
   maxBodyBytes: number
 }
 
+/** The forwarder on Node's own request and response: what the Node entry's fast path and the Hono adapter below both use. */
+export interface NodeProxy {
+  /** Streams incoming to the target and its answer to outgoing; settles at the answer's headers (rejects, coded, without one). */
+  forward(incoming: IncomingMessage, outgoing: ServerResponse, target: ForwardTarget): Promise<void>
+  /** Aborts when the client goes away before its response is complete; one per response, made on first use. */
+  clientSignal(outgoing: ServerResponse): AbortSignal
+}
+
 /**
  * Streams the Node request straight into the worker's undici Pool and the answer straight back
  * to the Node response: no Web stream conversion and no buffering, so raw bodies stay byte-identical.
@@ -22,12 +30,9 @@ export interface NodeForwarderOptions {
  * and `pipeline()` aborts its own at the end of every stream, building a DOMException with a stack
  * (~30 µs); together they were the largest avoidable cost of a warm request.
  */
-export function createNodeForwarder(opts: NodeForwarderOptions): Forwarder {
-  // Not c.req.raw.signal: touching it makes @hono/node-server build a Web Request that starts
-  // consuming the body stream this forwarder hands to undici untouched.
+export function createNodeProxy(opts: NodeForwarderOptions): NodeProxy {
   const signals = new WeakMap<ServerResponse, AbortController>()
-  function clientSignal(c: Context<{ Bindings: HttpBindings }>): AbortSignal {
-    const { outgoing } = c.env
+  function clientSignal(outgoing: ServerResponse): AbortSignal {
     let controller = signals.get(outgoing)
     if (!controller) {
       const created = new AbortController()
@@ -42,15 +47,14 @@ export function createNodeForwarder(opts: NodeForwarderOptions): Forwarder {
 
   return {
     clientSignal,
-    forward(c: Context<{ Bindings: HttpBindings }>, target: ForwardTarget): Promise<Response> {
-      const { incoming, outgoing } = c.env
+    forward(incoming, outgoing, target) {
       const declared = Number(incoming.headers['content-length'] ?? 0)
       if (declared > opts.maxBodyBytes) {
         target.onDone()
         endAfterAnswer(outgoing)
         return Promise.reject(tooLarge(opts.maxBodyBytes))
       }
-      return new Promise<Response>((resolve, reject) => {
+      return new Promise<void>((resolve, reject) => {
         const handler = new ProxyHandler(outgoing, target, opts, resolve, reject)
         target.dispatcher.dispatch(
           {
@@ -84,7 +88,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     private readonly outgoing: ServerResponse,
     private readonly target: ForwardTarget,
     private readonly opts: NodeForwarderOptions,
-    private readonly resolve: (res: Response) => void,
+    private readonly resolve: () => void,
     private readonly reject: (err: unknown) => void,
   ) {
     // The client going away aborts the upstream exchange, before or during the body.
@@ -113,7 +117,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     out['server-timing'] = serverTiming(target, headers['server-timing'], performance.now() - this.started)
     this.outgoing.writeHead(statusCode, out)
     this.headersSent = true
-    this.resolve(RESPONSE_ALREADY_SENT)
+    this.resolve()
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -195,4 +199,17 @@ function upstreamError(err: unknown, opts: NodeForwarderOptions): GatewayError {
     return new GatewayError('UPSTREAM_TIMEOUT', 504, `plugin did not answer within ${opts.upstreamTimeoutMs} ms`, { cause: err })
   }
   return new GatewayError('UPSTREAM_ERROR', 502, 'plugin worker failed while handling the request', { cause: err })
+}
+
+/**
+ * The Node proxy as a Hono Forwarder (@hono/node-server bindings). Not c.req.raw.signal for the
+ * client: touching it makes @hono/node-server build a Web Request that starts consuming the body
+ * stream the proxy hands to undici untouched.
+ */
+export function honoForwarder(proxy: NodeProxy): Forwarder {
+  return {
+    clientSignal: (c: Context<{ Bindings: HttpBindings }>) => proxy.clientSignal(c.env.outgoing),
+    forward: (c: Context<{ Bindings: HttpBindings }>, target) =>
+      proxy.forward(c.env.incoming, c.env.outgoing, target).then(() => RESPONSE_ALREADY_SENT),
+  }
 }

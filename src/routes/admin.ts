@@ -1,12 +1,12 @@
 import { Hono } from 'hono'
 import { z } from 'zod'
 import { OrgId, PluginId } from '../contract/index.js'
-import type { GatewayService } from '../gateway/index.js'
+import type { Cluster } from '../cluster/index.js'
+import type { Instances, Targets, WorkerControl } from '../gateway/index.js'
 import type { PluginInstanceRow } from '../db/index.js'
 import type { PluginView, Registry } from '../registry/index.js'
 import { maskConfig, maskMetadata } from '../secrets/index.js'
 import type { WorkerInfo, WorkerPool } from '../workers/index.js'
-import type { ClusterRouting } from './cluster.js'
 import type { AppEnv } from './env.js'
 import { jsonBody, params } from './validate.js'
 
@@ -27,11 +27,13 @@ const ToolCallBody = z.strictObject({
 })
 
 export interface AdminRouteDeps {
-  service: GatewayService
+  targets: Targets
+  instances: Instances
+  workers: WorkerControl
   registry: Registry
   pool: WorkerPool
   /** Present when several gateways share the database: GET /workers then lists theirs too. */
-  cluster?: ClusterRouting
+  cluster?: Pick<Cluster, 'gatewayId' | 'peerWorkers'>
 }
 
 const iso = (d: Date | number | null | undefined) => (d === null || d === undefined ? null : new Date(d).toISOString())
@@ -85,7 +87,7 @@ export function workerJson(w: WorkerInfo) {
 }
 
 export function adminRoutes(deps: AdminRouteDeps) {
-  const { service, registry, pool } = deps
+  const { targets, instances, workers, registry, pool } = deps
   const app = new Hono<AppEnv>()
   const workerOf = (orgId: string, pluginId: string) => pool.list().find((w) => w.orgId === orgId && w.pluginId === pluginId)
 
@@ -110,50 +112,50 @@ export function adminRoutes(deps: AdminRouteDeps) {
 
   app.post('/plugins/:pluginId/refresh-metadata', async (c) => {
     const { pluginId } = params(c, PluginParams)
-    return c.json(pluginJson(await service.refreshMetadata(pluginId)))
+    return c.json(pluginJson(await workers.refreshMetadata(pluginId)))
   })
 
   app.get('/orgs/:orgId/plugins/:pluginId', async (c) => {
     const { orgId, pluginId } = params(c, InstanceParams)
-    const { view, instance } = await service.target(orgId, pluginId, { requireEnabled: false })
+    const { view, instance } = await targets.target(orgId, pluginId, { requireEnabled: false })
     return c.json(instanceJson(instance, workerOf(orgId, pluginId), view))
   })
 
   app.put('/orgs/:orgId/plugins/:pluginId', async (c) => {
     const { orgId, pluginId } = params(c, InstanceParams)
     const body = await jsonBody(c, InstanceBody)
-    const row = await service.updateInstance(orgId, pluginId, body)
+    const row = await instances.updateInstance(orgId, pluginId, body)
     return c.json(instanceJson(row, workerOf(orgId, pluginId), registry.plugin(pluginId)))
   })
 
   app.put('/orgs/:orgId/plugins/:pluginId/auth', async (c) => {
     const { orgId, pluginId } = params(c, InstanceParams)
     const body = await jsonBody(c, AuthBody)
-    const row = await service.setAuth(orgId, pluginId, body)
+    const row = await instances.setAuth(orgId, pluginId, body)
     return c.json(instanceJson(row, workerOf(orgId, pluginId), registry.plugin(pluginId)))
   })
 
   app.post('/orgs/:orgId/plugins/:pluginId/start', async (c) => {
     const { orgId, pluginId } = params(c, InstanceParams)
-    await service.start(orgId, pluginId)
+    await workers.start(orgId, pluginId)
     const worker = workerOf(orgId, pluginId)
     return c.json({ worker: worker ? workerJson(worker) : null })
   })
 
   app.post('/orgs/:orgId/plugins/:pluginId/stop', async (c) => {
     const { orgId, pluginId } = params(c, InstanceParams)
-    return c.json({ stopped: await service.stop(orgId, pluginId) })
+    return c.json({ stopped: await workers.stop(orgId, pluginId) })
   })
 
   app.get('/orgs/:orgId/plugins/:pluginId/mcp/tools', async (c) => {
     const { orgId, pluginId } = params(c, InstanceParams)
-    return c.json((await service.listTools(orgId, pluginId)) as object)
+    return c.json((await workers.listTools(orgId, pluginId)) as object)
   })
 
   app.post('/orgs/:orgId/plugins/:pluginId/mcp/call', async (c) => {
     const { orgId, pluginId } = params(c, InstanceParams)
     const body = await jsonBody(c, ToolCallBody)
-    return c.json((await service.callTool(orgId, pluginId, body.toolName, body.arguments)) as object)
+    return c.json((await workers.callTool(orgId, pluginId, body.toolName, body.arguments)) as object)
   })
 
   // In a cluster: every live gateway's workers, each tagged with its gatewayId (?scope=local: this one's).

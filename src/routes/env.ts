@@ -9,8 +9,6 @@ export interface AppEnv {
     log: Logger
     /** Set by the public route when the request started, or waited for, its worker: for metrics. */
     coldStart: StartTiming | null
-    /** A peer gateway of the cluster forwarded this request (its secret checked). */
-    fromPeer: boolean
   }
 }
 

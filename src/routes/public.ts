@@ -1,161 +1,198 @@
-import { Hono, type Context } from 'hono'
+import { type Context, Hono } from 'hono'
 import { z } from 'zod'
-import { isValidId, OrgId, PluginId } from '../contract/index.js'
-import { GatewayError } from '../core/index.js'
-import type { GatewayService } from '../gateway/index.js'
-import type { Forwarder } from '../proxy/index.js'
-import type { StartTiming, WorkerPool } from '../workers/index.js'
-import { webRequestHeader, type AppEnv, type ClientAddress, type RequestHeader } from './env.js'
+import type { Cluster } from '../cluster/index.js'
 import {
-  DRAINING_HEADER,
+  draining,
   isFromPeer,
   isNotOwner,
   isRetryableAfter,
-  NOT_OWNER_HEADER,
   notOwner,
   peerHeaders,
   refuseNotOwner,
   seenGeneration,
-  type ClusterRouting,
-} from './cluster.js'
+} from '../cluster/index.js'
+import { isValidId, OrgId, PluginId } from '../contract/index.js'
+import { type Admission, type AdmitRequest, routeNotFound } from '../gateway/index.js'
+import type { ForwardTarget, Forwarder } from '../proxy/index.js'
+import type { StartTiming } from '../workers/index.js'
+import { type AppEnv, type ClientAddress, type RequestHeader, webRequestHeader } from './env.js'
 import { params } from './validate.js'
 
 // DESIGN.md request path, step 1: worker control endpoints are never reachable from outside. The
 // runner's cron trigger (POST /cron/<name>) is one too: it shadows a plugin route that would match it.
 const CONTROL_SEGMENTS = new Set(['health', 'metadata', 'validate-auth', 'config-update', 'disable', 'mcp', 'cron'])
 
-const Params = z.object({ orgId: OrgId, pluginId: PluginId })
+export type RequestUrl = Pick<URL, 'protocol' | 'host' | 'pathname' | 'search'>
 
-export interface PublicRouteDeps {
-  service: GatewayService
-  forwarder: Forwarder
-  clientAddress: ClientAddress
+/**
+ * One public request as the proxy rules see it, whichever entry serves it: the Hono route below, or
+ * the Node entry's fast path (src/node). `R` is what that entry's forward settles with.
+ */
+export interface PublicExchange<R> {
+  readonly method: string
+  readonly url: RequestUrl
+  readonly requestId: string
+  /** A request header by lower-case name. */
+  header(name: string): string | undefined
+  clientAddress(): string | undefined
+  /** Aborts when the client goes away; made on first use (only a wait for a start needs one). */
+  clientSignal(): AbortSignal
+  /** Streams the request to the target and its answer back; settles at the answer's headers. */
+  forward(target: ForwardTarget): Promise<R>
+  /** Set when the request started, or waited for, its worker: for metrics. */
+  cold: StartTiming | null
+}
+
+export interface PublicPathDeps {
+  admission: Admission
   /** Several gateways on one database: the worker of a key runs on its lease owner. */
-  cluster?: ClusterRouting
+  cluster?: Pick<Cluster, 'secret' | 'place' | 'claim' | 'ownerChanged' | 'ownerUnreachable' | 'peerDispatcher'>
   /** Keep incoming x-forwarded-proto/host (a trusted proxy, such as the edge entry, is in front). */
   trustForwarded?: boolean
-  /** Tells a warm worker apart before acquiring, so the warm path needs no client AbortSignal. */
-  pool?: Pick<WorkerPool, 'peek'>
-  requestHeader?: RequestHeader
   /** True once shutdown has begun: requests forwarded by peers are refused so they go elsewhere. */
   draining?: () => boolean
 }
 
-export function publicRoutes(deps: PublicRouteDeps) {
-  const { service, forwarder } = deps
-  const header = deps.requestHeader ?? webRequestHeader
-  const app = new Hono<AppEnv>()
+/** Where the cluster step left a request: forwarded to its owner, or to be served here. */
+type Routed<R> = { kind: 'forwarded'; response: R } | { kind: 'here'; fromPeer: boolean }
+const HERE: Routed<never> = { kind: 'here', fromPeer: false }
 
-  app.all('/orgs/:orgId/plugins/:pluginId/*', async function proxyToPlugin(c) {
-    const { orgId, pluginId } = proxyParams(c)
-    const url = requestUrl(c.req.url)
-    const prefix = `/orgs/${orgId}/plugins/${pluginId}`
-    const path = url.pathname.startsWith(prefix) ? url.pathname.slice(prefix.length) || '/' : null
+/** The proxy rules of `/orgs/:orgId/plugins/:pluginId/*`, one implementation for every entry. */
+export function createPublicPath(deps: PublicPathDeps) {
+  const { admission, cluster } = deps
+
+  /** params → control path → cluster → admission → forward. */
+  async function servePublic<R>(ex: PublicExchange<R>, orgId: string, pluginId: string): Promise<R> {
+    const path = pluginPath(ex.url.pathname, orgId, pluginId)
     if (path === null || isControlPath(path)) throw routeNotFound(pluginId)
-
-    const t = await service.target(orgId, pluginId, { requireEnabled: true })
-    const method = c.req.method
-    // With fresh (or last good) metadata, undeclared routes are refused before any worker starts. In
-    // error without any metadata, nothing is known: the check below answers METADATA_UNAVAILABLE.
-    const state = t.view.row.metadataState
-    const declared = state === 'fresh' || state === 'error' ? t.view.routes : null
-    const known = declared !== null
-    if (declared && !declared.matches(method, path)) throw routeNotFound(pluginId)
-
-    if (deps.cluster) {
-      const forwarded = await routeInCluster(c, deps.cluster, orgId, pluginId, url)
-      if (forwarded) return forwarded
-    }
-
-    // Only waiting for a cold start needs the client's signal; creating one costs ~9 µs on Node 20.
-    const lease = await service.acquire(t, deps.pool?.peek(orgId, pluginId) ? undefined : forwarder.clientSignal(c))
-    try {
-      if (!known) {
-        const routes = service.pluginOrThrow(pluginId).routes
-        if (!routes) throw service.metadataUnavailable(lease.worker)
-        if (!routes.matches(method, path)) throw routeNotFound(pluginId)
-      }
-    } catch (err) {
-      lease.release()
-      throw err
-    }
-
-    const requestId = c.get('requestId')
-    const responseHeaders: Record<string, string> = { 'x-request-id': requestId }
-    if (lease.cold) responseHeaders['x-plugin-cold-start'] = '1'
-    c.set('coldStart', lease.cold)
-    return forwarder.forward(c, {
+    const req: AdmitRequest = { orgId, pluginId, method: ex.method, path }
+    const routed = cluster ? await routeInCluster(cluster, ex, req) : HERE
+    if (routed.kind === 'forwarded') return routed.response
+    const lease = await admission.admit(req, ex.clientSignal)
+    ex.cold = lease.cold
+    return ex.forward({
       dispatcher: lease.worker.dispatcher,
       hop: 'proxy',
-      path: path + url.search,
-      requestHeaders: forwardedFor(c, url),
-      responseHeaders,
+      path: path + ex.url.search,
+      requestHeaders: forwardedFor(ex, routed.fromPeer),
+      responseHeaders: lease.cold ? { 'x-request-id': ex.requestId, 'x-plugin-cold-start': '1' } : { 'x-request-id': ex.requestId },
       serverTiming: lease.cold ? coldTiming(lease.cold) : '',
       onDone: lease.release,
     })
-  })
+  }
 
   /**
-   * Serves here when this gateway owns (or may take) the key's lease; otherwise forwards to the owner.
-   * An owner that cannot be reached is replaced once its lease lapses, and a bodyless request is
-   * sent again to wherever the worker lives then. A forwarded request is never forwarded again.
+   * Here when this gateway owns (or may take) the key's lease; otherwise forwarded to the owner. An
+   * owner that cannot be reached is replaced once its lease lapses, and a bodyless request is sent
+   * again to wherever the worker lives then. A forwarded request is never forwarded again. Only keys
+   * admission would take are placed: a lease row is never written for an unknown org or route.
    */
-  async function routeInCluster(c: Context<AppEnv>, cluster: ClusterRouting, orgId: string, pluginId: string, url: RequestUrl) {
-    if (await isFromPeer(c, cluster.secret)) {
-      c.set('fromPeer', true)
-      if (deps.draining?.()) {
-        c.header(DRAINING_HEADER, '1') // the forwarding gateway waits for the key to move instead of relaying this
-        throw new GatewayError('SHUTTING_DOWN', 503, 'gateway is shutting down', { retryAfterSeconds: 1 })
-      }
-      const placement = await cluster.claim(orgId, pluginId, seenGeneration(c))
-      if (placement.kind === 'remote') {
-        c.header(NOT_OWNER_HEADER, placement.owner.gatewayId) // the forwarding gateway's cache is stale
-        throw notOwner(orgId, pluginId)
-      }
-      return null
+  async function routeInCluster<R>(
+    c: NonNullable<PublicPathDeps['cluster']>,
+    ex: PublicExchange<R>,
+    req: AdmitRequest,
+  ): Promise<Routed<R>> {
+    const { orgId, pluginId } = req
+    const header = (name: string) => ex.header(name)
+    if (isFromPeer(header, c.secret)) {
+      if (deps.draining?.()) throw draining()
+      await admission.check(req)
+      const placement = await c.claim(orgId, pluginId, seenGeneration(header))
+      // The forwarding gateway's cached owner is stale: it asks again.
+      if (placement.kind === 'remote') throw notOwner(orgId, pluginId, placement.owner.gatewayId)
+      return { kind: 'here', fromPeer: true }
     }
-    let placement = await cluster.place(orgId, pluginId)
+    await admission.check(req)
+    let placement = await c.place(orgId, pluginId)
     for (let attempt = 0; placement.kind === 'remote'; attempt++) {
       const { owner } = placement
       try {
-        return await forwarder.forward(c, {
-          dispatcher: cluster.peerDispatcher(owner.url),
+        const response = await ex.forward({
+          dispatcher: c.peerDispatcher(owner.url),
           hop: 'peer',
-          path: url.pathname + url.search,
-          requestHeaders: { ...forwardedFor(c, url), ...peerHeaders(cluster.secret, owner.generation) },
+          path: ex.url.pathname + ex.url.search,
+          requestHeaders: Object.assign(forwardedFor(ex, false), peerHeaders(c.secret, owner.generation)),
           responseHeaders: {},
           serverTiming: '',
           onDone: () => {},
           refuse: refuseNotOwner(orgId, pluginId),
         })
+        return { kind: 'forwarded', response }
       } catch (err) {
         // An owner that is no longer one: the cached placement is stale, whatever happens next.
-        const moved = isNotOwner(err) ? cluster.ownerChanged(orgId, pluginId) : null
-        if (attempt > 0 || !isRetryableAfter(err, c)) {
+        const moved = isNotOwner(err) ? c.ownerChanged(orgId, pluginId) : null
+        if (attempt > 0 || !isRetryableAfter(err, isBodyless(ex))) {
           await moved?.catch(() => {})
           throw err
         }
-        placement = await (moved ?? cluster.ownerUnreachable(orgId, pluginId, owner, forwarder.clientSignal(c)))
+        placement = await (moved ?? c.ownerUnreachable(orgId, pluginId, owner, ex.clientSignal()))
       }
     }
-    return null
+    return HERE
   }
 
   /**
    * x-forwarded-for grows by the client's address. Proto and host describe the original request:
    * a trusted hop in front (a peer gateway, or the edge with TRUST_FORWARDED) already set them.
    */
-  function forwardedFor(c: Context<AppEnv>, url: RequestUrl): Record<string, string> {
-    const trusted = deps.trustForwarded || c.get('fromPeer')
+  function forwardedFor<R>(ex: PublicExchange<R>, fromPeer: boolean): Record<string, string> {
+    const trusted = deps.trustForwarded || fromPeer
+    const before = ex.header('x-forwarded-for')
+    const client = ex.clientAddress()
     return {
-      'x-forwarded-for': [header(c, 'x-forwarded-for'), deps.clientAddress(c)].filter(Boolean).join(', '),
-      'x-forwarded-proto': (trusted && header(c, 'x-forwarded-proto')) || url.protocol.slice(0, -1),
-      'x-forwarded-host': (trusted && header(c, 'x-forwarded-host')) || header(c, 'host') || url.host,
-      'x-request-id': c.get('requestId'),
+      'x-forwarded-for': before && client ? `${before}, ${client}` : before || client || '',
+      'x-forwarded-proto': (trusted && ex.header('x-forwarded-proto')) || ex.url.protocol.slice(0, -1),
+      'x-forwarded-host': (trusted && ex.header('x-forwarded-host')) || ex.header('host') || ex.url.host,
+      'x-request-id': ex.requestId,
     }
   }
 
+  return servePublic
+}
+
+export type ServePublic = ReturnType<typeof createPublicPath>
+
+export interface PublicRouteDeps {
+  servePublic: ServePublic
+  forwarder: Forwarder
+  clientAddress: ClientAddress
+  requestHeader?: RequestHeader
+}
+
+const Params = z.object({ orgId: OrgId, pluginId: PluginId })
+
+/** `/orgs/:orgId/plugins/:pluginId/*` on Hono: the public path's rules, with Hono's request and response. */
+export function publicRoutes(deps: PublicRouteDeps) {
+  const { servePublic, forwarder } = deps
+  const header = deps.requestHeader ?? webRequestHeader
+  const app = new Hono<AppEnv>()
+
+  app.all('/orgs/:orgId/plugins/:pluginId/*', async function proxyToPlugin(c) {
+    const { orgId, pluginId } = proxyParams(c)
+    const ex: PublicExchange<Response> = {
+      method: c.req.method,
+      url: requestUrl(c.req.url),
+      requestId: c.get('requestId'),
+      header: (name) => header(c, name),
+      clientAddress: () => deps.clientAddress(c),
+      clientSignal: () => forwarder.clientSignal(c),
+      forward: (target) => forwarder.forward(c, target),
+      cold: null,
+    }
+    try {
+      return await servePublic(ex, orgId, pluginId)
+    } finally {
+      c.set('coldStart', ex.cold)
+    }
+  })
+
   return app
+}
+
+/** The path within the plugin (`/` at least), or null when the URL does not name the plugin literally. */
+export function pluginPath(pathname: string, orgId: string, pluginId: string): string | null {
+  const prefix = `/orgs/${orgId}/plugins/${pluginId}`
+  return pathname.startsWith(prefix) ? pathname.slice(prefix.length) || '/' : null
 }
 
 /** DESIGN.md request path, step 1; also applied by the edge entry before it forwards. */
@@ -170,6 +207,8 @@ export function isControlPath(path: string): boolean {
   return CONTROL_SEGMENTS.has(segment.toLowerCase())
 }
 
+const isBodyless = <R>(ex: PublicExchange<R>) => ex.header('content-length') === undefined && ex.header('transfer-encoding') === undefined
+
 // The ids are checked with the contract's own pattern; zod runs only to describe a bad one (404).
 function proxyParams(c: Context): { orgId: string; pluginId: string } {
   const orgId = c.req.param('orgId')
@@ -177,8 +216,6 @@ function proxyParams(c: Context): { orgId: string; pluginId: string } {
   if (orgId !== undefined && pluginId !== undefined && isValidId(orgId) && isValidId(pluginId)) return { orgId, pluginId }
   return params(c, Params)
 }
-
-type RequestUrl = Pick<URL, 'protocol' | 'host' | 'pathname' | 'search'>
 
 /**
  * The parts of the request URL the proxy uses. `c.req.url` is already a WHATWG-serialized URL in
@@ -203,8 +240,6 @@ export function requestUrl(href: string): RequestUrl {
     search: end - queryStart > 1 ? href.slice(queryStart, end) : '',
   }
 }
-
-const routeNotFound = (pluginId: string) => new GatewayError('ROUTE_NOT_FOUND', 404, `plugin ${pluginId} has no such route`)
 
 function coldTiming(t: StartTiming): string {
   const f = (n: number) => n.toFixed(1)

@@ -15,8 +15,6 @@ export interface PoolDeps {
   log: Logger
   /** Runs after a worker is ready and before it takes requests (metadata fetch); counted in the cold start. */
   afterReady?: (worker: Worker) => Promise<void>
-  /** Ordered runtime transitions, for persistence and metrics. Must not throw. */
-  onEvent?: (event: PoolEvent) => void
 }
 
 const PORT_ATTEMPTS = 3
@@ -42,7 +40,10 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
   const drainWaiters = new Map<Worker, () => void>()
   let nextGen = 1
   let closing: Promise<void> | null = null
-  const emit = (event: PoolEvent) => deps.onEvent?.(event)
+  const listeners: Array<(event: PoolEvent) => void> = []
+  const emit = (event: PoolEvent) => {
+    for (const listener of listeners) listener(event)
+  }
   // Prewarmed runners serve SDK v2 starts with our own runner only (a custom RUNNER_COMMAND may not
   // know --prewarm); each one is the same command, node flags and base env as a fresh worker.
   const prewarm =
@@ -127,7 +128,6 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
         child: launched.child,
         pid: launched.pid,
         port,
-        origin: `http://127.0.0.1:${port}`,
         dispatcher: launched.dispatcher,
         startedAt: clock.now(),
         inFlight: 0,
@@ -183,7 +183,7 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
       )
       slots.set(key, { state: 'error', gen, orgId: spec.orgId, pluginId: spec.pluginId, error, retryAt, failures: failures + 1 })
       emit({ type: 'start-failed', orgId: spec.orgId, pluginId: spec.pluginId, gen, error, retryAt })
-      log.warn({ orgId: spec.orgId, pluginId: spec.pluginId, gen, code: error.code, err: error.message }, 'worker start failed')
+      log.warn({ orgId: spec.orgId, pluginId: spec.pluginId, gen, code: error.code, err: error }, 'worker start failed')
       throw error
     } finally {
       // Refill once this start and its first request are over, not during them (see PrewarmPool.refill).
@@ -329,11 +329,6 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
     return stop(orgId, pluginId, reason)
   }
 
-  async function stopPlugin(pluginId: string, reason: StopReason = 'replaced'): Promise<void> {
-    const keys = [...slots.keys()].map(splitWorkerKey).filter((k) => k.pluginId === pluginId)
-    await Promise.all(keys.map((k) => stop(k.orgId, k.pluginId, reason)))
-  }
-
   function list(): WorkerInfo[] {
     const infos: WorkerInfo[] = []
     for (const [key, s] of slots) {
@@ -388,6 +383,10 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
 
   return {
     acquire,
+    leaseReady(orgId, pluginId) {
+      const slot = slots.get(workerKey(orgId, pluginId))
+      return slot?.state === 'ready' && !closing ? lease(slot.worker, null) : undefined
+    },
     peek,
     async settled(orgId, pluginId) {
       const slot = slots.get(workerKey(orgId, pluginId))
@@ -395,9 +394,20 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
       return peek(orgId, pluginId)
     },
     stop,
-    stopPlugin,
     list,
+    queued() {
+      let n = 0
+      for (const waiting of pendingByOrg.values()) n += waiting
+      return n
+    },
     prewarmed: () => prewarm?.ready() ?? 0,
+    subscribe(listener) {
+      listeners.push(listener)
+      return () => {
+        const at = listeners.indexOf(listener)
+        if (at >= 0) listeners.splice(at, 1)
+      }
+    },
     close,
   }
 }

@@ -28,7 +28,6 @@ export interface Worker {
   readonly child: ChildProcess
   readonly pid: number
   readonly port: number
-  readonly origin: string
   /** Keep-alive connection pool to this worker; closed when the worker stops. */
   readonly dispatcher: Pool
   readonly startedAt: number
@@ -91,7 +90,12 @@ export interface ExitInfo {
 }
 
 export interface WorkerPool {
-  /** Returns a ready worker for the spec's key, starting one (single-flight) when needed. */
+  /** A lease on the key's ready worker, found with one lookup; undefined when there is none (start it with acquire). */
+  leaseReady(orgId: string, pluginId: string): Lease | undefined
+  /**
+   * A lease on the spec's key's worker, starting one (single-flight) when needed. Waiting for a start
+   * is bounded per key and per org; `signal` (the client's) gives up the wait.
+   */
   acquire(spec: WorkerSpec, signal?: AbortSignal): Promise<Lease>
   /** The ready worker of a key, if any, without starting one or counting a request. */
   peek(orgId: string, pluginId: string): Worker | undefined
@@ -99,11 +103,13 @@ export interface WorkerPool {
   settled(orgId: string, pluginId: string): Promise<Worker | undefined>
   /** Drains and stops the key's worker; resolves when the process has exited. */
   stop(orgId: string, pluginId: string, reason?: StopReason): Promise<void>
-  /** Stops every worker of a plugin (e.g. after its code changed). */
-  stopPlugin(pluginId: string, reason?: StopReason): Promise<void>
   list(): WorkerInfo[]
+  /** Requests waiting for a worker to start right now. */
+  queued(): number
   /** Prewarmed runners booted and waiting for a cold start. */
   prewarmed(): number
+  /** Runtime transitions, in order per key, for persistence, metrics and the cluster. A listener must not throw. */
+  subscribe(listener: (event: PoolEvent) => void): () => void
   /** Refuses new work, stops every worker and waits for their exit. Idempotent. */
   close(): Promise<void>
 }

@@ -8,6 +8,7 @@ import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { onTestFinished } from 'vitest'
+import { workerBaseEnv } from '../../src/config.js'
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 /** The SDK v2 runner as the gateway starts it (built by `npm run build`). */
@@ -37,12 +38,7 @@ const STOP_BOUND_MS = 10_000
 
 /** The contract's minimal worker environment (CONTRACT.md §2) plus `extra`. */
 export function workerEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH,
-    NODE_ENV: 'test',
-    HOME: process.env.HOME,
-    TMPDIR: process.env.TMPDIR ?? '/tmp',
-  }
+  const env: NodeJS.ProcessEnv = workerBaseEnv({ TMPDIR: '/tmp', ...process.env, NODE_ENV: 'test' })
   for (const [key, value] of Object.entries(extra)) if (value !== undefined) env[key] = value
   return env
 }

@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest'
+import { METADATA_FETCH_DEFAULTS } from '../../src/config.js'
 import { fetchMetadata } from '../../src/metadata/index.js'
 import { createManualClock } from '../helpers/manual-clock.js'
 import type { ManualClock } from '../helpers/manual-clock.js'
 import { goodMetadata, invalidMetadata } from './fixtures.js'
-import { closedPort, json, startPeer } from './peer.js'
+import { closedPort, dispatcherTo, json, startPeer } from './peer.js'
 
 /** Waits for the code under test to set each timer (backoff or deadline), then lets it fire. */
 async function elapse(clock: ManualClock, ...delaysMs: number[]): Promise<void> {
@@ -18,7 +19,7 @@ describe('fetchMetadata', () => {
     const clock = createManualClock()
     const peer = await startPeer(() => json({ configSchema: goodMetadata.configSchema, routes: [{ method: 'post', path: '/webhook' }] }))
 
-    const result = await fetchMetadata({ port: peer.port, clock })
+    const result = await fetchMetadata({ ...METADATA_FETCH_DEFAULTS, dispatcher: peer.dispatcher, clock })
     expect(result).toEqual({
       ok: true,
       attempts: 1,
@@ -39,7 +40,7 @@ describe('fetchMetadata', () => {
     const clock = createManualClock()
     const peer = await startPeer((n) => (n < 3 ? json({ error: 'warming up' }, 500) : json(goodMetadata)))
 
-    const result = fetchMetadata({ port: peer.port, clock })
+    const result = fetchMetadata({ ...METADATA_FETCH_DEFAULTS, dispatcher: peer.dispatcher, clock })
     await elapse(clock, 1_000, 2_000)
     expect(await result).toEqual({ ok: true, attempts: 3, metadata: goodMetadata })
     expect(peer.requests()).toBe(3)
@@ -49,7 +50,7 @@ describe('fetchMetadata', () => {
     const clock = createManualClock()
     const peer = await startPeer(() => json({ error: 'boom' }, 500))
 
-    const result = fetchMetadata({ port: peer.port, clock })
+    const result = fetchMetadata({ ...METADATA_FETCH_DEFAULTS, dispatcher: peer.dispatcher, clock })
     await elapse(clock, 1_000, 2_000)
     expect(await result).toMatchObject({ ok: false, reason: 'http-status', attempts: 3 })
     expect(peer.requests()).toBe(3)
@@ -60,7 +61,7 @@ describe('fetchMetadata', () => {
     const clock = createManualClock()
     const peer = await startPeer(() => 'hang')
 
-    const result = fetchMetadata({ port: peer.port, clock })
+    const result = fetchMetadata({ ...METADATA_FETCH_DEFAULTS, dispatcher: peer.dispatcher, clock })
     for (const [n, backoffMs] of [
       [1, 1_000],
       [2, 2_000],
@@ -78,7 +79,7 @@ describe('fetchMetadata', () => {
     const clock = createManualClock()
     const peer = await startPeer(() => json(invalidMetadata))
 
-    const result = fetchMetadata({ port: peer.port, clock, attempts: 1 })
+    const result = fetchMetadata({ ...METADATA_FETCH_DEFAULTS, dispatcher: peer.dispatcher, clock, attempts: 1 })
     const outcome = await result
     expect(outcome).toMatchObject({ ok: false, reason: 'invalid-metadata', attempts: 1 })
     expect(!outcome.ok && outcome.error).toContain('configSchema.apiKey.type')
@@ -94,7 +95,7 @@ describe('fetchMetadata', () => {
     ]
     const peer = await startPeer(() => json({ ...goodMetadata, routes }))
 
-    const outcome = await fetchMetadata({ port: peer.port, clock, attempts: 1 })
+    const outcome = await fetchMetadata({ ...METADATA_FETCH_DEFAULTS, dispatcher: peer.dispatcher, clock, attempts: 1 })
     expect(outcome).toMatchObject({ ok: false, reason: 'invalid-metadata' })
     expect(!outcome.ok && outcome.error).toContain('routes.1.path')
     expect(!outcome.ok && outcome.error).toContain('routes.2.path')
@@ -106,18 +107,18 @@ describe('fetchMetadata', () => {
     const deep = `${'['.repeat(5_000)}${']'.repeat(5_000)}`
     const peer = await startPeer(() => ({ status: 200, body: `{"configSchema":{},"pages":[${deep}]}` }))
 
-    const outcome = await fetchMetadata({ port: peer.port, clock, attempts: 1 })
+    const outcome = await fetchMetadata({ ...METADATA_FETCH_DEFAULTS, dispatcher: peer.dispatcher, clock, attempts: 1 })
     expect(outcome).toMatchObject({ ok: false, reason: 'invalid-metadata' })
     expect(!outcome.ok && outcome.error).toContain('nested deeper than 64 levels')
     const fine = await startPeer(() => json({ ...goodMetadata, pages: [[[{ a: [1] }]]] }))
-    expect(await fetchMetadata({ port: fine.port, clock, attempts: 1 })).toMatchObject({ ok: true })
+    expect(await fetchMetadata({ ...METADATA_FETCH_DEFAULTS, dispatcher: fine.dispatcher, clock, attempts: 1 })).toMatchObject({ ok: true })
   })
 
   it('counts a body that is not JSON as a failure', async () => {
     const clock = createManualClock()
     const peer = await startPeer((n) => (n === 1 ? { status: 200, body: '{"configSchema": ' } : json(goodMetadata)))
 
-    const result = fetchMetadata({ port: peer.port, clock, attempts: 1 })
+    const result = fetchMetadata({ ...METADATA_FETCH_DEFAULTS, dispatcher: peer.dispatcher, clock, attempts: 1 })
     expect(await result).toMatchObject({ ok: false, reason: 'bad-json', attempts: 1 })
   })
 
@@ -125,7 +126,7 @@ describe('fetchMetadata', () => {
     const clock = createManualClock()
     const peer = await startPeer((n) => (n === 1 ? json(invalidMetadata) : json(goodMetadata)))
 
-    const result = fetchMetadata({ port: peer.port, clock })
+    const result = fetchMetadata({ ...METADATA_FETCH_DEFAULTS, dispatcher: peer.dispatcher, clock })
     await elapse(clock, 1_000)
     expect(await result).toMatchObject({ ok: true, attempts: 2 })
   })
@@ -133,14 +134,14 @@ describe('fetchMetadata', () => {
   it('rejects a body larger than maxBodyBytes', async () => {
     const clock = createManualClock()
     const peer = await startPeer(() => json({ ...goodMetadata, pages: ['x'.repeat(4_096)] }))
-    const result = await fetchMetadata({ port: peer.port, clock, attempts: 1, maxBodyBytes: 1_024 })
+    const result = await fetchMetadata({ ...METADATA_FETCH_DEFAULTS, dispatcher: peer.dispatcher, clock, attempts: 1, maxBodyBytes: 1_024 })
     expect(result).toMatchObject({ ok: false, reason: 'too-large' })
   })
 
   it('reports a refused connection as a network failure', async () => {
     const clock = createManualClock()
     const port = await closedPort()
-    const result = fetchMetadata({ port, clock, attempts: 2, backoffMs: [10] })
+    const result = fetchMetadata({ ...METADATA_FETCH_DEFAULTS, dispatcher: dispatcherTo(port), clock, attempts: 2, backoffMs: [10] })
     await elapse(clock, 10)
     expect(await result).toMatchObject({ ok: false, reason: 'network', attempts: 2 })
   })
@@ -150,7 +151,7 @@ describe('fetchMetadata', () => {
     const peer = await startPeer(() => json({}, 503))
     const controller = new AbortController()
 
-    const result = fetchMetadata({ port: peer.port, clock, signal: controller.signal })
+    const result = fetchMetadata({ ...METADATA_FETCH_DEFAULTS, dispatcher: peer.dispatcher, clock, signal: controller.signal })
     await clock.waitForTimer((t) => t.ms === 1_000)
     controller.abort()
     expect(await result).toMatchObject({ ok: false, reason: 'aborted', attempts: 1 })

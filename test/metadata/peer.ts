@@ -1,6 +1,7 @@
 import { once } from 'node:events'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { Pool } from 'undici'
 import { onTestFinished } from 'vitest'
 
 /** What the fake worker does with the n-th GET /metadata (1-based). */
@@ -8,6 +9,8 @@ export type Reply = { status: number; body: string } | 'hang'
 
 export interface Peer {
   port: number
+  /** A keep-alive pool to the server, as a worker's own dispatcher is. */
+  dispatcher: Pool
   /** GET /metadata requests received so far. */
   requests(): number
   /** Resolves when the server has received its n-th request. */
@@ -42,8 +45,10 @@ export async function startPeer(reply: (n: number) => Reply | Promise<Reply>): P
     server.close()
     await once(server, 'close')
   })
+  const port = (server.address() as AddressInfo).port
   return {
-    port: (server.address() as AddressInfo).port,
+    port,
+    dispatcher: dispatcherTo(port),
     requests: () => count,
     received: (n) =>
       new Promise<void>((resolve) => {
@@ -51,6 +56,13 @@ export async function startPeer(reply: (n: number) => Reply | Promise<Reply>): P
         else waiters.push({ n, resolve })
       }),
   }
+}
+
+/** A pool to 127.0.0.1:port, destroyed when the test finishes. */
+export function dispatcherTo(port: number): Pool {
+  const pool = new Pool(`http://127.0.0.1:${port}`)
+  onTestFinished(() => pool.destroy())
+  return pool
 }
 
 /** A port nothing listens on: bound once, then released. */

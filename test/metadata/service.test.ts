@@ -41,7 +41,7 @@ describe('MetadataService.ensureFresh', () => {
     const { metadata, plugins, peer, clock } = await harness(() => json(goodMetadata))
     await plugins.syncFromCatalog(echo)
 
-    const row = await metadata.ensureFresh('echo', peer.port, echo.checksum)
+    const row = await metadata.ensureFresh('echo', peer.dispatcher, echo.checksum)
     expect(row).toMatchObject({ id: 'echo', metadataState: 'fresh', metadata: goodMetadata, metadataError: null })
     expect(row.metadataFetchedAt?.getTime()).toBe(clock.now())
     expect(await plugins.get('echo')).toEqual(row)
@@ -53,8 +53,8 @@ describe('MetadataService.ensureFresh', () => {
     await plugins.syncFromCatalog(echo)
     const fresh = await plugins.saveMetadata('echo', goodMetadata)
 
-    expect(await metadata.ensureFresh('echo', peer.port, echo.checksum)).toEqual(fresh)
-    expect(await metadata.ensureFresh('echo', peer.port, echo.checksum)).toEqual(fresh)
+    expect(await metadata.ensureFresh('echo', peer.dispatcher, echo.checksum)).toEqual(fresh)
+    expect(await metadata.ensureFresh('echo', peer.dispatcher, echo.checksum)).toEqual(fresh)
     expect(peer.requests()).toBe(0)
   })
 
@@ -64,7 +64,10 @@ describe('MetadataService.ensureFresh', () => {
     await plugins.saveMetadata('echo', goodMetadata)
 
     expect(await metadata.markStale('echo')).toMatchObject({ metadataState: 'stale', metadata: goodMetadata })
-    expect(await metadata.ensureFresh('echo', peer.port, echo.checksum)).toMatchObject({ metadataState: 'fresh', metadata: otherMetadata })
+    expect(await metadata.ensureFresh('echo', peer.dispatcher, echo.checksum)).toMatchObject({
+      metadataState: 'fresh',
+      metadata: otherMetadata,
+    })
     expect(peer.requests()).toBe(1)
   })
 
@@ -74,7 +77,7 @@ describe('MetadataService.ensureFresh', () => {
     await plugins.saveMetadata('echo', goodMetadata)
     await plugins.syncFromCatalog({ ...echo, checksum: 'sum-2' }) // new code on disk: stale
 
-    const row = metadata.ensureFresh('echo', peer.port, echo.checksum)
+    const row = metadata.ensureFresh('echo', peer.dispatcher, echo.checksum)
     for (const ms of [1_000, 2_000]) {
       await clock.waitForTimer((t) => t.ms === ms)
       clock.advance(ms)
@@ -87,7 +90,7 @@ describe('MetadataService.ensureFresh', () => {
     const { metadata, plugins, peer, clock } = await harness(() => json(invalidMetadata))
     await plugins.syncFromCatalog(echo)
 
-    const row = metadata.ensureFresh('echo', peer.port, echo.checksum)
+    const row = metadata.ensureFresh('echo', peer.dispatcher, echo.checksum)
     for (const ms of [1_000, 2_000]) {
       await clock.waitForTimer((t) => t.ms === ms)
       clock.advance(ms)
@@ -101,7 +104,7 @@ describe('MetadataService.ensureFresh', () => {
     const { metadata, plugins, peer } = await harness((n) => (n === 1 ? gate : json(otherMetadata)))
     await plugins.syncFromCatalog(echo)
 
-    const calls = Array.from({ length: 5 }, () => metadata.ensureFresh('echo', peer.port, echo.checksum))
+    const calls = Array.from({ length: 5 }, () => metadata.ensureFresh('echo', peer.dispatcher, echo.checksum))
     await peer.received(1)
     release(json(goodMetadata))
     const rows = await Promise.all(calls)
@@ -110,7 +113,7 @@ describe('MetadataService.ensureFresh', () => {
 
     // The flight is over: a later refresh fetches again.
     await metadata.markStale('echo')
-    expect(await metadata.ensureFresh('echo', peer.port, echo.checksum)).toMatchObject({ metadata: otherMetadata })
+    expect(await metadata.ensureFresh('echo', peer.dispatcher, echo.checksum)).toMatchObject({ metadata: otherMetadata })
     expect(peer.requests()).toBe(2)
   })
 
@@ -122,7 +125,7 @@ describe('MetadataService.ensureFresh', () => {
     await plugins.saveMetadata('echo', otherMetadata)
     await plugins.markStale('echo')
 
-    const row = metadata.ensureFresh('echo', peer.port, echo.checksum)
+    const row = metadata.ensureFresh('echo', peer.dispatcher, echo.checksum)
     await peer.received(1)
     await plugins.syncFromCatalog({ ...echo, checksum: 'sum-2' })
     release(json(goodMetadata))
@@ -135,7 +138,7 @@ describe('MetadataService.ensureFresh', () => {
     await plugins.saveMetadata('echo', otherMetadata)
     await plugins.markStale('echo')
 
-    const row = await metadata.ensureFresh('echo', peer.port, echo.checksum) // this worker runs sum-1
+    const row = await metadata.ensureFresh('echo', peer.dispatcher, echo.checksum) // this worker runs sum-1
     expect(row).toMatchObject({ checksum: 'sum-new', metadataState: 'stale', metadata: otherMetadata })
     expect(await plugins.get('echo')).toMatchObject({ checksum: 'sum-new', metadataState: 'stale', metadata: otherMetadata })
   })
@@ -145,7 +148,7 @@ describe('MetadataService.ensureFresh', () => {
     await plugins.syncFromCatalog(legacy)
 
     expect(await metadata.markStale('legacy')).toMatchObject({ metadataState: 'fresh' })
-    expect(await metadata.ensureFresh('legacy', peer.port, legacy.checksum)).toMatchObject({
+    expect(await metadata.ensureFresh('legacy', peer.dispatcher, legacy.checksum)).toMatchObject({
       metadataState: 'fresh',
       metadata: goodMetadata,
     })
@@ -154,7 +157,7 @@ describe('MetadataService.ensureFresh', () => {
 
   it('rejects an unknown plugin with a coded error', async () => {
     const { metadata, peer } = await harness(() => json(goodMetadata))
-    await expect(metadata.ensureFresh('ghost', peer.port, echo.checksum)).rejects.toMatchObject({ code: 'PLUGIN_NOT_FOUND' })
+    await expect(metadata.ensureFresh('ghost', peer.dispatcher, echo.checksum)).rejects.toMatchObject({ code: 'PLUGIN_NOT_FOUND' })
     expect(await metadata.markStale('ghost')).toBeUndefined()
   })
 })

@@ -55,7 +55,9 @@ function appWith(token: string | undefined, address: string | undefined) {
       },
     )
   const deps = {
-    service: recorder('service'),
+    targets: recorder('targets'),
+    instances: recorder('instances'),
+    workers: recorder('workers'),
     registry: recorder('registry'),
     pool: recorder('pool'),
     forwarder: recorder('forwarder'),

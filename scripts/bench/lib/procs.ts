@@ -3,6 +3,7 @@
 // `leftovers()` let the orchestrator stop everything and then prove, pid by pid, that nothing is left.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { readFileSync, readdirSync } from 'node:fs'
+import { workerBaseEnv } from '../../../src/config.js'
 
 export interface ExitInfo {
   code: number | null
@@ -31,12 +32,7 @@ const seenPids = new Map<number, string>()
 
 /** The minimal environment a worker gets (CONTRACT.md §2), so spawn costs are comparable. */
 export function minimalEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH,
-    NODE_ENV: 'production',
-    HOME: process.env.HOME,
-    TMPDIR: process.env.TMPDIR ?? '/tmp',
-  }
+  const env: NodeJS.ProcessEnv = workerBaseEnv({ TMPDIR: '/tmp', ...process.env, NODE_ENV: 'production' })
   for (const [key, value] of Object.entries(extra)) if (value !== undefined) env[key] = value
   return env
 }

@@ -1,0 +1,97 @@
+import { z } from 'zod'
+import { GatewayError } from '../core/index.js'
+
+// What gateways of one cluster say to each other over HTTP. The forwarder never passes
+// x-plugin-gateway-* to a worker, nor from one (a plugin must not be able to answer as a gateway).
+export const HOP_HEADER = 'x-plugin-gateway-hop'
+export const SECRET_HEADER = 'x-plugin-gateway-secret'
+export const GENERATION_HEADER = 'x-plugin-gateway-generation'
+/** On a 503 to a forwarded request: this gateway is not (or no longer) the key's owner. */
+export const NOT_OWNER_HEADER = 'x-plugin-gateway-not-owner'
+/** On a 503 to a forwarded request: this gateway is shutting down; the key moves once it let go. */
+export const DRAINING_HEADER = 'x-plugin-gateway-draining'
+
+/** Reads one request header by lower-case name. */
+export type HeaderOf = (name: string) => string | undefined
+
+/** Headers that mark a request as forwarded by a peer, with the lease generation it saw. */
+export const peerHeaders = (secret: string, generation: number): Record<string, string> => ({
+  [HOP_HEADER]: '1',
+  [SECRET_HEADER]: secret,
+  [GENERATION_HEADER]: String(generation),
+})
+
+/** True for a request a peer gateway forwarded (hop header and the right secret); a wrong secret is 403. */
+export function isFromPeer(header: HeaderOf, secret: string): boolean {
+  if (header(HOP_HEADER) === undefined) return false
+  requireSecret(header, secret)
+  return true
+}
+
+/** Refuses (403) a request that does not carry the cluster secret. */
+export function requireSecret(header: HeaderOf, secret: string): void {
+  if (!sameSecret(header(SECRET_HEADER), secret)) throw new GatewayError('FORBIDDEN', 403, 'cluster requests need the cluster secret')
+}
+
+/** Compares in time that depends only on the secret's length, not on where `given` differs. */
+function sameSecret(given: string | undefined, secret: string): boolean {
+  if (given === undefined) return false
+  let diff = given.length ^ secret.length
+  for (let i = 0; i < secret.length; i++) diff |= (given.charCodeAt(i) | 0) ^ secret.charCodeAt(i)
+  return diff === 0
+}
+
+/** The lease generation the forwarding peer believed the owner holds. */
+export const seenGeneration = (header: HeaderOf): number | undefined => {
+  const value = Number(header(GENERATION_HEADER))
+  return Number.isSafeInteger(value) ? value : undefined
+}
+
+export const notOwner = (orgId: string, pluginId: string, ownerId?: string) =>
+  new GatewayError('NOT_OWNER', 503, `this gateway does not own the worker of ${orgId}/${pluginId}`, {
+    retryAfterSeconds: 1,
+    // Tells the forwarding gateway its cached owner is stale (and who owns the key now).
+    ...(ownerId !== undefined && { headers: { [NOT_OWNER_HEADER]: ownerId } }),
+  })
+
+/** This gateway is shutting down: a request a peer forwarded goes elsewhere, once the key has moved. */
+export const draining = () =>
+  new GatewayError('SHUTTING_DOWN', 503, 'gateway is shutting down', {
+    retryAfterSeconds: 1,
+    // The forwarding gateway waits for the key to move instead of relaying this.
+    headers: { [DRAINING_HEADER]: '1' },
+  })
+
+export const isNotOwner = (err: unknown): boolean => err instanceof GatewayError && err.code === 'NOT_OWNER'
+
+// Connection failures before any response: the request never reached the owner, or it died. Or the
+// owner is shutting down and did not take the request: the same wait for its lease, then a new owner.
+const OWNER_DRAINING = 'OWNER_DRAINING'
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', OWNER_DRAINING])
+
+/** The peer's answer to a forwarded request, when it says it is not the owner or is shutting down: handled, not relayed. */
+export const refuseNotOwner = (orgId: string, pluginId: string) => (status: number, headers: Record<string, unknown>) => {
+  if (status !== 503) return null
+  if (headers[NOT_OWNER_HEADER] !== undefined) return notOwner(orgId, pluginId)
+  if (headers[DRAINING_HEADER] !== undefined) {
+    return new GatewayError('WORKER_UNAVAILABLE', 503, `the owner of ${orgId}/${pluginId} is shutting down`, {
+      retryAfterSeconds: 1,
+      cause: { code: OWNER_DRAINING },
+    })
+  }
+  return null
+}
+
+/** A forward that failed this way may go to the (new) owner again; only a request without a body can be sent twice. */
+export function isRetryableAfter(err: unknown, bodyless: boolean): boolean {
+  const cause = err instanceof GatewayError ? (err.cause as { code?: string } | undefined) : undefined
+  return bodyless && (isNotOwner(err) || (cause?.code !== undefined && UNREACHABLE.has(cause.code)))
+}
+
+/** A peer's worker as its admin API shows it; checked for the fields the listing relies on. */
+export const WorkerListing = z.looseObject({ orgId: z.string(), pluginId: z.string(), state: z.string() })
+export type WorkerListing = z.infer<typeof WorkerListing>
+export const WorkerListings = z.object({ workers: z.array(WorkerListing) })
+
+/** What one peer gateway said its workers are (GET /internal/workers), or why it could not. */
+export type PeerWorkers = { gatewayId: string; workers: WorkerListing[] } | { gatewayId: string; error: string }
