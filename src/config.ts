@@ -119,6 +119,8 @@ const Env = z
       .optional(),
     INTERNAL_URL: z.url({ protocol: /^https?$/ }).optional(),
     TRUST_FORWARDED: z.stringbool().default(false),
+    // The public path on Node without building a Hono context (same rules); false: through the Hono app.
+    PUBLIC_FAST_PATH: z.stringbool().default(true),
     CLUSTER_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
     LEASE_TTL_MS: ms(500).default(10_000),
     HEARTBEAT_MS: ms(100).default(2_000),
@@ -165,7 +167,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()) {
   return deepFreeze({
     /** Where this gateway is installed: its processes run scripts from here (orphan checks). */
     installDir: packageRoot,
-    server: { host: e.HOST, port: e.PORT, maxHeaderBytes: e.MAX_HEADER_BYTES },
+    server: { host: e.HOST, port: e.PORT, maxHeaderBytes: e.MAX_HEADER_BYTES, publicFastPath: e.PUBLIC_FAST_PATH },
     database: { url: resolveFileUrl(e.DATABASE_URL, cwd), authToken: e.DATABASE_AUTH_TOKEN },
     pluginDirs: e.PLUGINS_DIR.split(':')
       .filter(Boolean)

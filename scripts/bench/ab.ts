@@ -7,6 +7,8 @@
 //
 //   npx tsx scripts/bench/ab.ts --a=/path/to/checkout-a --b=/path/to/checkout-b [--rounds=6] [--seconds=3] [--connections=1,32] [--alternate]
 //     [--a-node-args="--max-semi-space-size=4"] [--b-node-args=…]   (node flags for one side's gateway)
+//     [--a-env="PUBLIC_FAST_PATH=false"] [--b-env=…]                 (gateway environment for one side)
+//   --b=undici or --b=fastify: side B is that reference proxy in front of side A's own worker.
 //
 // Cold start (--cold): each round times one cold request through A, one through B (no prewarmed
 // pool; with --pool also one each with PREWARM_POOL_SIZE=1) and one bare `node -e` floor per node
@@ -19,29 +21,53 @@ import { startBenchGateway, type BenchGateway } from './lib/gateway.js'
 import { closeHttp } from './lib/http.js'
 import { measureLoad, type LoadResult } from './lib/load.js'
 import { leftovers, stopAll } from './lib/procs.js'
+import { startFastifyProxy, startUndiciProxy } from './lib/reference-proxies.js'
 import { fmt, fmtInt, mean, median, paired, ratio, summarize } from './lib/stats.js'
 
 const arg = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3)
 const checkouts = { A: arg('a'), B: arg('b') }
-if (!checkouts.A || !checkouts.B) throw new Error('usage: --a=<checkout> --b=<checkout> [--cold]')
+if (!checkouts.A || !checkouts.B) throw new Error('usage: --a=<checkout> --b=<checkout>|undici|fastify [--cold]')
+const REFERENCES = { undici: startUndiciProxy, fastify: startFastifyProxy } as const
 const rounds = Number(arg('rounds') ?? 6)
 const seconds = Number(arg('seconds') ?? 3)
 const connections = (arg('connections') ?? '1,32').split(',').map(Number)
 const together = !process.argv.includes('--alternate')
 const nodes = { A: arg('a-node') ?? process.execPath, B: arg('b-node') ?? process.execPath }
 
-async function start(label: 'A' | 'B', dir: string): Promise<{ label: string; gw: BenchGateway; url: string }> {
+interface Side {
+  label: string
+  url: string
+  /** The process whose CPU time is charged to the requests. */
+  pid: number
+  /** The side's own warm worker. */
+  upstream: string
+}
+
+async function start(label: 'A' | 'B', dir: string): Promise<Side> {
   const nodeArgs = (arg(`${label.toLowerCase()}-node-args`) ?? '').split(' ').filter(Boolean)
-  const gw = await startBenchGateway({
+  const env = Object.fromEntries(
+    (arg(`${label.toLowerCase()}-env`) ?? '')
+      .split(' ')
+      .filter(Boolean)
+      .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+  )
+  const gw: BenchGateway = await startBenchGateway({
     name: `gateway ${label}`,
     main: join(resolve(dir), 'dist', 'node', 'main.js'),
     nodeArgs,
-    node: nodes[label as 'A' | 'B'],
+    node: nodes[label],
+    env,
   })
   await gw.enable('ab', 'echo')
   const res = await gw.get('ab', 'echo', '/items/1')
   if (res.status !== 200) throw new Error(`${label}: warm-up answered ${res.status} ${res.body}`)
-  return { label, gw, url: `${gw.url}/orgs/ab/plugins/echo/items/1` }
+  const worker = (await gw.workers()).find((w) => w.orgId === 'ab' && w.state === 'ready')
+  return { label, url: `${gw.url}/orgs/ab/plugins/echo/items/1`, pid: gw.pid, upstream: `http://127.0.0.1:${worker?.port}` }
+}
+
+async function startReference(name: keyof typeof REFERENCES, a: Side): Promise<Side> {
+  const proxy = await REFERENCES[name](a.upstream)
+  return { label: 'B', url: `${proxy.url}/items/1`, pid: proxy.pid, upstream: a.upstream }
 }
 
 try {
@@ -55,12 +81,15 @@ try {
 }
 
 async function warm(): Promise<void> {
-  const sides = [await start('A', checkouts.A as string), await start('B', checkouts.B as string)]
+  const [dirA, dirB] = [checkouts.A as string, checkouts.B as string]
+  const a = await start('A', dirA)
+  const b = dirB in REFERENCES ? await startReference(dirB as keyof typeof REFERENCES, a) : await start('B', dirB)
+  const sides = [a, b]
   for (const c of connections) {
     const results: Record<string, LoadResult[]> = { A: [], B: [] }
     for (let r = 0; r < rounds; r++) {
       const measure = (side: (typeof sides)[number]) =>
-        measureLoad(side.url, { connections: c, durationS: seconds, warmupS: 0.5, cpuPids: [side.gw.pid] })
+        measureLoad(side.url, { connections: c, durationS: seconds, warmupS: 0.5, cpuPids: [side.pid] })
       if (together) {
         const [a, b] = await Promise.all(sides.map(measure))
         results.A?.push(a as LoadResult)

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import { createServer, type Server as HttpServer, type ServerResponse } from 'node:http'
+import { createServer, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { hostname } from 'node:os'
 import { getRequestListener, RequestError, type HttpBindings } from '@hono/node-server'
@@ -32,6 +32,7 @@ import type { SecretBox } from '../secrets/index.js'
 import { openSecretBox } from '../secrets/node/index.js'
 import { callWorker, createWorkerPool, type SpawnFn } from '../workers/index.js'
 import { hasLiveGatewayParent, killOrphanedWorkers } from './orphans.js'
+import { createPublicFastPath } from './public-fast-path.js'
 
 export interface GatewayOptions {
   config: Config
@@ -155,6 +156,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     const value = (c.env as HttpBindings).incoming.headers[name]
     return Array.isArray(value) ? value.join(', ') : value
   }
+  const proxy = createNodeProxy(config.proxy)
   const app = createApp({
     servePublic,
     targets,
@@ -162,7 +164,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     workers,
     registry,
     pool,
-    forwarder: honoForwarder(createNodeProxy(config.proxy)),
+    forwarder: honoForwarder(proxy),
     log,
     adminToken: config.adminToken,
     clientAddress,
@@ -176,9 +178,13 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   })
 
   // Not @hono/node-server's serve(): it cannot pass an errorHandler, and without one a request the
-  // adapter refuses before the app runs (a backslash in the path, a bad Host) gets a bare 400.
-  const listener = getRequestListener(app.fetch, { hostname: config.server.host, errorHandler: refuseUnreadableRequest })
-  const server: HttpServer = createServer({ maxHeaderSize: config.server.maxHeaderBytes }, listener)
+  // adapter refuses before the app runs (a backslash in the path, a bad Host) gets a bare 400. And
+  // plain public requests take the fast path first.
+  const serveApp = getRequestListener(app.fetch, { hostname: config.server.host, errorHandler: refuseUnreadableRequest })
+  const servePublicOnNode = config.server.publicFastPath ? createPublicFastPath({ servePublic, proxy, log, metrics }) : () => false
+  const server = createServer({ maxHeaderSize: config.server.maxHeaderBytes }, (incoming, outgoing) => {
+    if (!servePublicOnNode(incoming, outgoing)) void serveApp(incoming, outgoing)
+  })
   server.listen(config.server.port, config.server.host)
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve)

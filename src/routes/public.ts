@@ -68,7 +68,7 @@ export function createPublicPath(deps: PublicPathDeps) {
     const req: AdmitRequest = { orgId, pluginId, method: ex.method, path }
     const routed = cluster ? await routeInCluster(cluster, ex, req) : HERE
     if (routed.kind === 'forwarded') return routed.response
-    const lease = await admission.admit(req, ex.clientSignal)
+    const lease = await admission.admit(req, () => ex.clientSignal())
     ex.cold = lease.cold
     return ex.forward({
       dispatcher: lease.worker.dispatcher,
