@@ -197,12 +197,14 @@ export function pluginPath(pathname: string, orgId: string, pluginId: string): s
 
 /** DESIGN.md request path, step 1; also applied by the edge entry before it forwards. */
 export function isControlPath(path: string): boolean {
-  const first = path.split('/')[1] ?? ''
-  let segment = first
-  try {
-    segment = decodeURIComponent(first)
-  } catch {
-    return true // undecodable percent-encoding: refuse rather than guess what the worker would see
+  const end = path.indexOf('/', 1)
+  let segment = end < 0 ? path.slice(1) : path.slice(1, end)
+  if (segment.includes('%')) {
+    try {
+      segment = decodeURIComponent(segment)
+    } catch {
+      return true // undecodable percent-encoding: refuse rather than guess what the worker would see
+    }
   }
   return CONTROL_SEGMENTS.has(segment.toLowerCase())
 }

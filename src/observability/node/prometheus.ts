@@ -3,6 +3,7 @@ import type { WorkerKey } from '../../core/index.js'
 import { workerKey } from '../../core/index.js'
 import type { PoolEvent, WorkerInfo, WorkerState } from '../../workers/index.js'
 import type { Metrics, RequestSample } from '../metrics.js'
+import { tallyCounter, tallyHistogram } from './tallies.js'
 
 export interface PrometheusMetricsDeps {
   /** Live workers, read at scrape time (no per-request bookkeeping for gauges). */
@@ -31,18 +32,16 @@ export function createPrometheusMetrics(deps: PrometheusMetricsDeps): Metrics & 
     buckets: COLD_START_BUCKETS,
     registers,
   })
-  const proxyDuration = new Histogram({
+  const proxyDuration = tallyHistogram(registry, {
     name: `${p}proxy_duration_seconds`,
     help: 'Proxied requests: time until the response headers, by whether the request was cold',
-    labelNames: ['cold'] as const,
+    labelName: 'cold',
     buckets: PROXY_BUCKETS,
-    registers,
   })
-  const requests = new Counter({
+  const requests = tallyCounter(registry, {
     name: `${p}http_requests_total`,
     help: 'Responses by route class and status',
-    labelNames: ['route', 'status'] as const,
-    registers,
+    labelNames: ['route', 'status'],
   })
   const spawns = new Counter({ name: `${p}worker_spawns_total`, help: 'Worker starts begun', registers })
   const restarts = new Counter({
@@ -103,9 +102,9 @@ export function createPrometheusMetrics(deps: PrometheusMetricsDeps): Metrics & 
   return {
     registry,
     observeRequest(s: RequestSample) {
-      requests.inc({ route: s.route, status: String(s.status) })
+      requests.inc(s.route, s.status)
       if (s.route !== 'proxy') return
-      proxyDuration.observe({ cold: s.cold ? 'true' : 'false' }, seconds(s.durationMs))
+      proxyDuration.observe(s.cold ? 'true' : 'false', seconds(s.durationMs))
       if (s.cold) coldStart.observe({ phase: 'queue' }, seconds(s.cold.queueMs))
     },
     observePoolEvent(e: PoolEvent) {
