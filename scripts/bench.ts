@@ -68,7 +68,12 @@ const SCENARIOS: Scenario[] = [
     id: 'cluster',
     title: 'Cluster: owner vs non-owner',
     timeoutS: 300,
-    run: () => cluster(quick ? { durationS: 2, warmupS: 1, connections: [1, 32] } : { durationS: 5, warmupS: 1, connections: [1, 32] }),
+    run: () =>
+      cluster(
+        quick
+          ? { durationS: 2, warmupS: 1, rounds: 1, connections: [1, 32] }
+          : { durationS: 3, warmupS: 0.5, rounds: 3, connections: [1, 32] },
+      ),
   },
 ]
 

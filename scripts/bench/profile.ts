@@ -1,7 +1,10 @@
 // CPU profile of the gateway's hot path: the gateway runs under --cpu-prof while autocannon drives
-// warm proxied requests at it; the profile's top self-time functions and modules are printed.
+// warm proxied requests at it; the profile's top self-time functions and modules are printed, from
+// the samples taken during the measured load only, as µs per request (the profiler's own overhead
+// makes them larger than the CPU time per request a bench run reports: read them as shares).
 //
 //   npm run build && npx tsx scripts/bench/profile.ts [--seconds=10] [--connections=32] [--top=40] [--callers=<regex>] [--depth=6] [--keep]
+//     [--env="PUBLIC_FAST_PATH=false"]   (gateway environment)
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
@@ -27,22 +30,38 @@ interface ProfileNode {
 }
 interface CpuProfile {
   nodes: ProfileNode[]
+  /** µs on the monotonic clock, the one process.hrtime reads. */
+  startTime: number
   samples: number[]
   timeDeltas: number[]
 }
 
+const env = Object.fromEntries(
+  (process.argv.find((a) => a.startsWith('--env='))?.slice('--env='.length) ?? '')
+    .split(' ')
+    .filter(Boolean)
+    .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+)
+const monotonicUs = () => Number(process.hrtime.bigint() / 1000n)
+
 const dir = await mkdtemp(join(tmpdir(), 'plugin-gateway-prof-'))
 try {
-  const gw = await startBenchGateway({ name: 'gateway (profiled)', nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`] })
+  const gw = await startBenchGateway({ name: 'gateway (profiled)', nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`], env })
   await gw.enable('prof', 'echo')
   const url = `${gw.url}/orgs/prof/plugins/echo/items/1`
   await gw.get('prof', 'echo', '/items/1')
-  const r = await measureLoad(url, { connections, durationS: seconds, warmupS: 1 })
+  await measureLoad(url, { connections, durationS: 1, warmupS: 0 })
+  const from = monotonicUs()
+  const r = await measureLoad(url, { connections, durationS: seconds, warmupS: 0, cpuPids: [gw.pid] })
+  const to = monotonicUs()
   await gw.stop() // SIGTERM: the gateway exits cleanly, which writes the profile
-  console.log(`load: ${Math.round(r.rps)} rps at c=${connections}, p99 ${r.p99Ms} ms, errors ${r.errors}\n`)
+  console.log(
+    `load: ${Math.round(r.rps)} rps at c=${connections}, p99 ${r.p99Ms} ms, errors ${r.errors}, ` +
+      `${r.cpuUsPerRequest.toFixed(1)} µs CPU per request (profiler included)\n`,
+  )
   const file = (await readdir(dir)).find((f) => f.endsWith('.cpuprofile'))
   if (!file) throw new Error('no .cpuprofile written')
-  summarize(JSON.parse(await readFile(join(dir, file), 'utf8')) as CpuProfile)
+  summarize(within(JSON.parse(await readFile(join(dir, file), 'utf8')) as CpuProfile, from, to), r.requests)
   if (process.argv.includes('--keep')) console.log(`\nprofile kept: ${join(dir, file)}`)
 } finally {
   await stopAll()
@@ -52,7 +71,21 @@ try {
   if (left.length > 0) console.error('left running:', left)
 }
 
-function summarize(p: CpuProfile): void {
+/** The profile's samples taken between from and to (µs, monotonic). */
+function within(p: CpuProfile, from: number, to: number): CpuProfile {
+  const samples: number[] = []
+  const timeDeltas: number[] = []
+  let at = p.startTime
+  for (const [i, id] of p.samples.entries()) {
+    at += p.timeDeltas[i] ?? 0
+    if (at < from || at > to) continue
+    samples.push(id)
+    timeDeltas.push(p.timeDeltas[i] ?? 0)
+  }
+  return { ...p, samples, timeDeltas }
+}
+
+function summarize(p: CpuProfile, requests: number): void {
   // Self time per node: sum of the sampling intervals attributed to it.
   const selfUs = new Map<number, number>()
   for (const [i, id] of p.samples.entries()) selfUs.set(id, (selfUs.get(id) ?? 0) + (p.timeDeltas[i] ?? 0))
@@ -68,21 +101,23 @@ function summarize(p: CpuProfile): void {
     byFn.set(fn, (byFn.get(fn) ?? 0) + us)
     byModule.set(moduleOf(url, functionName), (byModule.get(moduleOf(url, functionName)) ?? 0) + us)
   }
+  const busy = total - (byFn.get('(idle)  ') ?? 0)
+  console.log(`${requests} requests; ${(busy / requests).toFixed(1)} µs busy per request in the profile\n`)
   const print = (title: string, m: Map<string, number>, n: number) => {
-    console.log(title)
+    console.log(`${title} (share of all samples, µs per request)`)
     for (const [k, us] of [...m].sort((a, b) => b[1] - a[1]).slice(0, n)) {
-      console.log(`${((100 * us) / total).toFixed(1).padStart(6)}%  ${(us / 1000).toFixed(0).padStart(6)} ms  ${k}`)
+      console.log(`${((100 * us) / total).toFixed(1).padStart(6)}%  ${(us / requests).toFixed(2).padStart(7)} µs  ${k}`)
     }
     console.log('')
   }
   print('self time by module', byModule, 25)
   print('self time by function', byFn, top)
-  printInclusive(p, selfUs, total, top)
+  printInclusive(p, selfUs, total, top, requests)
   if (callers) printCallers(p, selfUs, total, new RegExp(callers))
 }
 
 /** Inclusive (self + callees) time per function, each sample counted once per function on its stack. */
-function printInclusive(p: CpuProfile, selfUs: Map<number, number>, total: number, n: number): void {
+function printInclusive(p: CpuProfile, selfUs: Map<number, number>, total: number, n: number, requests: number): void {
   const byId = new Map(p.nodes.map((node) => [node.id, node]))
   const inclusive = new Map<string, number>()
   const visit = (id: number, onStack: ReadonlySet<string>) => {
@@ -97,9 +132,9 @@ function printInclusive(p: CpuProfile, selfUs: Map<number, number>, total: numbe
   }
   const root = p.nodes[0]
   if (root) visit(root.id, new Set())
-  console.log('inclusive time by function')
+  console.log('inclusive time by function (share of all samples, µs per request)')
   for (const [k, us] of [...inclusive].sort((a, b) => b[1] - a[1]).slice(0, n)) {
-    console.log(`${((100 * us) / total).toFixed(1).padStart(6)}%  ${(us / 1000).toFixed(0).padStart(6)} ms  ${k}`)
+    console.log(`${((100 * us) / total).toFixed(1).padStart(6)}%  ${(us / requests).toFixed(2).padStart(7)} µs  ${k}`)
   }
   console.log('')
 }

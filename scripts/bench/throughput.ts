@@ -5,7 +5,14 @@ import type { BenchGateway } from './lib/gateway.js'
 import { startBenchGateway } from './lib/gateway.js'
 import { timedRequest } from './lib/http.js'
 import { measureLoad, type LoadResult } from './lib/load.js'
-import { startFastifyProxy, startNginx, startUndiciProxy, type ProxyStart, type RunningProxy } from './lib/reference-proxies.js'
+import {
+  startFastifyProxy,
+  startGatewayForwarder,
+  startNginx,
+  startUndiciProxy,
+  type ProxyStart,
+  type RunningProxy,
+} from './lib/reference-proxies.js'
 import { target, type Section } from './lib/report.js'
 import { fmt, fmtInt, median, paired, ratio } from './lib/stats.js'
 
@@ -30,20 +37,28 @@ const FASTIFY = '@fastify/http-proxy'
 const UNDICI = 'node:http + undici Pool'
 const NGINX = 'nginx'
 const DIRECT = 'direct to worker'
+// The gateway's layers: its forwarder alone, and its public path through the Hono app instead of the fast path.
+const FORWARDER = "node:http + the gateway's forwarder, no rules"
+const GATEWAY_HONO = 'plugin-gateway, public path through Hono'
 
 export async function throughput(opts: ThroughputOptions): Promise<Section> {
   const gw = await startBenchGateway({ name: 'gateway (throughput)' })
+  const honoGw = await startBenchGateway({ name: 'gateway (throughput, through Hono)', env: { PUBLIC_FAST_PATH: 'false' } })
   const started: RunningProxy[] = []
   const notes: string[] = []
   try {
     const { upstream, workerPid } = await warmWorker(gw)
+    await warmWorker(honoGw)
     const targets: LoadTarget[] = [
       { name: DIRECT, url: `${upstream}${ROUTE}`, pid: workerPid },
       { name: GATEWAY, url: `${gw.url}/orgs/${ORG}/plugins/echo${ROUTE}`, pid: gw.pid },
+      { name: GATEWAY_HONO, url: `${honoGw.url}/orgs/${ORG}/plugins/echo${ROUTE}`, pid: honoGw.pid },
     ]
+    notes.push(`${GATEWAY_HONO}: a second gateway (PUBLIC_FAST_PATH=false) in front of its own echo worker.`)
     const references: Array<[string, Promise<ProxyStart>]> = [
       [FASTIFY, startFastifyProxy(upstream)],
       [UNDICI, startUndiciProxy(upstream)],
+      [FORWARDER, startGatewayForwarder(upstream)],
       [NGINX, startNginx(upstream)],
     ]
     for (const [name, starting] of references) {
@@ -71,7 +86,7 @@ export async function throughput(opts: ThroughputOptions): Promise<Section> {
     return report(targets, results, opts, notes)
   } finally {
     await Promise.all(started.map((p) => p.stop()))
-    await gw.stop()
+    await Promise.all([gw.stop(), honoGw.stop()])
   }
 }
 
@@ -127,9 +142,17 @@ const rounds = (results: Map<string, LoadResult[]>, a: string, b: string, c: num
 const pairedRatio = (results: Map<string, LoadResult[]>, name: string, c: number): number =>
   median(paired(...rounds(results, GATEWAY, name, c), (g, o) => ratio(g.rps, o.rps)))
 
+/** The gateway's CPU per request over another target's, per round, then the median. */
+const pairedCpuRatio = (results: Map<string, LoadResult[]>, name: string, c: number): number =>
+  median(paired(...rounds(results, GATEWAY, name, c), (g, o) => ratio(g.cpuUsPerRequest, o.cpuUsPerRequest)))
+
 /** A target's mean latency minus direct's, per round, then the median: its added latency. */
 const pairedAddedMs = (results: Map<string, LoadResult[]>, name: string, c: number): number =>
   median(paired(...rounds(results, name, DIRECT, c), (t, d) => t.meanMs - d.meanMs))
+
+/** The gateway's mean latency minus another target's, per round, then the median. */
+const pairedExtraMs = (results: Map<string, LoadResult[]>, name: string, c: number): number =>
+  median(paired(...rounds(results, GATEWAY, name, c), (g, o) => g.meanMs - o.meanMs))
 
 function report(targets: readonly LoadTarget[], results: Map<string, LoadResult[]>, opts: ThroughputOptions, notes: string[]): Section {
   const lo = Math.min(...opts.connections)
@@ -155,17 +178,19 @@ function report(targets: readonly LoadTarget[], results: Map<string, LoadResult[
   })
 
   const gw = (c: number) => at(GATEWAY, c)?.rps ?? NaN
-  const gwCpu = at(GATEWAY, hi)?.cpuUs ?? NaN
   const ratioRows = targets
     .filter((t) => t.name !== GATEWAY)
     .map((t) => [
       t.name,
       `${fmt(pairedRatio(results, t.name, lo), 2)}×`,
       `${fmt(pairedRatio(results, t.name, hi), 2)}×`,
-      t.name === DIRECT ? '—' : `${fmt(ratio(gwCpu, at(t.name, hi)?.cpuUs ?? NaN), 2)}×`,
+      t.name === DIRECT ? '—' : `${fmt(pairedCpuRatio(results, t.name, hi), 2)}×`,
     ])
 
   const addedMs = pairedAddedMs(results, GATEWAY, lo)
+  const baselineAddedMs = pairedAddedMs(results, UNDICI, lo)
+  const extraMs = pairedExtraMs(results, UNDICI, lo)
+  const cpuRatio = pairedCpuRatio(results, UNDICI, hi)
   const vs = (name: string, min: number) => {
     const ref = at(name, hi)?.rps
     const r = pairedRatio(results, name, hi)
@@ -185,7 +210,9 @@ function report(targets: readonly LoadTarget[], results: Map<string, LoadResult[
       `each ${opts.warmupS} s warm-up + ${opts.durationS} s measured; figures are the median over rounds, and each ratio is the median of the per-round ratios (gateway and baseline measured in the same round). ` +
       `At c=${lo} the mean latency is ${lo}000 / rps (autocannon's percentiles are whole ms); "added" is the median over rounds of that minus direct's in the same round. ` +
       `CPU µs/req is the CPU time (all threads, /proc/<pid>/task/*/schedstat) of the proxy's own process per request ` +
-      `(for direct: the worker's), which background load on the machine disturbs far less than rps.`,
+      `(for direct: the worker's), which background load on the machine disturbs far less than rps; its ratios are medians of per-round ratios too. ` +
+      `The gateway's layers: "${FORWARDER}" is node:http in front of the gateway's forwarder (dist/proxy) with none of its rules ` +
+      `(scripts/bench/proxies/gateway-forwarder.ts); "${GATEWAY_HONO}" serves the same rules through the Hono app instead of the Node fast path.`,
     tables: [
       {
         headers: [
@@ -211,7 +238,18 @@ function report(targets: readonly LoadTarget[], results: Map<string, LoadResult[
     targets: [
       vs(FASTIFY, 1.0),
       vs(UNDICI, 0.8),
-      target(`added latency at c=${lo}`, '≤ 0.15 ms', `${fmt(addedMs, 3)} ms`, Number.isFinite(addedMs) ? addedMs <= 0.15 : null),
+      target(
+        `CPU per request vs ${UNDICI} (c=${hi})`,
+        '≤ 1.25×',
+        `${fmt(cpuRatio, 2)}× (${fmt(at(GATEWAY, hi)?.cpuUs, 1)} vs ${fmt(at(UNDICI, hi)?.cpuUs, 1)} µs)`,
+        Number.isFinite(cpuRatio) ? cpuRatio <= 1.25 : null,
+      ),
+      target(
+        `added latency at c=${lo}`,
+        `≤ ${UNDICI}'s + 0.03 ms`,
+        `${fmt(addedMs, 3)} ms (${UNDICI}: ${fmt(baselineAddedMs, 3)} ms; difference ${fmt(extraMs, 3)} ms)`,
+        Number.isFinite(extraMs) ? extraMs <= 0.03 : null,
+      ),
     ],
   }
 }

@@ -28,6 +28,7 @@ async function startNodeProxy(name: string, script: string, upstream: string): P
 
 export const startUndiciProxy = (upstream: string) => startNodeProxy('undici-proxy', 'undici-proxy.ts', upstream)
 export const startFastifyProxy = (upstream: string) => startNodeProxy('fastify-proxy', 'fastify-proxy.ts', upstream)
+export const startGatewayForwarder = (upstream: string) => startNodeProxy('gateway-forwarder', 'gateway-forwarder.ts', upstream)
 
 /** nginx, one process (master_process off), keep-alive to the upstream; skipped when not installed. */
 export async function startNginx(upstream: string): Promise<ProxyStart> {
