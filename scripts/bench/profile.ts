@@ -5,6 +5,8 @@
 //
 //   npm run build && npx tsx scripts/bench/profile.ts [--seconds=10] [--connections=32] [--top=40] [--callers=<regex>] [--depth=6] [--keep]
 //     [--env="PUBLIC_FAST_PATH=false"]   (gateway environment)
+//     [--interval=100]   (sampling interval, µs; V8's default is 1000)
+//     [--cluster]   two gateways on one database: the load goes to the one that does not own the worker, both are profiled
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
@@ -12,7 +14,7 @@ import { startBenchGateway } from './lib/gateway.js'
 import { closeHttp } from './lib/http.js'
 import { measureLoad } from './lib/load.js'
 import { ROOT } from './lib/paths.js'
-import { leftovers, stopAll } from './lib/procs.js'
+import { cpuNs, leftovers, stopAll } from './lib/procs.js'
 
 const flag = (name: string, fallback: number) => Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? fallback)
 const seconds = flag('seconds', 10)
@@ -44,25 +46,45 @@ const env = Object.fromEntries(
 )
 const monotonicUs = () => Number(process.hrtime.bigint() / 1000n)
 
+const clustered = process.argv.includes('--cluster')
 const dir = await mkdtemp(join(tmpdir(), 'plugin-gateway-prof-'))
 try {
-  const gw = await startBenchGateway({ name: 'gateway (profiled)', nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`], env })
-  await gw.enable('prof', 'echo')
-  const url = `${gw.url}/orgs/prof/plugins/echo/items/1`
-  await gw.get('prof', 'echo', '/items/1')
+  const profiled = (name: string, extra: Record<string, string> = {}) =>
+    startBenchGateway({
+      name,
+      nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${join(dir, name)}`, `--cpu-prof-interval=${flag('interval', 1000)}`],
+      env: { ...env, ...extra },
+    })
+  const cluster = (id: string) => ({
+    DATABASE_URL: `file:${join(dir, 'cluster.db')}`,
+    CLUSTER_SECRET: 'profile-cluster-secret-0123',
+    GATEWAY_ID: id,
+  })
+  const owner = await profiled('owner', clustered ? cluster('owner') : {})
+  const other = clustered ? await profiled('non-owner', cluster('non-owner')) : undefined
+  await owner.enable('prof', 'echo')
+  await owner.get('prof', 'echo', '/items/1') // the owner starts the worker
+  const loaded = other ?? owner
+  const url = `${loaded.url}/orgs/prof/plugins/echo/items/1`
   await measureLoad(url, { connections, durationS: 1, warmupS: 0 })
+  const profiledGateways = other ? [other, owner] : [owner]
+  const cpuBefore = profiledGateways.map((g) => cpuNs(g.pid))
   const from = monotonicUs()
-  const r = await measureLoad(url, { connections, durationS: seconds, warmupS: 0, cpuPids: [gw.pid] })
+  const r = await measureLoad(url, { connections, durationS: seconds, warmupS: 0 })
   const to = monotonicUs()
-  await gw.stop() // SIGTERM: the gateway exits cleanly, which writes the profile
+  const cpuUs = profiledGateways.map((g, i) => ((cpuNs(g.pid) - (cpuBefore[i] ?? 0)) / 1000 / r.requests).toFixed(1))
+  for (const g of profiledGateways) await g.stop() // SIGTERM: the gateway exits cleanly, which writes the profile
   console.log(
-    `load: ${Math.round(r.rps)} rps at c=${connections}, p99 ${r.p99Ms} ms, errors ${r.errors}, ` +
-      `${r.cpuUsPerRequest.toFixed(1)} µs CPU per request (profiler included)\n`,
+    `load: ${Math.round(r.rps)} rps at c=${connections}, p99 ${r.p99Ms} ms, errors ${r.errors}; ` +
+      `CPU µs per request (profiler included): ${other ? `non-owner ${cpuUs[0]}, owner ${cpuUs[1]}` : cpuUs[0]}\n`,
   )
-  const file = (await readdir(dir)).find((f) => f.endsWith('.cpuprofile'))
-  if (!file) throw new Error('no .cpuprofile written')
-  summarize(within(JSON.parse(await readFile(join(dir, file), 'utf8')) as CpuProfile, from, to), r.requests)
-  if (process.argv.includes('--keep')) console.log(`\nprofile kept: ${join(dir, file)}`)
+  for (const name of other ? ['non-owner', 'owner'] : ['owner']) {
+    const file = (await readdir(join(dir, name))).find((f) => f.endsWith('.cpuprofile'))
+    if (!file) throw new Error(`no .cpuprofile written by ${name}`)
+    if (other) console.log(`=== ${name} ===\n`)
+    summarize(within(JSON.parse(await readFile(join(dir, name, file), 'utf8')) as CpuProfile, from, to), r.requests)
+    if (process.argv.includes('--keep')) console.log(`\nprofile kept: ${join(dir, name, file)}`)
+  }
 } finally {
   await stopAll()
   await closeHttp()
