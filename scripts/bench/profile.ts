@@ -44,6 +44,9 @@ const env = Object.fromEntries(
     .filter(Boolean)
     .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
 )
+// The syscalls that send on a socket; on loopback they also run the receiver's side of TCP.
+const SOCKET_WRITES = /^(writev|writeLatin1String|writeUtf8String|writeBuffer|writeAsciiString) {2}$/
+
 const monotonicUs = () => Number(process.hrtime.bigint() / 1000n)
 
 const clustered = process.argv.includes('--cluster')
@@ -132,6 +135,19 @@ function summarize(p: CpuProfile, requests: number): void {
     }
     console.log('')
   }
+  const byLayer = new Map<string, number>()
+  for (const [module, us] of byModule) byLayer.set(layerOf(module), (byLayer.get(layerOf(module)) ?? 0) + us)
+  for (const [fn, us] of byFn) {
+    if (!SOCKET_WRITES.test(fn)) continue
+    byLayer.set('kernel: socket writes (native)', (byLayer.get('kernel: socket writes (native)') ?? 0) + us)
+    byLayer.set('native, other', (byLayer.get('native, other') ?? 0) - us)
+  }
+  byLayer.delete('(idle)')
+  console.log('self time by layer (share of busy samples, µs per request)')
+  for (const [k, us] of [...byLayer].sort((a, b) => b[1] - a[1])) {
+    console.log(`${((100 * us) / busy).toFixed(1).padStart(6)}%  ${(us / requests).toFixed(2).padStart(7)} µs  ${k}`)
+  }
+  console.log('')
   print('self time by module', byModule, 25)
   print('self time by function', byFn, top)
   printInclusive(p, selfUs, total, top, requests)
@@ -183,6 +199,21 @@ function printCallers(p: CpuProfile, selfUs: Map<number, number>, total: number,
   for (const [k, us] of [...stacks].sort((a, b) => b[1] - a[1]).slice(0, 15)) {
     console.log(`${((100 * us) / total).toFixed(1).padStart(6)}%  ${k}`)
   }
+}
+
+/** The part of the stack a module belongs to, for the per-layer split of a request's CPU time. */
+function layerOf(module: string): string {
+  if (module === '(idle)') return '(idle)'
+  if (module === '(garbage collector)') return 'garbage collector'
+  if (module === '(native)' || module === '(program)') return 'native, other'
+  if (module.startsWith('node:')) return 'node: http, net, streams, events, timers'
+  if (module === 'undici' || module.startsWith('wasm://')) return 'undici (and its llhttp parser)'
+  if (module === 'hono' || module === '@hono/node-server') return 'hono, @hono/node-server (routers for declared routes too)'
+  if (module.startsWith('dist/proxy/')) return 'gateway: forwarder (dist/proxy)'
+  if (module.startsWith('dist/node/')) return 'gateway: Node entry, fast path (dist/node)'
+  if (/^dist\/(routes|gateway|cluster|metadata|registry|contract)\//.test(module)) return 'gateway: rules and admission'
+  if (/^dist\/(workers|observability|core)\//.test(module) || module === 'prom-client') return 'gateway: pool, leases, metrics'
+  return 'other modules'
 }
 
 function shortUrl(url: string): string {
