@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http'
 import { connectionTokens, HOP_BY_HOP_HEADERS } from '../contract/index.js'
 
-// Cluster headers (routes/cluster.ts) carry the cluster secret between gateways: never to a worker,
+// Cluster headers (cluster/protocol.ts) carry the cluster secret between gateways: never to a worker,
 // and never from one (a plugin must not be able to answer as a gateway, e.g. "not the owner").
 const INTERNAL_PREFIX = 'x-plugin-gateway-'
 

@@ -91,15 +91,12 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     private readonly resolve: () => void,
     private readonly reject: (err: unknown) => void,
   ) {
-    // The client going away aborts the upstream exchange, before or during the body.
-    outgoing.once('close', this.onClientClose)
+    // The client going away aborts the upstream exchange, before or during the body. A response
+    // closes once, so `on` (no once-wrapper per request) is enough.
+    outgoing.on('close', () => {
+      if (!this.done && !outgoing.writableFinished) this.controller?.abort(clientClosed())
+    })
   }
-
-  private readonly onClientClose = () => {
-    if (!this.done && !this.outgoing.writableFinished) this.controller?.abort(clientClosed())
-  }
-
-  private readonly onDrain = () => this.controller?.resume()
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller
@@ -124,7 +121,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     // Backpressure: a slow client pauses the worker's socket instead of buffering its reply here.
     if (!this.outgoing.write(chunk)) {
       controller.pause()
-      this.outgoing.once('drain', this.onDrain)
+      this.outgoing.once('drain', () => controller.resume())
     }
   }
 
