@@ -45,7 +45,7 @@ const SCENARIOS: Scenario[] = [
       throughput(
         quick
           ? { durationS: 2, warmupS: 1, rounds: 1, connections: [1, 32] }
-          : { durationS: 3, warmupS: 0.5, rounds: 5, connections: [1, 32] },
+          : { durationS: 2, warmupS: 0.5, rounds: 8, connections: [1, 32] },
       ),
   },
   { id: 'cold-start', title: 'Cold start to first byte', timeoutS: 300, run: () => coldStart({ runs: quick ? 10 : 40, warmupRuns: 3 }) },

@@ -40,6 +40,7 @@ const DIRECT = 'direct to worker'
 // The gateway's layers: its forwarder alone, and its public path through the Hono app instead of the fast path.
 const FORWARDER = "node:http + the gateway's forwarder, no rules"
 const GATEWAY_HONO = 'plugin-gateway, public path through Hono'
+const ORDER = [DIRECT, GATEWAY, UNDICI, FORWARDER, GATEWAY_HONO, FASTIFY, NGINX]
 
 export async function throughput(opts: ThroughputOptions): Promise<Section> {
   const gw = await startBenchGateway({ name: 'gateway (throughput)' })
@@ -70,6 +71,9 @@ export async function throughput(opts: ThroughputOptions): Promise<Section> {
       started.push(proxy)
       targets.push({ name, url: `${proxy.url}${ROUTE}`, pid: proxy.pid })
     }
+    // The gateway runs between direct and the baseline it is judged against (order reversed every round),
+    // so each pair it is compared with is measured seconds apart.
+    targets.sort((a, b) => ORDER.indexOf(a.name) - ORDER.indexOf(b.name))
     await assertSameAnswer(targets)
 
     const results = new Map<string, LoadResult[]>() // `${name}@${c}` → one result per round
