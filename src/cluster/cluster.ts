@@ -177,6 +177,10 @@ export function createCluster(deps: ClusterDeps): Cluster {
       if (!stillHeld || row.expiresAt.getTime() <= clock.now()) {
         return fromLease(key, await repo.acquireLease(orgId, pluginId, self, config.leaseTtlMs))
       }
+      // The owner restarted under its id (a stable GATEWAY_ID), took its lease back at the same
+      // generation and keeps renewing it: it is alive, at the address it registered since.
+      const url = await addressOf(owner.gatewayId)
+      if (url !== undefined && url !== owner.url) return fromLease(key, row)
       if (clock.now() >= deadline) {
         throw new GatewayError('WORKER_UNAVAILABLE', 503, `owner gateway ${owner.gatewayId} is unreachable`, {
           retryAfterSeconds: 1,

@@ -254,6 +254,26 @@ describe('multi-instance on one libSQL file', () => {
     expect((await allWorkers()).map((w) => w.pid)).toEqual([pid])
   })
 
+  it('reaches an owner restarted under its GATEWAY_ID at its new address, instead of waiting for a lease it keeps renewing', async () => {
+    const { gateways, restart, repo } = await startCluster(2)
+    await enable(gateways[0]!.url, 'acme', 'echo')
+    const get = async (url: string) => {
+      const res = await fetch(`${url}/orgs/acme/plugins/echo/items/1`)
+      const body = (await res.json()) as { id?: string; error?: { code: string } }
+      return [res.status, body.id ?? body.error?.code]
+    }
+    expect(await get(gateways[0]!.url)).toEqual([200, '1']) // gw0 owns the key
+    expect(await get(gateways[1]!.url)).toEqual([200, '1']) // gw1 forwards there, and remembers where gw0 listens
+
+    const back = await restart(0, {}) // the same id on another port; its lease was given back on the way down
+    expect(await get(back.url)).toEqual([200, '1']) // gw0 takes its key back, at the same generation
+    const lease = await repo.lease('acme', 'echo')
+    expect([lease?.ownerGatewayId, lease?.generation]).toEqual(['gw0', 1])
+
+    expect(await get(gateways[1]!.url)).toEqual([200, '1'])
+    expect(await workersOf(gateways[1]!.url)).toEqual([])
+  })
+
   it('refuses forwarded requests without the cluster secret', async () => {
     const { gateways } = await startCluster(1)
     await enable(gateways[0]!.url, 'acme', 'echo')
