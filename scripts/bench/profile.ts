@@ -6,6 +6,7 @@
 //   npm run build && npx tsx scripts/bench/profile.ts [--seconds=10] [--connections=32] [--top=40] [--callers=<regex>] [--depth=6] [--keep]
 //     [--env="PUBLIC_FAST_PATH=false"]   (gateway environment)
 //     [--interval=100]   (sampling interval, µs; V8's default is 1000)
+//     [--proxy=undici|forwarder]   profile that reference proxy instead, in front of the gateway's warm worker
 //     [--cluster]   two gateways on one database: the load goes to the one that does not own the worker, both are profiled
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -15,6 +16,7 @@ import { closeHttp } from './lib/http.js'
 import { measureLoad } from './lib/load.js'
 import { ROOT } from './lib/paths.js'
 import { cpuNs, leftovers, stopAll } from './lib/procs.js'
+import { startGatewayForwarder, startUndiciProxy } from './lib/reference-proxies.js'
 
 const flag = (name: string, fallback: number) => Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? fallback)
 const seconds = flag('seconds', 10)
@@ -50,41 +52,53 @@ const SOCKET_WRITES = /^(writev|writeLatin1String|writeUtf8String|writeBuffer|wr
 const monotonicUs = () => Number(process.hrtime.bigint() / 1000n)
 
 const clustered = process.argv.includes('--cluster')
+const proxyName = process.argv.find((a) => a.startsWith('--proxy='))?.slice('--proxy='.length)
+const PROXIES = { undici: startUndiciProxy, forwarder: startGatewayForwarder } as const
 const dir = await mkdtemp(join(tmpdir(), 'plugin-gateway-prof-'))
 try {
-  const profiled = (name: string, extra: Record<string, string> = {}) =>
-    startBenchGateway({
-      name,
-      nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${join(dir, name)}`, `--cpu-prof-interval=${flag('interval', 1000)}`],
-      env: { ...env, ...extra },
-    })
+  const profiling = (name: string) => ['--cpu-prof', `--cpu-prof-dir=${join(dir, name)}`, `--cpu-prof-interval=${flag('interval', 1000)}`]
+  const gateway = (name: string, extra: Record<string, string> = {}, profiled = true) =>
+    startBenchGateway({ name, nodeArgs: profiled ? profiling(name) : [], env: { ...env, ...extra } })
   const cluster = (id: string) => ({
     DATABASE_URL: `file:${join(dir, 'cluster.db')}`,
     CLUSTER_SECRET: 'profile-cluster-secret-0123',
     GATEWAY_ID: id,
   })
-  const owner = await profiled('owner', clustered ? cluster('owner') : {})
-  const other = clustered ? await profiled('non-owner', cluster('non-owner')) : undefined
+  const owner = await gateway('owner', clustered ? cluster('owner') : {}, proxyName === undefined)
+  const other = clustered ? await gateway('non-owner', cluster('non-owner')) : undefined
   await owner.enable('prof', 'echo')
   await owner.get('prof', 'echo', '/items/1') // the owner starts the worker
-  const loaded = other ?? owner
-  const url = `${loaded.url}/orgs/prof/plugins/echo/items/1`
+  // What is loaded and profiled: the gateway (or the non-owner and the owner), or a reference proxy.
+  let profiled: Array<{ name: string; pid: number; stop(): Promise<void> }> = other
+    ? [
+        { name: 'non-owner', pid: other.pid, stop: () => other.stop() },
+        { name: 'owner', pid: owner.pid, stop: () => owner.stop() },
+      ]
+    : [{ name: 'owner', pid: owner.pid, stop: () => owner.stop() }]
+  let url = `${(other ?? owner).url}/orgs/prof/plugins/echo/items/1`
+  if (proxyName !== undefined) {
+    const start = PROXIES[proxyName as keyof typeof PROXIES]
+    if (!start) throw new Error(`--proxy=${proxyName}: one of ${Object.keys(PROXIES).join(', ')}`)
+    const worker = (await owner.workers())[0]
+    const proxy = await start(`http://127.0.0.1:${worker?.port}`, profiling(proxyName))
+    profiled = [{ name: proxyName, pid: proxy.pid, stop: () => proxy.stop() }]
+    url = `${proxy.url}/items/1`
+  }
   await measureLoad(url, { connections, durationS: 1, warmupS: 0 })
-  const profiledGateways = other ? [other, owner] : [owner]
-  const cpuBefore = profiledGateways.map((g) => cpuNs(g.pid))
+  const cpuBefore = profiled.map((p) => cpuNs(p.pid))
   const from = monotonicUs()
   const r = await measureLoad(url, { connections, durationS: seconds, warmupS: 0 })
   const to = monotonicUs()
-  const cpuUs = profiledGateways.map((g, i) => ((cpuNs(g.pid) - (cpuBefore[i] ?? 0)) / 1000 / r.requests).toFixed(1))
-  for (const g of profiledGateways) await g.stop() // SIGTERM: the gateway exits cleanly, which writes the profile
+  const cpuUs = profiled.map((p, i) => `${p.name} ${((cpuNs(p.pid) - (cpuBefore[i] ?? 0)) / 1000 / r.requests).toFixed(1)}`)
+  for (const p of profiled) await p.stop() // SIGTERM: the process exits cleanly, which writes the profile
   console.log(
     `load: ${Math.round(r.rps)} rps at c=${connections}, p99 ${r.p99Ms} ms, errors ${r.errors}; ` +
-      `CPU µs per request (profiler included): ${other ? `non-owner ${cpuUs[0]}, owner ${cpuUs[1]}` : cpuUs[0]}\n`,
+      `CPU µs per request (profiler included): ${cpuUs.join(', ')}\n`,
   )
-  for (const name of other ? ['non-owner', 'owner'] : ['owner']) {
+  for (const { name } of profiled) {
     const file = (await readdir(join(dir, name))).find((f) => f.endsWith('.cpuprofile'))
     if (!file) throw new Error(`no .cpuprofile written by ${name}`)
-    if (other) console.log(`=== ${name} ===\n`)
+    if (profiled.length > 1) console.log(`=== ${name} ===\n`)
     summarize(within(JSON.parse(await readFile(join(dir, name, file), 'utf8')) as CpuProfile, from, to), r.requests)
     if (process.argv.includes('--keep')) console.log(`\nprofile kept: ${join(dir, name, file)}`)
   }

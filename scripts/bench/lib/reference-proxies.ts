@@ -17,8 +17,8 @@ export interface RunningProxy {
 /** A reference that cannot run here (nginx not installed) is skipped with the reason. */
 export type ProxyStart = RunningProxy | { skipped: string }
 
-async function startNodeProxy(name: string, script: string, upstream: string): Promise<RunningProxy> {
-  const proc = startProcess(name, process.execPath, ['--import', 'tsx', join(PROXIES_DIR, script)], {
+async function startNodeProxy(name: string, script: string, upstream: string, nodeArgs: readonly string[] = []): Promise<RunningProxy> {
+  const proc = startProcess(name, process.execPath, [...nodeArgs, '--import', 'tsx', join(PROXIES_DIR, script)], {
     env: minimalEnv({ UPSTREAM: upstream, PORT: '0' }),
     cwd: ROOT,
   })
@@ -26,9 +26,13 @@ async function startNodeProxy(name: string, script: string, upstream: string): P
   return { url, pid: proc.pid, stop: () => proc.stop() }
 }
 
-export const startUndiciProxy = (upstream: string) => startNodeProxy('undici-proxy', 'undici-proxy.ts', upstream)
-export const startFastifyProxy = (upstream: string) => startNodeProxy('fastify-proxy', 'fastify-proxy.ts', upstream)
-export const startGatewayForwarder = (upstream: string) => startNodeProxy('gateway-forwarder', 'gateway-forwarder.ts', upstream)
+/** `nodeArgs`: node flags for the proxy's process (e.g. --cpu-prof). */
+export const startUndiciProxy = (upstream: string, nodeArgs?: readonly string[]) =>
+  startNodeProxy('undici-proxy', 'undici-proxy.ts', upstream, nodeArgs)
+export const startFastifyProxy = (upstream: string, nodeArgs?: readonly string[]) =>
+  startNodeProxy('fastify-proxy', 'fastify-proxy.ts', upstream, nodeArgs)
+export const startGatewayForwarder = (upstream: string, nodeArgs?: readonly string[]) =>
+  startNodeProxy('gateway-forwarder', 'gateway-forwarder.ts', upstream, nodeArgs)
 
 /** nginx, one process (master_process off), keep-alive to the upstream; skipped when not installed. */
 export async function startNginx(upstream: string): Promise<ProxyStart> {
