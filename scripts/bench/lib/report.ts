@@ -25,11 +25,14 @@ export interface Section {
 
 export const target = (name: string, goal: string, value: string, pass: boolean | null): Target => ({ name, goal, value, pass })
 
+/** A Markdown table with its columns padded to one width, so the file reads as well as it renders. */
 export function renderTable(t: Table): string {
   const esc = (s: string) => s.replace(/\|/g, '\\|')
-  const lines = [`| ${t.headers.map(esc).join(' | ')} |`, `| ${t.headers.map(() => '---').join(' | ')} |`]
-  for (const row of t.rows) lines.push(`| ${row.map(esc).join(' | ')} |`)
-  return lines.join('\n')
+  const rows = [t.headers, ...t.rows].map((r) => r.map(esc))
+  const widths = t.headers.map((_, i) => Math.max(3, ...rows.map((r) => (r[i] ?? '').length)))
+  const line = (cells: readonly string[]) => `| ${widths.map((w, i) => (cells[i] ?? '').padEnd(w)).join(' | ')} |`
+  const [head = [], ...body] = rows
+  return [line(head), `| ${widths.map((w) => '-'.repeat(w)).join(' | ')} |`, ...body.map(line)].join('\n')
 }
 
 export function renderTargets(targets: readonly Target[]): string {
