@@ -56,7 +56,7 @@ export interface RunningGateway {
 // While shutting down, how often connections that went idle between requests are closed.
 const IDLE_SWEEP_MS = 50
 
-/** Wires config → db → catalog → pool → app → HTTP server, in that order (STYLE.md §13). */
+/** Wires config → db → catalog → secrets → metadata → pool → cluster → use cases → app → HTTP server, in that order (STYLE.md §13). */
 export async function startGateway(opts: GatewayOptions): Promise<RunningGateway> {
   const { config, log } = opts
   const clock = opts.clock ?? systemClock

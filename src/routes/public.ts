@@ -190,7 +190,7 @@ export function publicRoutes(deps: PublicRouteDeps) {
 }
 
 /** The path within the plugin (`/` at least), or null when the URL does not name the plugin literally. */
-export function pluginPath(pathname: string, orgId: string, pluginId: string): string | null {
+function pluginPath(pathname: string, orgId: string, pluginId: string): string | null {
   const prefix = `/orgs/${orgId}/plugins/${pluginId}`
   return pathname.startsWith(prefix) ? pathname.slice(prefix.length) || '/' : null
 }
