@@ -13,13 +13,19 @@
 // binary, in rotating order; p50s, each row's ratio to its floor, and the median per-round B/A.
 //
 //   npx tsx scripts/bench/ab.ts --cold --a=… --b=… [--rounds=30] [--pool] [--a-node=/path/to/node] [--b-node=…]
+//
+// Gateway start-up (--startup): each round starts gateway A and gateway B (no prewarmed pool), in
+// alternating order, and times spawn → "listening"; then one request through a fresh echo worker,
+// and the gateway's own RSS after it. p50s and the median per-round B/A.
+//
+//   npx tsx scripts/bench/ab.ts --startup --a=… --b=… [--rounds=20] [--a-node=/path/to/node] [--b-node=…] [--a-node-args=…]
 import { join, resolve } from 'node:path'
 import { bareFloorSampler, type ColdSampler, gatewayColdSampler, prewarmedReady } from './cold-start.js'
 import { startBenchGateway, type BenchGateway } from './lib/gateway.js'
 import { closeHttp } from './lib/http.js'
 import { measureLoad, type LoadResult } from './lib/load.js'
-import { leftovers, stopAll } from './lib/procs.js'
-import { fmt, fmtInt, mean, median, paired, ratio, summarize } from './lib/stats.js'
+import { leftovers, rssBytes, stopAll } from './lib/procs.js'
+import { fmt, fmtInt, mb, mean, median, paired, ratio, summarize } from './lib/stats.js'
 
 const arg = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3)
 const checkouts = { A: arg('a'), B: arg('b') }
@@ -29,13 +35,13 @@ const seconds = Number(arg('seconds') ?? 3)
 const connections = (arg('connections') ?? '1,32').split(',').map(Number)
 const together = !process.argv.includes('--alternate')
 const nodes = { A: arg('a-node') ?? process.execPath, B: arg('b-node') ?? process.execPath }
+const nodeArgsOf = (label: 'A' | 'B') => (arg(`${label.toLowerCase()}-node-args`) ?? '').split(' ').filter(Boolean)
 
 async function start(label: 'A' | 'B', dir: string): Promise<{ label: string; gw: BenchGateway; url: string }> {
-  const nodeArgs = (arg(`${label.toLowerCase()}-node-args`) ?? '').split(' ').filter(Boolean)
   const gw = await startBenchGateway({
     name: `gateway ${label}`,
     main: join(resolve(dir), 'dist', 'node', 'main.js'),
-    nodeArgs,
+    nodeArgs: nodeArgsOf(label),
     node: nodes[label as 'A' | 'B'],
   })
   await gw.enable('ab', 'echo')
@@ -46,6 +52,7 @@ async function start(label: 'A' | 'B', dir: string): Promise<{ label: string; gw
 
 try {
   if (process.argv.includes('--cold')) await cold(Number(arg('rounds') ?? 30))
+  else if (process.argv.includes('--startup')) await startup(Number(arg('rounds') ?? 20))
   else await warm()
 } finally {
   await stopAll()
@@ -131,4 +138,43 @@ async function cold(rounds: number): Promise<void> {
     console.log(`B/A ${kind}: p50 ${fmt(p50(`B ${kind}`) / p50(`A ${kind}`), 3)}, median per-round ratio ${fmt(median(perRound), 3)}`)
   }
   await Promise.all(rows.map((r) => r.sampler.stop()))
+}
+
+async function startup(rounds: number): Promise<void> {
+  const samples = { A: { ms: [] as number[], rss: [] as number[] }, B: { ms: [] as number[], rss: [] as number[] } }
+  const sample = async (label: 'A' | 'B') => {
+    const t0 = performance.now()
+    const gw = await startBenchGateway({
+      name: `gateway ${label}`,
+      main: join(resolve(checkouts[label] as string), 'dist', 'node', 'main.js'),
+      node: nodes[label],
+      nodeArgs: nodeArgsOf(label),
+      env: { PREWARM_POOL_SIZE: '0' },
+    })
+    const ms = performance.now() - t0
+    await gw.enable('ab', 'echo')
+    const res = await gw.get('ab', 'echo', '/items/1')
+    if (res.status !== 200) throw new Error(`${label}: answered ${res.status} ${res.body}`)
+    const rss = mb(rssBytes(gw.pid))
+    await gw.stop()
+    return { ms, rss }
+  }
+  const warmup = 2
+  for (let i = 0; i < warmup + rounds; i++) {
+    for (const label of i % 2 === 0 ? (['A', 'B'] as const) : (['B', 'A'] as const)) {
+      const { ms, rss } = await sample(label)
+      if (i < warmup) continue
+      samples[label].ms.push(ms)
+      samples[label].rss.push(rss)
+    }
+  }
+  for (const label of ['A', 'B'] as const) {
+    const { ms, rss } = samples[label]
+    console.log(
+      `${label} (${nodes[label]}): start → listening p50 ${fmt(median(ms))} ms (p95 ${fmt(summarize(ms).p95)}), RSS after one request p50 ${fmt(median(rss))} MB, n=${ms.length}`,
+    )
+  }
+  const perRound = paired(samples.B.ms, samples.A.ms, ratio)
+  const rssDiff = paired(samples.B.rss, samples.A.rss, (b, a) => b - a)
+  console.log(`B/A start-up: median per-round ratio ${fmt(median(perRound), 3)}; RSS B − A: median per round ${fmt(median(rssDiff))} MB`)
 }
