@@ -15,14 +15,20 @@
 // binary, in rotating order; p50s, each row's ratio to its floor, and the median per-round B/A.
 //
 //   npx tsx scripts/bench/ab.ts --cold --a=… --b=… [--rounds=30] [--pool] [--a-node=/path/to/node] [--b-node=…]
+//
+// Gateway start-up (--startup): each round starts gateway A and gateway B (no prewarmed pool), in
+// alternating order, and times spawn → "listening"; then one request through a fresh echo worker,
+// and the gateway's own RSS after it. p50s and the median per-round B/A.
+//
+//   npx tsx scripts/bench/ab.ts --startup --a=… --b=… [--rounds=20] [--a-node=/path/to/node] [--b-node=…] [--a-node-args=…]
 import { join, resolve } from 'node:path'
 import { bareFloorSampler, type ColdSampler, gatewayColdSampler, prewarmedReady } from './cold-start.js'
 import { startBenchGateway, type BenchGateway } from './lib/gateway.js'
 import { closeHttp } from './lib/http.js'
 import { measureLoad, type LoadResult } from './lib/load.js'
-import { leftovers, stopAll } from './lib/procs.js'
+import { leftovers, rssBytes, stopAll } from './lib/procs.js'
 import { startFastifyProxy, startUndiciProxy } from './lib/reference-proxies.js'
-import { fmt, fmtInt, mean, median, paired, ratio, summarize } from './lib/stats.js'
+import { fmt, fmtInt, mb, mean, median, paired, ratio, summarize } from './lib/stats.js'
 
 const arg = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3)
 const checkouts = { A: arg('a'), B: arg('b') }
@@ -33,6 +39,7 @@ const seconds = Number(arg('seconds') ?? 3)
 const connections = (arg('connections') ?? '1,32').split(',').map(Number)
 const together = !process.argv.includes('--alternate')
 const nodes = { A: arg('a-node') ?? process.execPath, B: arg('b-node') ?? process.execPath }
+const nodeArgsOf = (label: 'A' | 'B') => (arg(`${label.toLowerCase()}-node-args`) ?? '').split(' ').filter(Boolean)
 
 interface Side {
   label: string
@@ -44,7 +51,6 @@ interface Side {
 }
 
 async function start(label: 'A' | 'B', dir: string): Promise<Side> {
-  const nodeArgs = (arg(`${label.toLowerCase()}-node-args`) ?? '').split(' ').filter(Boolean)
   const env = Object.fromEntries(
     (arg(`${label.toLowerCase()}-env`) ?? '')
       .split(' ')
@@ -54,7 +60,7 @@ async function start(label: 'A' | 'B', dir: string): Promise<Side> {
   const gw: BenchGateway = await startBenchGateway({
     name: `gateway ${label}`,
     main: join(resolve(dir), 'dist', 'node', 'main.js'),
-    nodeArgs,
+    nodeArgs: nodeArgsOf(label),
     node: nodes[label],
     env,
   })
@@ -72,6 +78,7 @@ async function startReference(name: keyof typeof REFERENCES, a: Side): Promise<S
 
 try {
   if (process.argv.includes('--cold')) await cold(Number(arg('rounds') ?? 30))
+  else if (process.argv.includes('--startup')) await startup(Number(arg('rounds') ?? 20))
   else await warm()
 } finally {
   await stopAll()
@@ -160,4 +167,43 @@ async function cold(rounds: number): Promise<void> {
     console.log(`B/A ${kind}: p50 ${fmt(p50(`B ${kind}`) / p50(`A ${kind}`), 3)}, median per-round ratio ${fmt(median(perRound), 3)}`)
   }
   await Promise.all(rows.map((r) => r.sampler.stop()))
+}
+
+async function startup(rounds: number): Promise<void> {
+  const samples = { A: { ms: [] as number[], rss: [] as number[] }, B: { ms: [] as number[], rss: [] as number[] } }
+  const sample = async (label: 'A' | 'B') => {
+    const t0 = performance.now()
+    const gw = await startBenchGateway({
+      name: `gateway ${label}`,
+      main: join(resolve(checkouts[label] as string), 'dist', 'node', 'main.js'),
+      node: nodes[label],
+      nodeArgs: nodeArgsOf(label),
+      env: { PREWARM_POOL_SIZE: '0' },
+    })
+    const ms = performance.now() - t0
+    await gw.enable('ab', 'echo')
+    const res = await gw.get('ab', 'echo', '/items/1')
+    if (res.status !== 200) throw new Error(`${label}: answered ${res.status} ${res.body}`)
+    const rss = mb(rssBytes(gw.pid))
+    await gw.stop()
+    return { ms, rss }
+  }
+  const warmup = 2
+  for (let i = 0; i < warmup + rounds; i++) {
+    for (const label of i % 2 === 0 ? (['A', 'B'] as const) : (['B', 'A'] as const)) {
+      const { ms, rss } = await sample(label)
+      if (i < warmup) continue
+      samples[label].ms.push(ms)
+      samples[label].rss.push(rss)
+    }
+  }
+  for (const label of ['A', 'B'] as const) {
+    const { ms, rss } = samples[label]
+    console.log(
+      `${label} (${nodes[label]}): start → listening p50 ${fmt(median(ms))} ms (p95 ${fmt(summarize(ms).p95)}), RSS after one request p50 ${fmt(median(rss))} MB, n=${ms.length}`,
+    )
+  }
+  const perRound = paired(samples.B.ms, samples.A.ms, ratio)
+  const rssDiff = paired(samples.B.rss, samples.A.rss, (b, a) => b - a)
+  console.log(`B/A start-up: median per-round ratio ${fmt(median(perRound), 3)}; RSS B − A: median per round ${fmt(median(rssDiff))} MB`)
 }

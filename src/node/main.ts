@@ -1,9 +1,14 @@
 #!/usr/bin/env node
-import './web-globals.js' // first: before any module touches fetch/Request/Response (see the module)
-import { type Config, ConfigError, loadConfig } from '../config.js'
-import { isGatewayError } from '../core/index.js'
-import { createLogger } from '../observability/node/index.js'
-import { type RunningGateway, startGateway } from './gateway.js'
+import './web-globals.js' // first and alone: the rest is imported once it has run (see the module)
+import type { Config } from '../config.js'
+import type { RunningGateway } from './gateway.js'
+
+const [{ ConfigError, loadConfig }, { isGatewayError }, { createLogger }, { startGateway }] = await Promise.all([
+  import('../config.js'),
+  import('../core/index.js'),
+  import('../observability/node/index.js'),
+  import('./gateway.js'),
+])
 
 // Entry only wires: config → gateway → signals (STYLE.md §13).
 let config: Config

@@ -96,7 +96,8 @@ describe('faulty plugins', () => {
     await t.enable('acme', 'memory-hog')
     const grown = await fetch(`${t.url}/orgs/acme/plugins/memory-hog/grow?mb=1`)
     const { heapLimit } = (await grown.json()) as { heapLimit: number }
-    expect(heapLimit).toBeLessThan(100 * 1024 * 1024) // 32 MB of old space (V8 adds its young generation); unlimited is GBs
+    // 32 MB of old space plus V8's young generation (48 MB on Node 20 and 22, 192 MB on Node 24); unlimited is GBs.
+    expect(heapLimit).toBeLessThan(512 * 1024 * 1024)
     const [worker] = t.spawned
     expect(worker?.spawnargs).toContain('--max-old-space-size=32')
     expect(worker?.spawnargs.includes('--prewarm')).toBe(prewarmed)

@@ -8,9 +8,9 @@ export interface GatewayProcess {
   url: string
 }
 
-/** The real gateway as `npm start` runs it (its own node process), on the database in dir. */
-export async function startGatewayProcess(dir: string, env: Record<string, string> = {}): Promise<GatewayProcess> {
-  const proc = spawnNode([join(ROOT, 'dist', 'node', 'main.js')], {
+/** The real gateway as `npm start` runs it (its own node process, nodeArgs before the entry), on the database in dir. */
+export async function startGatewayProcess(dir: string, env: Record<string, string> = {}, nodeArgs: string[] = []): Promise<GatewayProcess> {
+  const proc = spawnNode([...nodeArgs, join(ROOT, 'dist', 'node', 'main.js')], {
     env: workerEnv({
       PORT: '0',
       DATABASE_URL: `file:${join(dir, 'gateway.db')}`,
