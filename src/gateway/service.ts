@@ -114,6 +114,7 @@ export function createGatewayService(deps: ServiceDeps) {
       entryPath: view.entryPath,
       sdkVersion: view.sdkVersion,
       envAllowList: view.envAllowList,
+      permissions: view.manifest.permissions,
       config: plain.config,
       authState: plain.authState,
     }

@@ -19,8 +19,8 @@ import { createPrometheusMetrics, nodeResponseStatus } from '../observability/no
 import { createNodeForwarder } from '../proxy/index.js'
 import { createRegistry } from '../registry/index.js'
 import type { SecretBox } from '../secrets/index.js'
-import { openSecretBox } from '../secrets/node/index.js'
-import { callWorker, createWorkerPool, type SpawnFn } from '../workers/index.js'
+import { generatedKeyPath, openSecretBox } from '../secrets/node/index.js'
+import { callWorker, createSandbox, createWorkerPool, type SpawnFn } from '../workers/index.js'
 import { createClusterLink } from './cluster-link.js'
 import { hasLiveGatewayParent, killOrphanedWorkers } from './orphans.js'
 
@@ -107,10 +107,21 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   let service: ReturnType<typeof createGatewayService> | undefined
   // Gauges are read from the pool at scrape time, so the pool may be created after the metrics.
   const metrics = createPrometheusMetrics({ workers: () => pool.list(), queueDepth: () => queue.current() })
+  const databaseFile = localFilePath(config.database.url)
   const pool = createWorkerPool({
     config: config.pool,
     clock,
     spawn: opts.spawn ?? spawn,
+    sandbox: createSandbox({
+      settings: config.pool.sandbox,
+      runnerCommand: config.pool.runnerCommand,
+      watchdogPath: config.pool.watchdogPath,
+      protectedPaths: databaseFile
+        ? [...['', '-wal', '-shm', '-journal'].map((s) => databaseFile + s), generatedKeyPath(databaseFile)]
+        : [],
+      pluginRoots: config.pluginDirs,
+      log,
+    }),
     log,
     afterReady: (worker) => service?.afterReady(worker) ?? Promise.resolve(),
     onEvent: (event) => {
