@@ -53,7 +53,31 @@ function expectAllRefused(attempts: Attempts): void {
   expect(writeTmpdir).toMatchObject({ ok: true, detail: 'mine' }) // its own temp dir is writable
 }
 
+/** Adds `permissions` to the manifest of the plugin in dir. */
+async function withPermissions(dir: string, permissions: string[]): Promise<void> {
+  const manifest = JSON.parse(await readFile(join(dir, 'package.json'), 'utf8'))
+  manifest['hay-plugin'].permissions = permissions
+  await writeFile(join(dir, 'package.json'), JSON.stringify(manifest))
+}
+
 describe('the worker sandbox (on by default)', () => {
+  it('lets a plugin that declares child-process run its stdio MCP server, and refuses it to one that does not', async () => {
+    const plugins = join(await tempDir(), 'plugins')
+    await mkdir(plugins)
+    await withPermissions(await copyPlugin(join(FIXTURES_DIR, 'hay-compat'), plugins, 'undeclared'), [])
+    const t = await startTestGateway({ pluginDirs: [plugins, FIXTURES_DIR] })
+    await t.enable('acme', 'hay-compat')
+    const tools = await t.admin('GET', '/orgs/acme/plugins/hay-compat/mcp/tools')
+    expect(tools.body.tools.map((x: { name: string }) => x.name)).toContain('stdio_echo')
+    const call = await t.admin('POST', '/orgs/acme/plugins/hay-compat/mcp/call', { toolName: 'stdio_echo', arguments: { a: 1 } })
+    expect(call).toMatchObject({ status: 200, body: { content: [{ type: 'text', text: '{"a":1}' }] } })
+
+    await t.enable('acme', 'undeclared')
+    const refused = await t.admin('GET', '/orgs/acme/plugins/undeclared/mcp/tools')
+    expect(refused).toMatchObject({ status: 503, body: { error: { code: 'WORKER_START_FAILED' } } })
+    expect(refused.body.error.message).toMatch(/ERR_ACCESS_DENIED|Access to this API has been restricted/)
+  })
+
   it('refuses a hostile plugin everything that is not its own, from a route and from onStart, and it keeps serving', async () => {
     // No SECRET_KEY: the generated key file exists once the first secret is stored.
     const t = await startTestGateway({ secretKey: null })
@@ -91,6 +115,32 @@ describe('the worker sandbox (on by default)', () => {
       }
     },
   )
+
+  it.runIf(isRoot)('a plugin allowed child processes is held by its OS user: one uid per worker with a WORKER_UID range', async () => {
+    const plugins = join(await tempDir(), 'plugins')
+    await mkdir(plugins)
+    await withPermissions(await copyPlugin(join(FIXTURES_DIR, 'hostile'), plugins, 'spawner'), ['child-process'])
+    const range = { WORKER_UID: '200000-200101', WORKER_GID: '200000' } // MAX_WORKERS (100) + PREWARM_POOL_SIZE (1)
+    const t = await startTestGateway({ secretKey: null, env: range, pluginDirs: [plugins, EXAMPLES_DIR] })
+    const targets = await targetsIn(t)
+    await t.enable('acme', 'spawner', { targets })
+    const shell = async (cmd: string) => {
+      const res = await fetch(`${t.url}/orgs/acme/plugins/spawner/shell?${new URLSearchParams({ cmd })}`)
+      return (await res.json()) as { status: number; stdout: string; stderr: string }
+    }
+    expect((await shell('id -u')).stdout.trim()).toMatch(/^2000\d\d$/)
+    expect(await shell(`id -u; cat /proc/${targets.otherPid}/status | grep ^Uid`)).toMatchObject({ status: 0 })
+    const uids = (await shell(`id -u; grep ^Uid /proc/${targets.otherPid}/status`)).stdout.split('\n')
+    expect(uids[1]).not.toContain(uids[0]) // echo's worker runs as another uid of the range
+    for (const file of [`/proc/${process.pid}/environ`, `/proc/${targets.otherPid}/environ`, targets.databaseFile, targets.keyFile]) {
+      const r = await shell(`cat ${file}`)
+      expect({ file, status: r.status, stderr: r.stderr }).toMatchObject({
+        file,
+        status: 1,
+        stderr: expect.stringContaining('Permission denied'),
+      })
+    }
+  })
 
   it("gives each worker a temp dir of its own as its TMPDIR, owned by the worker's user, removed when it stops", async () => {
     const t = await startTestGateway()

@@ -163,11 +163,11 @@ export function createSandbox(deps: SandboxDeps): Sandbox {
       const isNode = isNodeCommand(line.command)
       // Through NODE_OPTIONS the policy reaches a node that a wrapper command starts, and the node
       // processes a worker allowed child processes starts (Node 22+ does that itself; 20 does not).
-      if (!isNode || policy.permissions.includes('child-process')) {
-        confinedEnv.NODE_OPTIONS = [asNodeOptions(flags), env.NODE_OPTIONS].filter(Boolean).join(' ')
-      }
+      // Never on the command line as well: Node 20 aborts on a path allowed twice.
+      const viaEnv = !isNode || policy.permissions.includes('child-process')
+      if (viaEnv) confinedEnv.NODE_OPTIONS = [asNodeOptions(flags), env.NODE_OPTIONS].filter(Boolean).join(' ')
       return {
-        command: cpuLimit([line.command, [...(isNode ? [...flags, ...line.nodeFlags] : []), ...line.args]]),
+        command: cpuLimit([line.command, [...(isNode ? [...(viaEnv ? [] : flags), ...line.nodeFlags] : []), ...line.args]]),
         env: confinedEnv,
         user,
         async release() {

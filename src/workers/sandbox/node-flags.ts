@@ -25,11 +25,14 @@ export function permissionFlags(set: PermissionSet, nodeVersion: string): string
   const isStable = hasStablePermissionFlag(nodeVersion)
   return [
     ...(isStable ? ['--permission'] : ['--experimental-permission', '--disable-warning=ExperimentalWarning']),
-    ...set.readPaths.map((p) => `--allow-fs-read=${p}`),
-    ...set.writePaths.map((p) => `--allow-fs-write=${p}`),
+    ...distinct(set.readPaths).map((p) => `--allow-fs-read=${p}`),
+    ...distinct(set.writePaths).map((p) => `--allow-fs-write=${p}`),
     ...set.permissions.map((p) => PERMISSION_FLAGS[p]),
   ]
 }
+
+// Node 20 aborts (an assertion in its path tree) when one path is allowed twice, `/a` and `/a/` included.
+const distinct = (paths: readonly string[]) => [...new Set(paths.map((p) => (p.length > 1 ? p.replace(/\/+$/, '') : p)))]
 
 function hasStablePermissionFlag(nodeVersion: string): boolean {
   const [major = 0, minor = 0] = nodeVersion.replace(/^v/, '').split('.').map(Number)
