@@ -1,8 +1,10 @@
 import { existsSync, readdirSync, statSync } from 'node:fs'
-import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises'
+import { spawn } from 'node:child_process'
+import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { describe, expect, it, vi } from 'vitest'
-import { copyPlugin, EXAMPLES_DIR, FIXTURES_DIR, ROOT, startTestGateway, tempDir } from '../helpers/gateway.js'
+import { describe, expect, it, onTestFinished, vi } from 'vitest'
+import { copyPlugin, EXAMPLES_DIR, exitOf, FIXTURES_DIR, ROOT, startTestGateway, tempDir } from '../helpers/gateway.js'
 
 type Attempt = { ok: boolean; code: string | null; detail: string }
 type Attempts = Record<string, Attempt>
@@ -152,6 +154,16 @@ describe('the worker sandbox (on by default)', () => {
     if (isRoot) expect([stat.uid, stat.gid]).toEqual([NOBODY, NOBODY])
     expect(await t.admin('POST', '/orgs/acme/plugins/env-probe/stop')).toMatchObject({ status: 200 })
     await vi.waitFor(() => expect(existsSync(tmp)).toBe(false), { timeout: 5_000, interval: 10 })
+  })
+
+  it('removes the temp dirs of workers of a gateway that was killed, at the next start', async () => {
+    const dead = spawn('true')
+    await exitOf(dead)
+    const stale = join(tmpdir(), `plugin-gateway-workers-${dead.pid}-test`)
+    await mkdir(join(stale, '0'), { recursive: true })
+    onTestFinished(() => rm(stale, { recursive: true, force: true }))
+    await startTestGateway()
+    expect(existsSync(stale)).toBe(false)
   })
 
   it('refuses to start a plugin whose directory links to a file outside what its workers may read', async () => {

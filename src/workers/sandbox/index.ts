@@ -3,7 +3,7 @@
 // processes, worker threads, addons and WASI only as its manifest asks), a user of its own when the
 // gateway runs as root, and an optional CPU-time limit.
 import { execFileSync } from 'node:child_process'
-import { accessSync, chmodSync, chownSync, constants, existsSync, mkdirSync, mkdtempSync, statSync } from 'node:fs'
+import { accessSync, chmodSync, chownSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { basename, delimiter, isAbsolute, join } from 'node:path'
@@ -76,6 +76,7 @@ export interface Sandbox {
   close(): Promise<void>
 }
 
+const TEMP_ROOT_PREFIX = 'plugin-gateway-workers-'
 const UNCONFINED: Policy = { key: 'unconfined', readPaths: [], permissions: [] }
 
 /** True for a command that is a node binary: node flags can go on its command line. */
@@ -112,8 +113,9 @@ export function createSandbox(deps: SandboxDeps): Sandbox {
     // The database and key files are the gateway's alone: a worker running as another user must not read them.
     for (const file of deps.protectedPaths) if (existsSync(file)) chmodSync(file, statSync(file).mode & 0o700)
   }
+  removeStaleTempRoots()
   // Traversable by the workers' users, not listable: each worker knows only its own directory.
-  const tempRoot = mkdtempSync(join(tmpdir(), 'plugin-gateway-workers-'))
+  const tempRoot = mkdtempSync(join(tmpdir(), `${TEMP_ROOT_PREFIX}${process.pid}-`))
   chmodSync(tempRoot, 0o711)
   let nextDir = 0
   const runnerFiles = deps.runnerCommand.slice(1).filter(isFile)
@@ -177,6 +179,26 @@ export function createSandbox(deps: SandboxDeps): Sandbox {
       }
     },
     close: () => rm(tempRoot, { recursive: true, force: true }),
+  }
+}
+
+/**
+ * A gateway that was killed (SIGKILL) could not remove its workers' temp dirs: the next one removes
+ * the roots of gateways no longer running. Their workers have left by then (IPC disconnect, watchdog).
+ */
+function removeStaleTempRoots(): void {
+  for (const name of readdirSync(tmpdir())) {
+    const pid = Number(new RegExp(`^${TEMP_ROOT_PREFIX}(\\d+)-`).exec(name)?.[1])
+    if (pid && !isRunning(pid)) rmSync(join(tmpdir(), name), { recursive: true, force: true })
+  }
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
   }
 }
 
