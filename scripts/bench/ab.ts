@@ -13,6 +13,9 @@
 // binary, in rotating order; p50s, each row's ratio to its floor, and the median per-round B/A.
 //
 //   npx tsx scripts/bench/ab.ts --cold --a=… --b=… [--rounds=30] [--pool] [--a-node=/path/to/node] [--b-node=…]
+//
+// Both modes: --a-env=NAME=value,NAME=value (and --b-env) set gateway variables for one side, e.g. the
+// same checkout twice with --a-env=WORKER_SANDBOX=off.
 import { join, resolve } from 'node:path'
 import { bareFloorSampler, type ColdSampler, gatewayColdSampler, prewarmedReady } from './cold-start.js'
 import { startBenchGateway, type BenchGateway } from './lib/gateway.js'
@@ -29,6 +32,13 @@ const seconds = Number(arg('seconds') ?? 3)
 const connections = (arg('connections') ?? '1,32').split(',').map(Number)
 const together = !process.argv.includes('--alternate')
 const nodes = { A: arg('a-node') ?? process.execPath, B: arg('b-node') ?? process.execPath }
+const envOf = (label: 'A' | 'B'): Record<string, string> =>
+  Object.fromEntries(
+    (arg(`${label.toLowerCase()}-env`) ?? '')
+      .split(',')
+      .filter(Boolean)
+      .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+  )
 
 async function start(label: 'A' | 'B', dir: string): Promise<{ label: string; gw: BenchGateway; url: string }> {
   const nodeArgs = (arg(`${label.toLowerCase()}-node-args`) ?? '').split(' ').filter(Boolean)
@@ -37,6 +47,7 @@ async function start(label: 'A' | 'B', dir: string): Promise<{ label: string; gw
     main: join(resolve(dir), 'dist', 'node', 'main.js'),
     nodeArgs,
     node: nodes[label as 'A' | 'B'],
+    env: envOf(label),
   })
   await gw.enable('ab', 'echo')
   const res = await gw.get('ab', 'echo', '/items/1')
@@ -90,7 +101,7 @@ async function cold(rounds: number): Promise<void> {
   for (const [node, sampler] of floors) rows.push({ name: `floor (${node})`, floor: node, sampler })
   for (const label of ['A', 'B'] as const) {
     const main = join(resolve(checkouts[label] as string), 'dist', 'node', 'main.js')
-    const gateway = (pool: string) => ({ main, node: nodes[label], env: { PREWARM_POOL_SIZE: pool } })
+    const gateway = (pool: string) => ({ main, node: nodes[label], env: { ...envOf(label), PREWARM_POOL_SIZE: pool } })
     const name = `${label} cold`
     rows.push({
       name,
