@@ -121,13 +121,15 @@ async function packageTargets(links: string[]): Promise<string[]> {
 
 /** Every symbolic link below dir; links are not followed. */
 async function linksBelow(dir: string): Promise<string[]> {
-  const links: string[] = []
-  for (const entry of await entries(dir)) {
-    const path = join(dir, entry.name)
-    if (entry.isSymbolicLink()) links.push(path)
-    else if (entry.isDirectory()) links.push(...(await linksBelow(path)))
-  }
-  return links
+  // Sibling directories are read concurrently: a plugin's node_modules holds thousands of entries.
+  const found = await Promise.all(
+    (await entries(dir)).map(async (entry) => {
+      const path = join(dir, entry.name)
+      if (entry.isSymbolicLink()) return [path]
+      return entry.isDirectory() ? linksBelow(path) : []
+    }),
+  )
+  return found.flat()
 }
 
 async function entries(dir: string): Promise<Dirent[]> {
