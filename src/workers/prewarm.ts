@@ -61,7 +61,15 @@ export function createPrewarmPool<P extends PrewarmPolicy>(deps: PrewarmDeps<P>)
 
   function boot(policy: P): void {
     if (closed || failures >= MAX_CONSECUTIVE_FAILURES) return
-    const entry: Entry<P> = { proc: deps.spawn(policy), policy, isReady: false }
+    let proc: Proc
+    try {
+      proc = deps.spawn(policy)
+    } catch (err) {
+      // No user or temp dir for one more process now (a WORKER_UID range in use): fresh spawns serve.
+      deps.log.warn({ err }, 'could not boot a prewarmed runner')
+      return
+    }
+    const entry: Entry<P> = { proc, policy, isReady: false }
     waiting.add(entry)
     const onMessage = (msg: unknown) => {
       if (!PrewarmedMessage.safeParse(msg).success) return

@@ -154,8 +154,13 @@ export function createSandbox(deps: SandboxDeps): Sandbox {
     confine(policy, line, env) {
       const user = users?.take()
       const tempDir = join(tempRoot, String(nextDir++))
-      mkdirSync(tempDir, { mode: 0o700 })
-      if (user) chownSync(tempDir, user.uid, user.gid)
+      try {
+        mkdirSync(tempDir, { mode: 0o700 })
+        if (user) chownSync(tempDir, user.uid, user.gid)
+      } catch (err) {
+        if (user) void users?.give(user)
+        throw err
+      }
       const nodeVersion = line.command === process.execPath ? process.version : runnerNode
       const flags = permissionFlags(
         { readPaths: [...policy.readPaths, tempDir], writePaths: [tempDir], permissions: policy.permissions },
