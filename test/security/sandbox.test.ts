@@ -166,6 +166,41 @@ describe('the worker sandbox (on by default)', () => {
     expect(existsSync(stale)).toBe(false)
   })
 
+  it("reads a package linked into the plugin's node_modules from elsewhere (a workspace, as Hay's plugins link its SDK), not what lies beside it", async () => {
+    const dir = await tempDir()
+    const library = join(dir, 'packages', 'greeting')
+    await mkdir(library, { recursive: true })
+    await writeFile(join(library, 'package.json'), '{"name":"greeting","type":"module","exports":"./index.js"}')
+    await writeFile(join(library, 'index.js'), "export const greet = (name) => 'hello ' + name")
+    await writeFile(join(dir, 'packages', 'secret.txt'), 'not for plugins')
+    const plugins = join(dir, 'plugins')
+    await mkdir(plugins)
+    const pluginDir = await copyPlugin(join(FIXTURES_DIR, 'hostile'), plugins, 'workspace')
+    await mkdir(join(pluginDir, 'node_modules'))
+    await symlink('../../../packages/greeting', join(pluginDir, 'node_modules', 'greeting')) // relative, as npm links
+    await writeFile(
+      join(pluginDir, 'index.js'),
+      `import { readFileSync } from 'node:fs'
+import { defineHayPlugin } from '@plugin-gateway/sdk'
+import { greet } from 'greeting'
+export default defineHayPlugin(() => ({
+  name: 'workspace',
+  onInitialize({ register }) {
+    register.route('GET', '/greet', (_req, res) => {
+      let beside
+      try { beside = readFileSync(${JSON.stringify(join(dir, 'packages', 'secret.txt'))}, 'utf8') } catch (err) { beside = err.code }
+      res.json({ greeting: greet('acme'), beside })
+    })
+  },
+}))
+`,
+    )
+    const t = await startTestGateway({ pluginDirs: [plugins], dir })
+    await t.enable('acme', 'workspace')
+    const res = await fetch(`${t.url}/orgs/acme/plugins/workspace/greet`)
+    expect([res.status, await res.json()]).toEqual([200, { greeting: 'hello acme', beside: 'ERR_ACCESS_DENIED' }])
+  })
+
   it('refuses to start a plugin whose directory links to a file outside what its workers may read', async () => {
     const dir = await tempDir()
     const plugins = join(dir, 'plugins')
