@@ -112,6 +112,18 @@ const Env = z
     // Admin control calls (/config-update, /validate-auth, /mcp/*) and calls between gateways wait at most this long.
     CONTROL_TIMEOUT_MS: ms(1).default(10_000),
     WORKER_MAX_OLD_SPACE_MB: int(16).optional(),
+    WORKER_SANDBOX: z.enum(['on', 'off']).default('on'),
+    WORKER_UID: z
+      .string()
+      .regex(/^\d+(-\d+)?$/, 'must be a uid or a range of uids like 100000-100999')
+      .transform((s) => {
+        const [min, max = min] = s.split('-').map(Number) as [number, number?]
+        return { min, max }
+      })
+      .refine(({ min, max }) => min >= 1 && min <= max && max < 2 ** 32 - 1, 'must be an ascending range of uids above 0')
+      .optional(),
+    WORKER_GID: int(1, 2 ** 32 - 2).optional(),
+    WORKER_CPU_SECONDS: int(1).optional(),
     PREWARM_POOL_SIZE: int(0, 64).default(1),
     GATEWAY_ID: z
       .string()
@@ -133,6 +145,9 @@ const Env = z
 
 export type Env = z.input<typeof Env>
 
+// Workers of a root gateway run as nobody:nogroup unless WORKER_UID / WORKER_GID say otherwise.
+const NOBODY = 65_534
+
 // CONTRACT.md §2: no admin token, database URL or key reaches a worker, even when a manifest's
 // env allow-list names one; they are left out of the host env that allow-lists draw from.
 const GATEWAY_SECRET_ENV = new Set([
@@ -149,13 +164,30 @@ export class ConfigError extends Error {
   readonly code = 'CONFIG_INVALID'
 }
 
-export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()) {
-  const parsed = Env.safeParse(env)
+/** `uid`: the gateway's own; workers get users of their own only when it is root (0). */
+export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd(), uid = process.getuid?.() ?? -1) {
+  const parsed = Env.superRefine((e, ctx) => {
+    for (const name of ['WORKER_UID', 'WORKER_GID'] as const) {
+      if (e[name] === undefined) continue
+      if (e.WORKER_SANDBOX === 'off') ctx.addIssue({ code: 'custom', path: [name], message: 'has no effect with WORKER_SANDBOX=off' })
+      else if (uid !== 0)
+        ctx.addIssue({ code: 'custom', path: [name], message: `needs the gateway to run as root (it runs as uid ${uid})` })
+    }
+    const uids = e.WORKER_UID
+    if (uids && uids.max > uids.min && uids.max - uids.min + 1 < e.MAX_WORKERS + e.PREWARM_POOL_SIZE) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['WORKER_UID'],
+        message: 'a range needs one uid per worker: at least MAX_WORKERS + PREWARM_POOL_SIZE',
+      })
+    }
+  }).safeParse(env)
   if (!parsed.success) {
     const lines = parsed.error.issues.map((i) => `  ${i.path.join('.') || '(env)'}: ${i.message}`)
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`)
   }
   const e = parsed.data
+  const isSandboxed = e.WORKER_SANDBOX === 'on'
   const runnerCommand = e.RUNNER_COMMAND ? parseCommand(e.RUNNER_COMMAND) : [process.execPath, defaultRunner]
   const hostEnv = Object.fromEntries(
     Object.entries(env).filter((kv): kv is [string, string] => kv[1] !== undefined && !GATEWAY_SECRET_ENV.has(kv[0])),
@@ -203,6 +235,14 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()) {
       restartBackoffMs: e.RESTART_BACKOFF_MS,
       restartBackoffMaxMs: e.RESTART_BACKOFF_MAX_MS,
       maxOldSpaceMb: e.WORKER_MAX_OLD_SPACE_MB,
+      sandbox: {
+        enabled: isSandboxed,
+        /** A root gateway never runs plugins as root: nobody, or WORKER_UID / WORKER_GID. */
+        users: isSandboxed && uid === 0 ? { uids: e.WORKER_UID ?? { min: NOBODY, max: NOBODY }, gid: e.WORKER_GID ?? NOBODY } : undefined,
+        cpuSeconds: e.WORKER_CPU_SECONDS,
+        /** Where prlimit (WORKER_CPU_SECONDS) is looked for. */
+        path: hostEnv.PATH ?? '',
+      },
       /** Runners kept booted for the next cold starts (our runner only; 0 turns it off). */
       prewarmPoolSize: e.PREWARM_POOL_SIZE,
       drainTimeoutMs: e.DRAIN_TIMEOUT_MS,

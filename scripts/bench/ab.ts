@@ -21,6 +21,9 @@
 // and the gateway's own RSS after it. p50s and the median per-round B/A.
 //
 //   npx tsx scripts/bench/ab.ts --startup --a=… --b=… [--rounds=20] [--a-node=/path/to/node] [--b-node=…] [--a-node-args=…]
+//
+// Every mode: --a-env="NAME=value NAME=value" (and --b-env) set gateway variables for one side, e.g. the
+// same checkout twice with --a-env=WORKER_SANDBOX=off.
 import { join, resolve } from 'node:path'
 import { bareFloorSampler, type ColdSampler, gatewayColdSampler, prewarmedReady } from './cold-start.js'
 import { startBenchGateway, type BenchGateway } from './lib/gateway.js'
@@ -40,6 +43,13 @@ const connections = (arg('connections') ?? '1,32').split(',').map(Number)
 const together = !process.argv.includes('--alternate')
 const nodes = { A: arg('a-node') ?? process.execPath, B: arg('b-node') ?? process.execPath }
 const nodeArgsOf = (label: 'A' | 'B') => (arg(`${label.toLowerCase()}-node-args`) ?? '').split(' ').filter(Boolean)
+const envOf = (label: 'A' | 'B'): Record<string, string> =>
+  Object.fromEntries(
+    (arg(`${label.toLowerCase()}-env`) ?? '')
+      .split(' ')
+      .filter(Boolean)
+      .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+  )
 
 interface Side {
   label: string
@@ -51,18 +61,12 @@ interface Side {
 }
 
 async function start(label: 'A' | 'B', dir: string): Promise<Side> {
-  const env = Object.fromEntries(
-    (arg(`${label.toLowerCase()}-env`) ?? '')
-      .split(' ')
-      .filter(Boolean)
-      .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
-  )
   const gw: BenchGateway = await startBenchGateway({
     name: `gateway ${label}`,
     main: join(resolve(dir), 'dist', 'node', 'main.js'),
     nodeArgs: nodeArgsOf(label),
     node: nodes[label],
-    env,
+    env: envOf(label),
   })
   await gw.enable('ab', 'echo')
   const res = await gw.get('ab', 'echo', '/items/1')
@@ -126,7 +130,7 @@ async function cold(rounds: number): Promise<void> {
   for (const [node, sampler] of floors) rows.push({ name: `floor (${node})`, floor: node, sampler })
   for (const label of ['A', 'B'] as const) {
     const main = join(resolve(checkouts[label] as string), 'dist', 'node', 'main.js')
-    const gateway = (pool: string) => ({ main, node: nodes[label], env: { PREWARM_POOL_SIZE: pool } })
+    const gateway = (pool: string) => ({ main, node: nodes[label], env: { ...envOf(label), PREWARM_POOL_SIZE: pool } })
     const name = `${label} cold`
     rows.push({
       name,
@@ -178,7 +182,7 @@ async function startup(rounds: number): Promise<void> {
       main: join(resolve(checkouts[label] as string), 'dist', 'node', 'main.js'),
       node: nodes[label],
       nodeArgs: nodeArgsOf(label),
-      env: { PREWARM_POOL_SIZE: '0' },
+      env: { ...envOf(label), PREWARM_POOL_SIZE: '0' },
     })
     const ms = performance.now() - t0
     await gw.enable('ab', 'echo')

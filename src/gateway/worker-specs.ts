@@ -40,6 +40,7 @@ export function createWorkerSpecs(secrets: SecretBox): WorkerSpecs {
         entryPath: view.entryPath,
         sdkVersion: view.sdkVersion,
         envAllowList: view.envAllowList,
+        permissions: view.manifest.permissions,
         config: plain.config,
         authState: plain.authState,
       }

@@ -29,8 +29,8 @@ import { createNodeProxy, honoForwarder } from '../proxy/index.js'
 import { createRegistry } from '../registry/index.js'
 import { createPublicPath } from '../routes/index.js'
 import type { SecretBox } from '../secrets/index.js'
-import { openSecretBox } from '../secrets/node/index.js'
-import { callWorker, createWorkerPool, type SpawnFn } from '../workers/index.js'
+import { generatedKeyPath, openSecretBox } from '../secrets/node/index.js'
+import { callWorker, createSandbox, createWorkerPool, type SpawnFn } from '../workers/index.js'
 import { hasLiveGatewayParent, killOrphanedWorkers } from './orphans.js'
 import { createPublicFastPath } from './public-fast-path.js'
 
@@ -61,6 +61,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   const { config, log } = opts
   const clock = opts.clock ?? systemClock
   const database = await openDatabase({ url: config.database.url, authToken: config.database.authToken, log })
+  const databaseFile = localFilePath(config.database.url)
   const plugins = createPluginsRepo(database.db, clock)
   const instances = createInstancesRepo(database.db, clock)
 
@@ -75,7 +76,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       {
         key: config.secrets.key?.(),
         previousKeys: config.secrets.previousKeys(),
-        databaseFile: localFilePath(config.database.url),
+        databaseFile,
         clustered: config.cluster !== undefined,
       },
       log,
@@ -110,7 +111,16 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     retryMs: config.metadata.retryMs,
     onNewConfigSchema: (pluginId) => storeConfigPerSchema({ registry, secrets, log }, pluginId),
   })
-  const pool = createWorkerPool({ config: config.pool, clock, spawn: opts.spawn ?? spawn, log, afterReady: metadata.afterReady })
+  const sandbox = createSandbox({
+    settings: config.pool.sandbox,
+    runnerCommand: config.pool.runnerCommand,
+    watchdogPath: config.pool.watchdogPath,
+    // What no worker may read, whatever its policy grants: the database and the key beside it.
+    protectedPaths: databaseFile ? [...['', '-wal', '-shm', '-journal'].map((s) => databaseFile + s), generatedKeyPath(databaseFile)] : [],
+    pluginRoots: config.pluginDirs,
+    log,
+  })
+  const pool = createWorkerPool({ config: config.pool, clock, spawn: opts.spawn ?? spawn, sandbox, log, afterReady: metadata.afterReady })
   const recorder = createRuntimeRecorder({
     instances,
     clock,

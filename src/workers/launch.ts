@@ -1,11 +1,11 @@
 import type { ChildProcess, spawn as nodeSpawn } from 'node:child_process'
-import { basename } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import { Pool } from 'undici'
 import { ReadyMessage, type SpecializeMessage } from '../contract/index.js'
 import type { Clock, Logger } from '../core/index.js'
 import { DeadlineExceeded, GatewayError, withDeadline } from '../core/index.js'
 import type { PoolConfig } from '../config.js'
+import { type CommandLine, type Confined, isNodeCommand, type Policy, type Sandbox } from './sandbox/index.js'
 import { buildWorkerEnv } from './worker-env.js'
 import type { ExitInfo, WorkerSpec } from './types.js'
 
@@ -15,6 +15,7 @@ export interface LaunchDeps {
   config: Pick<PoolConfig, 'runnerCommand' | 'ownRunner' | 'baseEnv' | 'hostEnv' | 'maxOldSpaceMb' | 'startTimeoutMs' | 'watchdogPath'>
   clock: Clock
   spawn: SpawnFn
+  sandbox: Sandbox
   log: Logger
 }
 
@@ -38,27 +39,32 @@ const STARTING_PROBE_INTERVAL_MS = 1
 /** A spawned process with its exit armed and its stderr tail kept. */
 export interface Proc {
   child: ChildProcess
-  /** Armed at spawn, so an exit is never missed. */
+  /** Armed at spawn, so an exit is never missed. The sandbox releases what it held (temp dir, user) right after. */
   exited: Promise<ExitInfo>
   stderrTail(): string
+  /** Variables the sandbox set (TMPDIR), which nothing handed to the process later may change. */
+  sandboxEnv: Record<string, string>
 }
 
-export function spawnProc(
-  spawn: SpawnFn,
-  [command, args]: [string, string[]],
-  env: Record<string, string>,
-  cwd: string,
-  log: Logger,
-  ipc = true,
-): Proc {
-  const child = spawn(command, args, { env, cwd, stdio: ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'] })
-  return { child, exited: exitOf(child), stderrTail: captureOutput(child, log) }
+export function spawnProc(spawn: SpawnFn, confined: Confined, cwd: string, log: Logger, ipc = true): Proc {
+  const [command, args] = confined.command
+  const child = spawn(command, args, {
+    env: confined.env,
+    cwd,
+    stdio: ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'],
+    ...(confined.user && { uid: confined.user.uid, gid: confined.user.gid }),
+  })
+  const exited = exitOf(child)
+  // Not awaited by `exited`: whoever waits for the exit (the pool's crash handling) runs first.
+  void exited.then(() => confined.release()).catch((err: unknown) => log.warn({ err }, 'sandbox release failed'))
+  const sandboxEnv: Record<string, string> = confined.env.TMPDIR === undefined ? {} : { TMPDIR: confined.env.TMPDIR }
+  return { child, exited, stderrTail: captureOutput(child, log), sandboxEnv }
 }
 
 /** The command of a prewarmed runner: our runner with the worker's node flags, waiting for its plugin. */
-export const prewarmCommand = (config: LaunchDeps['config']): [string, string[]] => {
+export const prewarmCommand = (config: LaunchDeps['config']): CommandLine => {
   const [command = process.execPath, ...rest] = config.runnerCommand
-  return [command, [...nodeFlags(config, true), ...rest, '--prewarm']]
+  return { command, nodeFlags: nodeFlags(config, true), args: [...rest, '--prewarm'] }
 }
 
 /**
@@ -67,21 +73,22 @@ export const prewarmCommand = (config: LaunchDeps['config']): [string, string[]]
  * makes it the process a fresh spawn would have been. On any failure the process is killed and
  * awaited before the error is thrown.
  */
-export async function launchWorker(spec: WorkerSpec, port: number, deps: LaunchDeps, prewarmed?: Proc): Promise<Launched> {
+export async function launchWorker(spec: WorkerSpec, port: number, deps: LaunchDeps, policy: Policy, prewarmed?: Proc): Promise<Launched> {
   const { config, clock, log } = deps
   const t0 = clock.now()
   let proc: Proc
   if (prewarmed) {
     proc = prewarmed
     // The prewarmed process started with the base env; it receives exactly what a fresh spawn adds.
-    const env = buildWorkerEnv(spec, {}, config.hostEnv)
+    const env = buildWorkerEnv(spec, {}, config.hostEnv, proc.sandboxEnv)
     const specialize: SpecializeMessage = { type: 'specialize', argv: contractArgs(spec, port), env, cwd: spec.pluginDir }
     proc.child.send(specialize)
   } else {
     const env = buildWorkerEnv(spec, config.baseEnv, config.hostEnv, spec.sdkVersion === 'v1' ? { PORT: String(port) } : {})
     // Only our runner uses the IPC channel (readiness, leaving with its parent); it costs any other
     // node process a few ms of its boot, and the watchdog preloaded into those needs none.
-    proc = spawnProc(deps.spawn, buildCommand(spec, port, config), env, spec.pluginDir, log, pushesReadiness(spec, config))
+    const confined = deps.sandbox.confine(policy, buildCommand(spec, port, config), env)
+    proc = spawnProc(deps.spawn, confined, spec.pluginDir, log, pushesReadiness(spec, config))
   }
   const { child, exited, stderrTail } = proc
   const dispatcher = new Pool(`http://127.0.0.1:${port}`, { connections: 64, keepAliveTimeout: 30_000 })
@@ -121,6 +128,7 @@ export async function launchWorker(spec: WorkerSpec, port: number, deps: LaunchD
     dispatcher,
     exited,
     stderrTail,
+    sandboxEnv: proc.sandboxEnv,
     prewarmed: prewarmed !== undefined,
     spawnMs,
     readyMs: clock.now() - t0 - spawnMs,
@@ -148,12 +156,12 @@ const contractArgs = (spec: WorkerSpec, port: number): string[] => [
   '--mode=production',
 ]
 
-function buildCommand(spec: WorkerSpec, port: number, config: LaunchDeps['config']): [string, string[]] {
-  if (spec.sdkVersion === 'v1') return [process.execPath, [...nodeFlags(config, false), spec.entryPath]] // CONTRACT.md §2: legacy
+function buildCommand(spec: WorkerSpec, port: number, config: LaunchDeps['config']): CommandLine {
+  if (spec.sdkVersion === 'v1') return { command: process.execPath, nodeFlags: nodeFlags(config, false), args: [spec.entryPath] } // CONTRACT.md §2: legacy
   const [command = process.execPath, ...rest] = config.runnerCommand
   // Node flags only go to a node command; any other runner relies on start-up recovery (orphans.ts).
-  const isNode = command === process.execPath || basename(command) === 'node'
-  return [command, [...(isNode ? nodeFlags(config, config.ownRunner) : []), ...rest, ...contractArgs(spec, port)]]
+  const flags = isNodeCommand(command) ? nodeFlags(config, config.ownRunner) : []
+  return { command, nodeFlags: flags, args: [...rest, ...contractArgs(spec, port)] }
 }
 
 function exitOf(child: ChildProcess): Promise<ExitInfo> {

@@ -3,6 +3,7 @@ import { GatewayError, errorText, splitWorkerKey, withDeadline, workerKey } from
 import type { PoolConfig } from '../config.js'
 import { launchWorker, PortInUseError, prewarmCommand, spawnProc, type SpawnFn } from './launch.js'
 import { createPrewarmPool } from './prewarm.js'
+import type { Policy, Sandbox } from './sandbox/index.js'
 import { allocatePort } from './ports.js'
 import { stopProcess } from './stop.js'
 import { needsOwnBoot } from './worker-env.js'
@@ -12,6 +13,8 @@ export interface PoolDeps {
   config: PoolConfig
   clock: Clock
   spawn: SpawnFn
+  /** Confines every process the pool starts; the pool closes it once they have all exited. */
+  sandbox: Sandbox
   log: Logger
   /** Runs after a worker is ready and before it takes requests (metadata fetch); counted in the cold start. */
   afterReady?: (worker: Worker) => Promise<void>
@@ -46,11 +49,19 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
   }
   // Prewarmed runners serve SDK v2 starts with our own runner only (a custom RUNNER_COMMAND may not
   // know --prewarm); each one is the same command, node flags and base env as a fresh worker.
+  const { sandbox } = deps
   const prewarm =
     config.prewarmPoolSize > 0 && config.ownRunner
-      ? createPrewarmPool({
+      ? createPrewarmPool<Policy>({
           size: config.prewarmPoolSize,
-          spawn: () => spawnProc(deps.spawn, prewarmCommand(config), { ...config.baseEnv }, '/', log.child({ prewarmed: true })),
+          spawn: (policy) =>
+            spawnProc(
+              deps.spawn,
+              sandbox.confine(policy, prewarmCommand(config), { ...config.baseEnv }),
+              '/',
+              log.child({ prewarmed: true }),
+            ),
+          ...(sandbox.anyPlugin && { initial: sandbox.anyPlugin }),
           log,
         })
       : undefined
@@ -113,12 +124,13 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
   async function start(key: WorkerKey, spec: WorkerSpec, gen: number, failures: number): Promise<StartResult> {
     const t0 = clock.now()
     await Promise.resolve() // let beginStart publish the slot before anything can fail synchronously
-    let tookPrewarmed = false
+    let refill: { policy: Policy; took: boolean } | undefined
     try {
       emit({ type: 'starting', orgId: spec.orgId, pluginId: spec.pluginId, gen, sdkVersion: spec.sdkVersion })
       const wlog = log.child({ orgId: spec.orgId, pluginId: spec.pluginId, gen })
-      const { port, launched } = await launchOnFreePort(spec, wlog)
-      tookPrewarmed = launched.prewarmed
+      const policy = await sandbox.policyOf(spec)
+      const { port, launched } = await launchOnFreePort(spec, policy, wlog)
+      if (isPrewarmable(spec)) refill = { policy, took: launched.prewarmed }
       const worker: Worker = {
         key,
         orgId: spec.orgId,
@@ -187,19 +199,27 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
       throw error
     } finally {
       // Refill once this start and its first request are over, not during them (see PrewarmPool.refill).
-      if (tookPrewarmed) clock.setTimer(PREWARM_REFILL_DELAY_MS, () => prewarm?.refill())
+      if (refill && prewarm) {
+        const { policy, took } = refill
+        clock.setTimer(PREWARM_REFILL_DELAY_MS, () => prewarm.refill(policy, took))
+      }
     }
   }
 
+  const isPrewarmable = (spec: WorkerSpec) => spec.sdkVersion === 'v2' && !needsOwnBoot(spec, config.hostEnv)
+
   // Another process may bind a port between our check and the worker's listen: try a few more.
-  async function launchOnFreePort(spec: WorkerSpec, wlog: Logger) {
+  async function launchOnFreePort(spec: WorkerSpec, policy: Policy, wlog: Logger) {
     for (let attempt = 1; ; attempt++) {
       const port = await allocatePort(config.portRange, portsInUse())
-      const prewarmed = spec.sdkVersion === 'v2' && !needsOwnBoot(spec, config.hostEnv) ? prewarm?.take() : undefined
+      const prewarmed = isPrewarmable(spec) ? prewarm?.take(policy) : undefined
       try {
-        return { port, launched: await launchWorker(spec, port, { config, clock, spawn: deps.spawn, log: wlog }, prewarmed) }
+        return {
+          port,
+          launched: await launchWorker(spec, port, { config, clock, spawn: deps.spawn, sandbox, log: wlog }, policy, prewarmed),
+        }
       } catch (err) {
-        if (prewarmed) prewarm?.refill()
+        if (prewarmed) prewarm?.refill(policy, true)
         if (!(err instanceof PortInUseError) || attempt >= PORT_ATTEMPTS) throw err
         wlog.debug({ port }, 'port taken meanwhile; trying another')
       }
@@ -270,7 +290,7 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
     slot.cancelIdle()
     slots.delete(key)
     void worker.dispatcher.destroy()
-    const error = describeCrash(exit, stderrTail, config.maxOldSpaceMb)
+    const error = describeCrash(exit, stderrTail, config)
     log.warn({ orgId: worker.orgId, pluginId: worker.pluginId, gen: worker.gen, ...exit, error }, 'worker exited unexpectedly')
     emit({
       type: 'stopped',
@@ -372,6 +392,7 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
       const keys = [...slots.keys()].map(splitWorkerKey)
       await Promise.all([prewarm?.close(), ...keys.map((k) => stop(k.orgId, k.pluginId, 'shutdown'))])
       await Promise.all([...retiring])
+      await sandbox.close()
     })()
     return closing
   }
@@ -413,10 +434,13 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
 }
 
 /** What the operator reads in lastError after a crash; a heap-limit death is named as such. */
-function describeCrash(exit: ExitInfo, stderrTail: string, maxOldSpaceMb: number | undefined): string {
+function describeCrash(exit: ExitInfo, stderrTail: string, config: Pick<PoolConfig, 'maxOldSpaceMb' | 'sandbox'>): string {
   const how = exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`
   if (/heap out of memory|Reached heap limit/i.test(stderrTail)) {
-    return `worker ran out of memory${maxOldSpaceMb ? ` (heap limit ${maxOldSpaceMb} MB)` : ''} and exited (${how})`
+    return `worker ran out of memory${config.maxOldSpaceMb ? ` (heap limit ${config.maxOldSpaceMb} MB)` : ''} and exited (${how})`
+  }
+  if (exit.signal === 'SIGXCPU' && config.sandbox.cpuSeconds !== undefined) {
+    return `worker used up its CPU time (WORKER_CPU_SECONDS ${config.sandbox.cpuSeconds} s) and exited (${how})`
   }
   const lastLine = stderrTail.split('\n').filter(Boolean).slice(-1)[0]
   return `worker exited unexpectedly (${how})${lastLine ? `: ${lastLine.slice(0, 300)}` : ''}`

@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process'
 import type { Pool } from 'undici'
-import type { SdkVersion } from '../contract/index.js'
+import type { SdkVersion, WorkerPermission } from '../contract/index.js'
 import type { GatewayError, WorkerKey } from '../core/index.js'
 import type { AuthState, InstanceConfig } from '../db/index.js'
 
@@ -13,6 +13,8 @@ export interface WorkerSpec {
   sdkVersion: SdkVersion
   /** Host variables the manifest allows this plugin to see (CONTRACT.md §2). */
   envAllowList: readonly string[]
+  /** What the manifest lets its sandboxed workers do beyond reading their code (README: Sandbox). */
+  permissions: readonly WorkerPermission[]
   /** Plaintext config as the worker must see it. */
   config: InstanceConfig
   authState: AuthState | null

@@ -30,7 +30,7 @@ export const v2Plugin = (over: Partial<CatalogPlugin> = {}): CatalogPlugin => ({
   name: 'hay-plugin-echo',
   version: '1.0.0',
   dir: '/plugins/echo',
-  manifest: { entry: './dist/index.js', env: [] },
+  manifest: { entry: './dist/index.js', env: [], permissions: [] },
   sdkVersion: 'v2',
   checksum: 'sum-1',
   ...over,

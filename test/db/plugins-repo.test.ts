@@ -21,7 +21,7 @@ const v1 = (over: Partial<CatalogPlugin> = {}): CatalogPlugin => ({
   name: 'hay-plugin-legacy',
   version: '0.9.0',
   dir: '/plugins/legacy',
-  manifest: { entry: './index.js', env: [], configSchema: legacyMetadata.configSchema },
+  manifest: { entry: './index.js', env: [], permissions: [], configSchema: legacyMetadata.configSchema },
   sdkVersion: 'v1',
   checksum: 'sum-a',
   legacyMetadata,

@@ -2,7 +2,7 @@ import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it, vi } from 'vitest'
 import { startGate } from '../helpers/gate.js'
-import { copyPlugin, exitOf, FIXTURES_DIR, ROOT, startTestGateway, tempDir } from '../helpers/gateway.js'
+import { copyPlugin, exitOf, FIXTURES_DIR, ROOT, startTestGateway, tempDir, warmUp } from '../helpers/gateway.js'
 import { listeningPorts } from '../helpers/process.js'
 
 const DEAF_RUNNER = join(ROOT, 'test', 'fixtures', 'runners', 'deaf-runner.mjs')
@@ -12,10 +12,10 @@ const isPrewarmed = (args: readonly string[]) => args.includes('--prewarm')
 describe('prewarmed runners', () => {
   it('serve the next cold start from a booted runner and refill in the background', async () => {
     const t = await startTestGateway({ env: { PREWARM_POOL_SIZE: '1' } })
-    expect(t.gw.pool.prewarmed()).toBe(1) // booted before startTestGateway returned
-    expect([t.processes.length, t.spawned.length]).toEqual([1, 0]) // one runner, waiting for a plugin
-    const [zygote] = t.processes
-    expect(isPrewarmed(zygote!.spawnargs)).toBe(true)
+    expect([t.gw.pool.prewarmed(), t.processes.length]).toEqual([0, 0]) // none before a plugin has started
+    await warmUp(t, 'echo', '/items/1')
+    expect(t.processes.map((c) => isPrewarmed(c.spawnargs))).toEqual([false, true]) // the warm-up's worker, then a runner for echo
+    const zygote = t.processes[1]
     await t.enable('acme', 'echo', { prefix: 'warm' })
 
     const res = await fetch(`${t.url}/orgs/acme/plugins/echo/items/7`)
@@ -23,20 +23,39 @@ describe('prewarmed runners', () => {
     expect(res.headers.get('x-plugin-cold-start')).toBe('1')
     expect(await res.json()).toMatchObject({ id: '7', prefix: 'warm' })
     const workers = (await t.admin('GET', '/workers')).body.workers
-    expect(workers).toEqual([expect.objectContaining({ pid: zygote!.pid, state: 'ready' })])
+    const worker = workers.find((w: { orgId: string }) => w.orgId === 'acme')
+    expect(worker).toEqual(expect.objectContaining({ pid: zygote!.pid, state: 'ready' }))
     // The throwaway worker it warmed up with while waiting is gone: it listens on its own port only.
-    expect(listeningPorts(zygote!.pid!)).toEqual([workers[0].port])
+    expect(listeningPorts(zygote!.pid!)).toEqual([worker.port])
     expect(await t.instanceRow('acme', 'echo')).toMatchObject({ runtimeState: 'ready', pid: zygote!.pid })
 
     // The pool refills with a new prewarmed runner; no fresh worker was spawned.
     await vi.waitFor(() => expect(t.gw.pool.prewarmed()).toBe(1), { timeout: 10_000, interval: 5 })
-    expect(t.processes.map((c) => isPrewarmed(c.spawnargs))).toEqual([true, true])
-    expect(t.spawned).toEqual([zygote])
+    expect(t.processes.map((c) => isPrewarmed(c.spawnargs))).toEqual([false, true, true])
+    expect(t.spawned).toEqual([t.processes[0], zygote])
+  })
+
+  it('are booted for the plugin started last and serve only workers of that plugin (sandboxed)', async () => {
+    const t = await startTestGateway({ env: { PREWARM_POOL_SIZE: '1' } })
+    await warmUp(t, 'echo', '/items/1')
+    const [, forEcho] = t.processes
+    await t.enable('acme', 'env-probe')
+    const probe = await fetch(`${t.url}/orgs/acme/plugins/env-probe/whoami`)
+    expect(probe.status).toBe(200)
+    expect(((await probe.json()) as { pid: number }).pid).not.toBe(forEcho?.pid) // another plugin's runner is not taken
+    // With room for one, the runner for echo is given up for one for env-probe, the plugin started last.
+    await vi.waitFor(() => expect(forEcho?.signalCode).toBe('SIGKILL'), { timeout: 10_000, interval: 5 })
+    await vi.waitFor(() => expect(t.gw.pool.prewarmed()).toBe(1), { timeout: 10_000, interval: 5 })
+    await t.enable('globex', 'env-probe')
+    const again = await fetch(`${t.url}/orgs/globex/plugins/env-probe/whoami`)
+    const pid = ((await again.json()) as { pid: number }).pid
+    expect(isPrewarmed(t.processes.find((c) => c.pid === pid)?.spawnargs ?? [])).toBe(true)
   })
 
   it('serve one of several concurrent cold starts; the others spawn fresh, each worker with its own org and config', async () => {
     const gate = await startGate()
-    const t = await startTestGateway({ env: { GATE_URL: gate.url } }) // one prewarmed runner
+    const t = await startTestGateway({ env: { GATE_URL: gate.url } })
+    await warmUp(t, 'gated', '/whoami') // one prewarmed runner for gated
     const orgs = ['acme', 'globex', 'initech']
     for (const org of orgs) await t.enable(org, 'gated', { startGate: 'start', label: `label-${org}` })
     const replies = orgs.map(async (org) => {
@@ -53,14 +72,16 @@ describe('prewarmed runners', () => {
     )
     const pids = answers.map(([, body]) => (body as { pid: number }).pid)
     expect(new Set(pids).size).toBe(3)
-    expect(t.spawned.map((c) => c.pid).sort()).toEqual([...pids].sort())
-    expect(t.spawned.filter((c) => isPrewarmed(c.spawnargs))).toHaveLength(1) // taken once, by one of them
+    const started = t.spawned.slice(1) // after the warm-up's
+    expect(started.map((c) => c.pid).sort()).toEqual([...pids].sort())
+    expect(started.filter((c) => isPrewarmed(c.spawnargs))).toHaveLength(1) // taken once, by one of them
     await vi.waitFor(() => expect(t.gw.pool.prewarmed()).toBe(1), { timeout: 10_000, interval: 5 }) // and refilled
   })
 
   it('give a prewarmed worker exactly the environment of a freshly spawned one', async () => {
     const env = { PREWARM_POOL_SIZE: '1', PROBE_ALLOWED: 'yes', NOT_ALLOWED: 'no' }
     const warm = await startTestGateway({ env })
+    await warmUp(warm, 'env-probe', '/whoami', { label: 'x' })
     const fresh = await startTestGateway({ env: { ...env, PREWARM_POOL_SIZE: '0' } })
     const probe = async (t: typeof warm) => {
       await t.enable('acme', 'env-probe', { label: 'x' })
@@ -70,7 +91,7 @@ describe('prewarmed runners', () => {
       return { keys: body.keys, allowed: body.env.PROBE_ALLOWED, org: JSON.parse(body.env.HAY_ORG_CONFIG ?? '{}').org }
     }
     const [a, b] = [await probe(warm), await probe(fresh)]
-    expect(isPrewarmed(warm.spawned[0]!.spawnargs)).toBe(true)
+    expect(isPrewarmed(warm.spawned[1]!.spawnargs)).toBe(true)
     expect(a).toEqual(b)
     expect(a.keys).not.toContain('NOT_ALLOWED')
     expect(a).toMatchObject({ allowed: 'yes', org: { id: 'acme' } })
@@ -82,7 +103,9 @@ describe('prewarmed runners', () => {
     const manifest = JSON.parse(await readFile(join(dir, 'package.json'), 'utf8'))
     manifest['hay-plugin'].env = ['PROBE_ALLOWED', 'NODE_OPTIONS']
     await writeFile(join(dir, 'package.json'), JSON.stringify(manifest))
-    const t = await startTestGateway({ env: { PREWARM_POOL_SIZE: '1', NODE_OPTIONS: '--no-deprecation' }, pluginDirs: [plugins] })
+    // Unsandboxed, so that a runner that could take any plugin is waiting.
+    const env = { PREWARM_POOL_SIZE: '1', NODE_OPTIONS: '--no-deprecation', WORKER_SANDBOX: 'off' }
+    const t = await startTestGateway({ env, pluginDirs: [plugins] })
 
     await t.enable('acme', 'env-boot')
     const res = await fetch(`${t.url}/orgs/acme/plugins/env-boot/env`)
@@ -93,7 +116,7 @@ describe('prewarmed runners', () => {
   })
 
   it('are not used for legacy workers, and leave no process behind', async () => {
-    const t = await startTestGateway({ env: { PREWARM_POOL_SIZE: '2' } })
+    const t = await startTestGateway({ env: { PREWARM_POOL_SIZE: '2', WORKER_SANDBOX: 'off' } }) // runners for any plugin
     await t.enable('acme', 'legacy-v1')
     const res = await fetch(`${t.url}/orgs/acme/plugins/legacy-v1/hello`)
     expect(res.status).toBe(200)

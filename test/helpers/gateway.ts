@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
-import { cp, mkdir, mkdtemp, rm, symlink } from 'node:fs/promises'
+import { chmod, cp, mkdir, mkdtemp, rm, symlink } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { basename, dirname, join, resolve } from 'node:path'
 import { expect, onTestFinished, vi } from 'vitest'
@@ -55,6 +55,8 @@ export interface TestGatewayOptions {
 /** A temp directory removed after the test; optionally seeded with copies of plugin dirs. */
 export async function tempDir(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'plugin-gateway-test-'))
+  // Workers of a root gateway run as another user (nobody): plugins copied here must be reachable.
+  await chmod(dir, 0o755)
   onTestFinished(() => rm(dir, { recursive: true, force: true }))
   return dir
 }
@@ -138,8 +140,9 @@ export async function startTestGateway(opts: TestGatewayOptions = {}): Promise<T
     if (closeError) throw closeError
   })
   // Users run with a booted prewarmed pool (the default PREWARM_POOL_SIZE): so does every test's
-  // first cold start, instead of racing the pool's boot.
-  if (config.pool.prewarmPoolSize > 0 && config.pool.ownRunner) {
+  // first cold start, instead of racing the pool's boot. A sandboxed pool boots runners for a plugin
+  // once one of its workers has started.
+  if (config.pool.prewarmPoolSize > 0 && config.pool.ownRunner && !config.pool.sandbox.enabled) {
     await vi.waitFor(() => expect(gw.pool.prewarmed()).toBe(config.pool.prewarmPoolSize), { timeout: 15_000, interval: 5 })
   }
 
@@ -176,6 +179,19 @@ export async function startTestGateway(opts: TestGatewayOptions = {}): Promise<T
       return plugins.get(pluginId)
     },
   }
+}
+
+/**
+ * A sandboxed prewarmed runner may read one plugin's files only, so it is booted for a plugin once a
+ * worker of it has started: starts one (org "warm-up", requesting path) and waits for the runner
+ * booted for the next worker of pluginId.
+ */
+export async function warmUp(t: TestGateway, pluginId: string, path: string, config?: Record<string, unknown>): Promise<void> {
+  await t.enable('warm-up', pluginId, config)
+  const res = await fetch(`${t.url}/orgs/warm-up/plugins/${pluginId}${path}`)
+  expect(res.status).toBe(200)
+  await res.body?.cancel()
+  await vi.waitFor(() => expect(t.gw.pool.prewarmed()).toBe(1), { timeout: 10_000, interval: 5 })
 }
 
 /** Resolves with how a child exited; at once if it already has. */

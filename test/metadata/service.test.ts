@@ -16,7 +16,7 @@ const legacy: CatalogPlugin = {
   name: 'legacy',
   version: '1.0.0',
   dir: '/plugins/legacy',
-  manifest: { entry: './index.js', env: [], configSchema: goodMetadata.configSchema },
+  manifest: { entry: './index.js', env: [], permissions: [], configSchema: goodMetadata.configSchema },
   sdkVersion: 'v1',
   checksum: 'sum-a',
   legacyMetadata: goodMetadata,

@@ -1,7 +1,7 @@
 import { readFile, readdir, readlink, writeFile, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { copyPlugin, FIXTURES_DIR, startTestGateway, tempDir, TEST_SECRET_KEY } from '../helpers/gateway.js'
+import { copyPlugin, FIXTURES_DIR, startTestGateway, tempDir, TEST_SECRET_KEY, warmUp } from '../helpers/gateway.js'
 
 const ADMIN_TOKEN = 'admin-token-must-not-leak-0123'
 const HOST_ENV = {
@@ -93,6 +93,7 @@ describe('worker environment isolation', () => {
     ['a freshly spawned one', { PREWARM_POOL_SIZE: '0' }, false],
   ])('hands %s only the contract env: no admin token, database URL, SECRET_KEY or other host variables', async (_name, env, prewarmed) => {
     const t = await startTestGateway({ env: { ...HOST_ENV, ...env } })
+    if (prewarmed) await warmUp(t, 'env-probe', '/whoami')
     await t.enable('acme', 'env-probe', { label: 'hello' })
     const res = await fetch(`${t.url}/orgs/acme/plugins/env-probe/env`)
     expect(res.status).toBe(200)
@@ -100,7 +101,7 @@ describe('worker environment isolation', () => {
     expectContractEnvOnly(probe, `file:${join(t.dir, 'gateway.db')}`)
     expect(JSON.parse(probe.env.HAY_ORG_CONFIG ?? '')).toEqual({ org: { id: 'acme' }, config: { label: 'hello' } })
     expect(probe.keys).not.toContain('HAY_ORG_AUTH') // no auth configured
-    const [worker] = t.spawned
+    const worker = t.spawned.at(-1)
     expect(worker?.spawnargs.includes('--prewarm')).toBe(prewarmed)
     // What the OS started the process with holds no more (Node's own IPC variables aside): nothing
     // to read in /proc/<pid>/environ either.
