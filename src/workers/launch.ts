@@ -193,8 +193,36 @@ export class PortInUseError extends Error {
 function startFailed(spec: WorkerSpec, exit: ExitInfo, stderr: string): Error {
   if (/EADDRINUSE/.test(stderr)) return new PortInUseError(`port taken before ${spec.pluginId}'s worker could bind it`)
   const how = exit.signal ? `signal ${exit.signal}` : exit.code === null ? 'could not be spawned' : `code ${exit.code}`
-  const detail = stderr ? `: ${stderr.split('\n').slice(-3).join(' | ')}` : ''
+  const detail = stderr ? `: ${startFailureReason(stderr)}` : ''
   return new GatewayError('WORKER_START_FAILED', 503, `worker for ${spec.pluginId} exited during start (${how})${detail}`)
+}
+
+// A line that says why: our runner's `plugin-runner: init failed: …`, a thrown error's `Error: …`,
+// `TypeError [ERR_X]: …` or `EACCES: …` (also after another runner's own prefix), a bare `ERR_…` code.
+const ERROR_LINE = /^plugin-runner: |(?:^|[\s:])(?:[A-Z]\w*)?Error(?: \[\w+\])?: |(?:^|\s)E[A-Z]{2,}: |\bERR_[A-Z_]+\b/
+// What Node's dump of an uncaught error prints of its properties, below the stack: `  code: 'ERR_ACCESS_DENIED',`.
+const ERROR_PROPERTY = /^\s+(?:code|permission|resource|syscall|path): /
+// Lines that never say why: blanks, `}`, the `^` marker, `throw err;`, stack frames, `Node.js v20.x`.
+const NOISE = /^\s*$|^[\s{}^]+$|^\s*throw \w+;?$|^\s+at |^Node\.js v\d|^node:internal\//
+const MAX_REASON_LINES = 4
+const MAX_LINE_CHARS = 300
+
+/**
+ * Why a worker died during start, from its stderr: the last error line and the properties Node prints
+ * under it (code, permission, path), else the last lines that are not noise. Node follows an uncaught
+ * error with its stack, its properties, `}`, a blank line and its version: a plain tail keeps only those.
+ */
+function startFailureReason(stderr: string): string {
+  const lines = stderr.split('\n')
+  const errorAt = lines.findLastIndex((line) => ERROR_LINE.test(line) && !ERROR_PROPERTY.test(line) && !NOISE.test(line))
+  const reason =
+    errorAt >= 0
+      ? [lines[errorAt] as string, ...lines.slice(errorAt + 1).filter((line) => ERROR_PROPERTY.test(line))]
+      : lines.filter((line) => !NOISE.test(line)).slice(-3)
+  return reason
+    .slice(0, MAX_REASON_LINES)
+    .map((line) => line.trim().replace(/,$/, '').slice(0, MAX_LINE_CHARS))
+    .join(' | ')
 }
 
 function readyMessage(child: ChildProcess, port: number, signal: AbortSignal): Promise<void> {

@@ -21,7 +21,9 @@ describe('faulty plugins', () => {
     expect((await json(first)).error.code).toBe('WORKER_START_FAILED')
     const row = await t.instanceRow('acme', 'crash-on-start')
     expect(row?.runtimeState).toBe('error')
-    expect(row?.lastError).toMatch(/exited during start \(code 1\)/)
+    expect(row?.lastError).toMatch(
+      /exited during start \(code 1\): plugin-runner: init failed: START_FAILED: onStart threw: crash-on-start: refusing to start$/,
+    )
 
     const during = await fetch(`${t.url}/orgs/acme/plugins/crash-on-start/anything`)
     expect(during.status).toBe(503)
