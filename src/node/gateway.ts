@@ -30,8 +30,9 @@ import { createRegistry } from '../registry/index.js'
 import { createPublicPath } from '../routes/index.js'
 import type { SecretBox } from '../secrets/index.js'
 import { generatedKeyPath, openSecretBox } from '../secrets/node/index.js'
-import { callWorker, createSandbox, createWorkerPool, type SpawnFn } from '../workers/index.js'
+import { callWorker, checkRunnerReach, createSandbox, createWorkerPool, type SpawnFn } from '../workers/index.js'
 import { hasLiveGatewayParent, killOrphanedWorkers } from './orphans.js'
+import { withWorkerReach } from './plugin-reach.js'
 import { createPublicFastPath } from './public-fast-path.js'
 
 export interface GatewayOptions {
@@ -60,13 +61,16 @@ const IDLE_SWEEP_MS = 50
 export async function startGateway(opts: GatewayOptions): Promise<RunningGateway> {
   const { config, log } = opts
   const clock = opts.clock ?? systemClock
+  // Before anything is opened: a root gateway's workers run as another user, who must reach the runner.
+  const { runnerCommand, watchdogPath, sandbox: sandboxSettings } = config.pool
+  await checkRunnerReach({ runnerCommand, watchdogPath, users: sandboxSettings.users, path: sandboxSettings.path })
   const database = await openDatabase({ url: config.database.url, authToken: config.database.authToken, log })
   const databaseFile = localFilePath(config.database.url)
   const plugins = createPluginsRepo(database.db, clock)
   const instances = createInstancesRepo(database.db, clock)
 
   const registry = createRegistry({ plugins, instances, log })
-  await registry.load(await scanPlugins(config.pluginDirs))
+  await registry.load(withWorkerReach(await scanPlugins(config.pluginDirs), config.pool.sandbox.users))
 
   // Secrets at rest: SECRET_KEY, else a key generated beside a local database file; refuse to start
   // when stored secrets cannot be opened with it.

@@ -12,6 +12,7 @@ import type { Logger } from '../../core/index.js'
 import { GatewayError } from '../../core/index.js'
 import type { PrewarmPolicy } from '../prewarm.js'
 import { asNodeOptions, permissionFlags } from './node-flags.js'
+import { createPluginReach } from './reach.js'
 import { readRoots } from './read-roots.js'
 import { createWorkerUsers, type WorkerUser, type WorkerUserSettings } from './worker-users.js'
 
@@ -61,10 +62,11 @@ export interface Confined {
 }
 
 export interface Sandbox {
-  /** The policy of the plugin in pluginDir; refused (WORKER_START_FAILED) when it cannot be confined. */
+  /** The policy of the plugin in pluginDir; refused (WORKER_START_FAILED) when it cannot be confined or reached. */
   policyOf(spec: {
     pluginId: string
     pluginDir: string
+    entryPath: string
     sdkVersion: 'v1' | 'v2'
     permissions: readonly WorkerPermission[]
   }): Promise<Policy>
@@ -75,6 +77,8 @@ export interface Sandbox {
   /** Removes the temp dirs' root. Call after every process has exited. */
   close(): Promise<void>
 }
+
+export { checkRunnerReach, createPluginReach } from './reach.js'
 
 const TEMP_ROOT_PREFIX = 'plugin-gateway-workers-'
 const UNCONFINED: Policy = { key: 'unconfined', readPaths: [], permissions: [] }
@@ -127,6 +131,9 @@ export function createSandbox(deps: SandboxDeps): Sandbox {
   )
 
   async function computePolicy(spec: Parameters<Sandbox['policyOf']>[0]): Promise<Policy> {
+    // The catalog scan found it reachable; its rights may have changed since.
+    const unreachable = createPluginReach(settings.users)({ dir: spec.pluginDir, entryPath: spec.entryPath })
+    if (unreachable) throw new GatewayError('WORKER_START_FAILED', 503, `worker for ${spec.pluginId} cannot start: ${unreachable}`)
     const roots = await readRoots(spec.pluginDir, spec.sdkVersion === 'v2' ? runnerFiles : [], {
       protectedPaths: deps.protectedPaths,
       pluginRoots: deps.pluginRoots,

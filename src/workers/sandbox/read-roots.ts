@@ -66,6 +66,13 @@ export async function readRoots(
   return { ok: true, paths }
 }
 
+/** The package directories of the runner files and every node_modules those resolve modules from. */
+export async function runnerPackageDirs(runnerFiles: readonly string[]): Promise<string[]> {
+  const packages = await Promise.all(runnerFiles.map(async (f) => packageRoot(await realpath(f))))
+  const nodeModules = await Promise.all(packages.map(ancestorNodeModules))
+  return [...new Set([...packages, ...nodeModules.flat()])]
+}
+
 /** The nearest directory at or above a file that has a package.json (else the file's own directory). */
 async function packageRoot(file: string): Promise<string> {
   for (let dir = dirname(file); ; dir = dirname(dir)) {
