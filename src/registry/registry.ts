@@ -139,7 +139,8 @@ export function createRegistry(deps: RegistryDeps): Registry {
         invalid.delete(id)
         changes.removed.push(id)
       }
-      for (const { id, dir } of entries) {
+      // One id twice (in two plugins directories) is invalid on both: listed once.
+      for (const { id, dir } of new Map(entries.map((e) => [e.id, e])).values()) {
         const current = views.get(id)
         const outcome = synced.get(id)
         if (outcome === undefined) {

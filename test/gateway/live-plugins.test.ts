@@ -224,6 +224,21 @@ describe('live plugin changes', () => {
     await vi.waitFor(() => expect(isRunning(first.pid)).toBe(false), WAIT)
   })
 
+  it('lists an id found in two plugins directories as invalid once, and keeps serving the version it had', async () => {
+    const { root, plugins } = await versionedPlugins()
+    const other = join(root, 'more-plugins')
+    await mkdir(other)
+    const t = await startTestGateway({ pluginDirs: [plugins, other] })
+    await t.enable('acme', 'versioned')
+    const base = `${t.url}/orgs/acme/plugins/versioned`
+    const { body: first } = await fetchJson<Answer>(`${base}/version`)
+
+    await copyPlugin(join(FIXTURES_DIR, 'versioned'), other, 'versioned')
+    const { body } = await t.admin('POST', '/plugins/rescan')
+    expect(body).toEqual({ ...NOTHING, invalid: [{ id: 'versioned', error: expect.any(String) }] })
+    expect(await fetchJson(`${base}/version`)).toMatchObject({ status: 200, body: { version: 1, pid: first.pid } })
+  })
+
   it('restarts every org’s worker of one plugin, and works out its sandbox policy again (a relinked dependency the checksum does not cover)', async () => {
     const root = await tempDir()
     const plugins = join(root, 'plugins')
