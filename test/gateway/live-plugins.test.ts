@@ -1,5 +1,5 @@
 // Plugins added, upgraded and removed under a running gateway (issue 18; README: Live plugin changes).
-import { mkdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it, vi } from 'vitest'
 import { startCluster } from '../cluster/harness.js'
@@ -238,6 +238,20 @@ describe('live plugin changes', () => {
     expect(body).toEqual({ ...NOTHING, invalid: [{ id: 'versioned', error: expect.any(String) }] })
     expect(await fetchJson(`${base}/version`)).toMatchObject({ status: 200, body: { version: 1, pid: first.pid } })
   })
+
+  it.runIf(process.getuid?.() === 0)(
+    'lists a plugin added where its workers’ user cannot reach as invalid, with the reason (a root gateway)',
+    async () => {
+      const { plugins } = await versionedPlugins()
+      const t = await startTestGateway({ pluginDirs: [plugins] })
+      const locked = await copyPlugin(join(EXAMPLES_DIR, 'echo'), plugins, 'locked')
+      await chmod(locked, 0o700)
+      expect((await t.admin('POST', '/plugins/rescan')).body).toEqual({
+        ...NOTHING,
+        invalid: [{ id: 'locked', error: expect.stringContaining(`cannot search ${locked} (mode 0700`) }],
+      })
+    },
+  )
 
   it('restarts every org’s worker of one plugin, and works out its sandbox policy again (a relinked dependency the checksum does not cover)', async () => {
     const root = await tempDir()
