@@ -1,7 +1,7 @@
 import { Hono } from 'hono'
 import type { Cluster } from './cluster/index.js'
 import type { Logger } from './core/index.js'
-import type { Instances, Targets, WorkerControl } from './gateway/index.js'
+import type { Instances, PluginCatalog, Targets, WorkerControl } from './gateway/index.js'
 import { requestLogging, requestMetrics, type Metrics, type ResponseStatus } from './observability/index.js'
 import type { Forwarder } from './proxy/index.js'
 import type { Registry } from './registry/index.js'
@@ -26,6 +26,8 @@ export interface AppDeps {
   targets: Targets
   instances: Instances
   workers: WorkerControl
+  /** Rescans of the plugin directories and restarts of a plugin's workers. */
+  catalog: PluginCatalog
   registry: Registry
   pool: WorkerPool
   forwarder: Forwarder

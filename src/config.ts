@@ -56,6 +56,9 @@ const Env = z
       .string()
       .min(1)
       .default(join(packageRoot, 'examples', 'plugins')),
+    // Rescan the plugin directories when files in them change, once they have been quiet for WATCH_DEBOUNCE_MS.
+    WATCH_PLUGINS: z.stringbool().default(false),
+    WATCH_DEBOUNCE_MS: ms(0).default(1_000),
     RUNNER_COMMAND: z.string().min(1).optional(),
     ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
     SECRET_KEY: z
@@ -204,6 +207,8 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd(), uid = pr
     pluginDirs: e.PLUGINS_DIR.split(':')
       .filter(Boolean)
       .map((dir) => resolve(cwd, dir)),
+    /** WATCH_PLUGINS: file changes under the plugin directories start a rescan, debounced. */
+    watchPlugins: e.WATCH_PLUGINS ? { debounceMs: e.WATCH_DEBOUNCE_MS } : undefined,
     adminToken: e.ADMIN_TOKEN,
     secrets: {
       /** The AES-256 key as 64 hex chars, or undefined. A function, so a logged config never shows it. */

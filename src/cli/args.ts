@@ -10,6 +10,8 @@ export type Command =
   | { name: 'enable'; orgId: string; pluginId: string; config: Record<string, unknown> | undefined }
   | { name: 'stop'; orgId: string; pluginId: string }
   | { name: 'refresh'; pluginId: string }
+  | { name: 'rescan' }
+  | { name: 'restart'; pluginId: string }
 
 export interface Invocation {
   command: Command
@@ -26,6 +28,8 @@ Commands:
                                       enable a plugin for an org; k=v sets a string, k:=<json> any JSON value
   stop <org> <plugin>                 stop the org's worker of a plugin
   refresh <plugin>                    mark a plugin's metadata stale and fetch it again
+  rescan                              scan the plugin directories again: add, upgrade and remove plugins live
+  restart <plugin>                    replace every worker of a plugin (new requests reach new workers)
 
 Options:
   --url <url>      gateway base URL (env GATEWAY_URL, default http://127.0.0.1:8787)
@@ -33,7 +37,7 @@ Options:
   --json           print the API's JSON instead of a table
   -h, --help       show this help`
 
-const ARITY: Record<string, number> = { start: 0, plugins: 0, workers: 0, enable: 2, stop: 2, refresh: 1 }
+const ARITY: Record<string, number> = { start: 0, plugins: 0, workers: 0, enable: 2, stop: 2, refresh: 1, rescan: 0, restart: 1 }
 
 function parseFlags(argv: readonly string[]) {
   try {
@@ -73,8 +77,10 @@ export function parseInvocation(argv: readonly string[]): Invocation {
     case 'start':
     case 'plugins':
     case 'workers':
+    case 'rescan':
       return { command: { name }, flags }
     case 'refresh':
+    case 'restart':
       return { command: { name, pluginId: id('plugin', args[0]) }, flags }
     case 'stop':
       return { command: { name, orgId: id('org', args[0]), pluginId: id('plugin', args[1]) }, flags }

@@ -66,6 +66,8 @@ export function createAdminClient(deps: AdminClientDeps) {
       call<InstanceJson>('PUT', at(orgId, pluginId), { enabled: true, ...(config && { config }) }),
     stop: (orgId: string, pluginId: string) => call<{ stopped: boolean }>('POST', `${at(orgId, pluginId)}/stop`),
     refresh: (pluginId: string) => call<PluginJson>('POST', `/plugins/${pluginId}/refresh-metadata`),
+    rescan: () => call<RescanJson>('POST', '/plugins/rescan'),
+    restart: (pluginId: string) => call<{ pluginId: string; workers: number }>('POST', `/plugins/${pluginId}/restart`),
   }
 }
 
@@ -85,6 +87,13 @@ export interface PluginJson {
   metadataState: string | null
   metadataFetchedAt: string | null
   error: string | null
+}
+
+export interface RescanJson {
+  added: string[]
+  changed: string[]
+  removed: string[]
+  invalid: Array<{ id: string; error: string }>
 }
 
 export interface WorkersJson {

@@ -121,5 +121,23 @@ async function execute(
       const body = await client.refresh(command.pluginId)
       return show(body, () => `${body.id}: metadata ${body.metadataState ?? '-'}${body.error ? ` (${body.error})` : ''}`)
     }
+    case 'rescan': {
+      const body = await client.rescan()
+      const ids = (list: readonly string[]) => (list.length === 0 ? '-' : list.join(', '))
+      return show(body, () =>
+        [
+          `added: ${ids(body.added)}`,
+          `changed: ${ids(body.changed)}`,
+          `removed: ${ids(body.removed)}`,
+          `invalid: ${ids(body.invalid.map((p) => p.id))}`,
+          ...body.invalid.map((p) => `  ${p.id}: ${p.error}`),
+        ].join('\n'),
+      )
+    }
+    case 'restart': {
+      const body = await client.restart(command.pluginId)
+      // In a cluster the count is the asked gateway's; the others roll theirs as they follow.
+      return show(body, () => `${body.pluginId}: ${body.workers} live worker${body.workers === 1 ? '' : 's'} rolled`)
+    }
   }
 }

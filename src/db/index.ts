@@ -14,6 +14,8 @@ export type {
   RuntimePatch,
   StoredSecrets,
 } from './instances-repo.js'
+export { createCatalogRepo } from './catalog-repo.js'
+export type { CatalogGenerations, CatalogRepo } from './catalog-repo.js'
 export { createClusterRepo } from './cluster-repo.js'
 export type { ClusterRepo, LeaseRef } from './cluster-repo.js'
 export { METADATA_STATES, RUNTIME_STATES } from './schema.js'

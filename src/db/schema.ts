@@ -82,3 +82,11 @@ export const workerLeases = sqliteTable(
   (t) => [primaryKey({ columns: [t.orgId, t.pluginId] })],
 )
 export type WorkerLeaseRow = typeof workerLeases.$inferSelect
+
+// Catalog changes every gateway on the database follows: scope '*' counts rescans of the plugin
+// directories, a plugin id counts restarts of that plugin's workers. A gateway that sees a count grow
+// rescans its own directories, or rolls its own workers of that plugin.
+export const catalogGenerations = sqliteTable('catalog_generations', {
+  scope: text('scope').primaryKey(),
+  generation: integer('generation').notNull(),
+})

@@ -5,6 +5,8 @@ export type { Admission, AdmissionDeps, AdmitRequest, ClientSignal } from './adm
 export { validateConfig } from './config-validation.js'
 export { createInstances } from './instances.js'
 export type { Instances, InstancesDeps } from './instances.js'
+export { createPluginCatalog } from './plugin-catalog.js'
+export type { PluginCatalog, PluginCatalogDeps } from './plugin-catalog.js'
 export { createRuntimeRecorder } from './recorder.js'
 export type { RecorderDeps, RuntimeRecorder } from './recorder.js'
 export { checkStoredSecrets, storeConfigPerSchema } from './stored-secrets.js'

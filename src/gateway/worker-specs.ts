@@ -39,6 +39,7 @@ export function createWorkerSpecs(secrets: SecretBox): WorkerSpecs {
         pluginDir: view.dir,
         entryPath: view.entryPath,
         sdkVersion: view.sdkVersion,
+        checksum: view.checksum,
         envAllowList: view.envAllowList,
         permissions: view.manifest.permissions,
         config: plain.config,

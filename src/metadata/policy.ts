@@ -2,13 +2,17 @@ import type { Clock, Logger } from '../core/index.js'
 import { GatewayError } from '../core/index.js'
 import type { PluginRow } from '../db/index.js'
 import type { PluginView, Registry, RouteMatcher } from '../registry/index.js'
+import { compileRoutes } from '../registry/index.js'
 import type { Worker } from '../workers/index.js'
+import { fetchMetadata, type MetadataFetchConfig } from './fetch-metadata.js'
 import type { MetadataService } from './service.js'
 
 export interface MetadataPolicyDeps {
   registry: Registry
   /** Fetches into the database, one flight per plugin. */
   store: MetadataService
+  /** How a worker of code the catalog has moved on from is asked (its answer is kept with it, not stored). */
+  fetch: MetadataFetchConfig
   clock: Clock
   log: Logger
   /** A plugin without usable metadata asks a running worker again at most this often; its 503s say Retry-After that long. */
@@ -49,11 +53,17 @@ export function createMetadataPolicy(deps: MetadataPolicyDeps): MetadataPolicy {
   const { registry, store, clock, log } = deps
   // Plugin id → when one of its workers was last asked.
   const lastAsked = new Map<string, number>()
+  // Workers started for code a rescan has since replaced (or removed): the requests that waited for
+  // them are checked against the routes they declare themselves, which are not the plugin's any more.
+  const ownRoutes = new WeakMap<Worker, RouteMatcher>()
 
-  /** Asks worker for its plugin's metadata (the code view describes) and applies the answer. */
+  /**
+   * Asks worker for its plugin's metadata and applies the answer. Stored only for the code the worker
+   * runs: one started before a rescan changed the plugin answers for the old code.
+   */
   async function ask(worker: Worker, view: PluginView): Promise<void> {
     lastAsked.set(view.id, clock.now())
-    const row = await store.ensureFresh(view.id, worker.dispatcher, view.checksum)
+    const row = await store.ensureFresh(view.id, worker.dispatcher, worker.checksum)
     registry.updateRow(row)
     await arrived(view, row)
   }
@@ -77,6 +87,8 @@ export function createMetadataPolicy(deps: MetadataPolicyDeps): MetadataPolicy {
     },
 
     ensureRoutes(worker) {
+      const own = ownRoutes.get(worker)
+      if (own) return own
       const view = registry.plugin(worker.pluginId)
       if (view?.routes) return view.routes
       const last = lastAsked.get(worker.pluginId)
@@ -90,6 +102,11 @@ export function createMetadataPolicy(deps: MetadataPolicyDeps): MetadataPolicy {
 
     async afterReady(worker) {
       const view = registry.plugin(worker.pluginId)
+      if (worker.sdkVersion === 'v2' && worker.checksum !== view?.checksum) {
+        const answer = await fetchMetadata({ dispatcher: worker.dispatcher, clock, ...deps.fetch, log })
+        if (answer.ok) ownRoutes.set(worker, compileRoutes(answer.metadata.routes))
+        return
+      }
       if (view?.sdkVersion !== 'v2' || view.row.metadataState === 'fresh') return
       const asked = ask(worker, view)
       if (view.row.metadataState === 'error' && view.row.metadata) {

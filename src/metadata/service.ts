@@ -17,8 +17,8 @@ export interface MetadataService {
    * state is already fresh or the plugin is legacy v1 (its manifest is the metadata). A failed
    * or invalid fetch marks the plugin `error` and keeps the last good metadata, so the worker
    * keeps serving (CONTRACT.md §6): only an unknown plugin id (PLUGIN_NOT_FOUND) or a database
-   * failure rejects. Concurrent calls for one plugin share a single fetch (the first caller's
-   * worker is asked: metadata is plugin-global, any ready worker of the plugin can answer).
+   * failure rejects. Concurrent calls for one plugin and code share a single fetch (the first
+   * caller's worker is asked: metadata is plugin-global, any ready worker of that code can answer).
    * `codeChecksum` is the checksum of the code that worker runs: the answer is stored only while
    * the shared row still describes that code (during a rolling deploy another gateway may run other code).
    */
@@ -72,13 +72,15 @@ export function createMetadataService(deps: MetadataServiceDeps): MetadataServic
 
   return {
     ensureFresh(pluginId, worker, codeChecksum) {
-      const pending = inflight.get(pluginId)
+      // Per code version: a worker of new code never waits on a fetch from old code, which is not stored.
+      const key = `${pluginId}\0${codeChecksum}`
+      const pending = inflight.get(key)
       if (pending) return pending
       // Entered in the map before the first await, so a concurrent caller always finds it.
       const flight: Promise<PluginRow> = refresh(pluginId, worker, codeChecksum).finally(() => {
-        if (inflight.get(pluginId) === flight) inflight.delete(pluginId)
+        if (inflight.get(key) === flight) inflight.delete(key)
       })
-      inflight.set(pluginId, flight)
+      inflight.set(key, flight)
       return flight
     },
 

@@ -6,17 +6,18 @@ import { getRequestListener, RequestError, type HttpBindings } from '@hono/node-
 import { getConnInfo } from '@hono/node-server/conninfo'
 import type { Context } from 'hono'
 import { createApp } from '../app.js'
-import { scanPlugins } from '../catalog/index.js'
+import { scanPlugins, watchPlugins } from '../catalog/index.js'
 import { createCluster } from '../cluster/index.js'
 import { createPeerTransport } from '../cluster/node/index.js'
 import type { Config } from '../config.js'
 import type { Clock, Logger } from '../core/index.js'
 import { errorText, GatewayError, MAX_TIMER_MS, systemClock } from '../core/index.js'
-import { createClusterRepo, createInstancesRepo, createPluginsRepo, localFilePath, openDatabase } from '../db/index.js'
+import { createCatalogRepo, createClusterRepo, createInstancesRepo, createPluginsRepo, localFilePath, openDatabase } from '../db/index.js'
 import {
   checkStoredSecrets,
   createAdmission,
   createInstances,
+  createPluginCatalog,
   createRuntimeRecorder,
   createTargets,
   createWorkerControl,
@@ -70,7 +71,12 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   const instances = createInstancesRepo(database.db, clock)
 
   const registry = createRegistry({ plugins, instances, log })
-  await registry.load(withWorkerReach(await scanPlugins(config.pluginDirs), config.pool.sandbox.users))
+  // Every scan, at start-up and on each rescan, lists the plugins the workers' users cannot reach as invalid.
+  const scan = async () => withWorkerReach(await scanPlugins(config.pluginDirs), config.pool.sandbox.users)
+  // In a cluster, the rescans and restarts counted so far: this first scan covers them.
+  const catalogRepo = createCatalogRepo(database.db, clock)
+  const seenCatalog = config.cluster && (await catalogRepo.generations())
+  await registry.load(await scan())
 
   // Secrets at rest: SECRET_KEY, else a key generated beside a local database file; refuse to start
   // when stored secrets cannot be opened with it.
@@ -110,6 +116,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   const metadata = createMetadataPolicy({
     registry,
     store: createMetadataService({ plugins, clock, log, fetch: config.metadata.fetch }),
+    fetch: config.metadata.fetch,
     clock,
     log,
     retryMs: config.metadata.retryMs,
@@ -159,6 +166,15 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     controlTimeoutMs: config.controlTimeoutMs,
     ...(cluster && { cluster }),
   })
+  const catalog = createPluginCatalog({
+    registry,
+    targets,
+    pool,
+    scan,
+    clock,
+    log,
+    ...(config.cluster && seenCatalog && { cluster: { repo: catalogRepo, seen: seenCatalog, followMs: config.cluster.heartbeatMs } }),
+  })
   const instanceUseCases = createInstances({ registry, targets, specs, pool, workers, secrets, log, ...(cluster && { cluster }) })
   let closing: Promise<void> | null = null
   const draining = () => closing !== null
@@ -176,6 +192,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     targets,
     instances: instanceUseCases,
     workers,
+    catalog,
     registry,
     pool,
     forwarder: honoForwarder(proxy),
@@ -221,6 +238,9 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   const host = config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host
   const url = `http://${host}:${port}`
   await cluster?.start(config.cluster?.internalUrl ?? url)
+  const watcher =
+    config.watchPlugins &&
+    (await watchPlugins({ dirs: config.pluginDirs, debounceMs: config.watchPlugins.debounceMs, clock, log, onChange: catalog.rescan }))
   log.info({ host: config.server.host, port, plugins: registry.plugins().length, gatewayId: cluster?.gatewayId }, 'gateway listening')
 
   const close = () =>
@@ -239,6 +259,8 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
         Math.min(drainTimeoutMs + disableTimeoutMs + stopTimeoutMs, MAX_TIMER_MS),
       )
       try {
+        await watcher?.close()
+        await catalog.close()
         await pool.close()
         await cluster?.close()
         await recorder.close()

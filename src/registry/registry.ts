@@ -2,7 +2,7 @@ import type { HayPluginBlock, SdkVersion } from '../contract/index.js'
 import { Metadata } from '../contract/index.js'
 import type { Logger, WorkerKey } from '../core/index.js'
 import { errorText, workerKey } from '../core/index.js'
-import type { CatalogEntry } from '../catalog/index.js'
+import type { CatalogEntry, ValidCatalogEntry } from '../catalog/index.js'
 import type { InstancePatch, InstancesRepo, PluginInstanceRow, PluginRow, PluginsRepo, StoredSecrets } from '../db/index.js'
 import { compileRoutes, type RouteMatcher } from './route-matcher.js'
 
@@ -16,6 +16,8 @@ export interface PluginView {
   manifest: HayPluginBlock
   /** Checksum of the code this gateway runs (its own catalog scan), whatever the shared row says. */
   checksum: string
+  /** Why the latest scan found the plugin's directory invalid; this version (the last valid one) keeps serving meanwhile. */
+  scanError: string | null
   row: PluginRow
   /** null until metadata has been fetched once. */
   routes: RouteMatcher | null
@@ -27,9 +29,24 @@ export interface InvalidPlugin {
   error: string
 }
 
+/** What a catalog scan changed, by plugin id (POST /admin/plugins/rescan answers it). */
+export interface CatalogChanges {
+  /** Valid now, not before (new directories, and invalid ones that became valid). */
+  added: string[]
+  /** Valid before and now, with other code (checksum) or in another directory. */
+  changed: string[]
+  /** Listed before, no directory now. */
+  removed: string[]
+  /** Invalid in this scan; one that was valid before keeps serving its last valid version. */
+  invalid: Array<{ id: string; error: string }>
+}
+
 export interface Registry {
-  /** Syncs a catalog scan into the database and the in-memory views. */
-  load(entries: readonly CatalogEntry[]): Promise<void>
+  /**
+   * Syncs a catalog scan into the database and the in-memory views, and says what changed. The views
+   * are swapped at once, after every database write: a request sees the catalog before or after.
+   */
+  load(entries: readonly CatalogEntry[]): Promise<CatalogChanges>
   plugin(id: string): PluginView | undefined
   invalidPlugin(id: string): InvalidPlugin | undefined
   plugins(): PluginView[]
@@ -72,7 +89,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
     if (instances.size > MAX_CACHED_INSTANCES) instances.delete(instances.keys().next().value as WorkerKey)
   }
 
-  const view = (entry: Extract<CatalogEntry, { ok: true }>, row: PluginRow): PluginView =>
+  const view = (entry: ValidCatalogEntry, row: PluginRow): PluginView =>
     withRow(
       {
         id: entry.id,
@@ -82,6 +99,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
         envAllowList: entry.envAllowList,
         manifest: entry.manifest,
         checksum: entry.checksum,
+        scanError: null,
       },
       row,
     )
@@ -90,7 +108,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
    * The plugin's row after a catalog sync. Stored metadata that no longer passes the contract schema
    * (edited by hand, or by another version) is not used: the row goes stale, so the next start fetches.
    */
-  async function storedRow(entry: Extract<CatalogEntry, { ok: true }>): Promise<PluginRow> {
+  async function storedRow(entry: ValidCatalogEntry): Promise<PluginRow> {
     const row = await deps.plugins.syncFromCatalog(entry)
     if (hasUsableMetadata(row)) return row
     deps.log.error({ pluginId: entry.id }, 'stored plugin metadata is invalid; it will be fetched again')
@@ -99,23 +117,51 @@ export function createRegistry(deps: RegistryDeps): Registry {
 
   return {
     async load(entries) {
-      views.clear()
-      invalid.clear()
+      const changes: CatalogChanges = { added: [], changed: [], removed: [], invalid: [] }
+      // The database first (awaits), then every view at once, below. Unchanged plugins are not written.
+      const synced = new Map<string, { entry: ValidCatalogEntry; row: PluginRow } | { error: string }>()
       for (const entry of entries) {
-        if (!entry.ok) {
-          invalid.set(entry.id, { id: entry.id, dir: entry.dir, error: entry.error })
-          deps.log.warn({ pluginId: entry.id, dir: entry.dir, error: entry.error }, 'invalid plugin')
-          continue
-        }
-        try {
-          views.set(entry.id, view(entry, await storedRow(entry)))
-        } catch (err) {
-          // One unreadable row (tampered, or written by something else) costs that plugin only.
-          const error = `its stored row cannot be read: ${errorText(err)}`
-          invalid.set(entry.id, { id: entry.id, dir: entry.dir, error })
-          deps.log.error({ pluginId: entry.id, error }, 'invalid plugin')
+        if (!entry.ok) synced.set(entry.id, { error: entry.error })
+        else if (!isUnchanged(views.get(entry.id), entry)) {
+          try {
+            synced.set(entry.id, { entry, row: await storedRow(entry) })
+          } catch (err) {
+            // One unreadable row (tampered, or written by something else) costs that plugin only.
+            synced.set(entry.id, { error: `its stored row cannot be read: ${errorText(err)}` })
+          }
         }
       }
+
+      const listed = new Set(entries.map((e) => e.id))
+      for (const id of new Set([...views.keys(), ...invalid.keys()])) {
+        if (listed.has(id)) continue
+        views.delete(id)
+        invalid.delete(id)
+        changes.removed.push(id)
+      }
+      // One id twice (in two plugins directories) is invalid on both: listed once.
+      for (const { id, dir } of new Map(entries.map((e) => [e.id, e])).values()) {
+        const current = views.get(id)
+        const outcome = synced.get(id)
+        if (outcome === undefined) {
+          if (current?.scanError) views.set(id, { ...current, scanError: null }) // valid again, with the code it serves
+        } else if ('error' in outcome) {
+          changes.invalid.push({ id, error: outcome.error })
+          deps.log.warn({ pluginId: id, dir, error: outcome.error, isServingPrevious: current !== undefined }, 'invalid plugin')
+          if (current) views.set(id, { ...current, scanError: outcome.error })
+          else invalid.set(id, { id, dir, error: outcome.error })
+        } else {
+          invalid.delete(id)
+          views.set(id, view(outcome.entry, outcome.row))
+          if (current) changes.changed.push(id)
+          else changes.added.push(id)
+        }
+      }
+      // Listed in the scan's order (by id), added plugins included.
+      const listedViews = entries.flatMap((e) => views.get(e.id) ?? [])
+      views.clear()
+      for (const v of listedViews) views.set(v.id, v)
+      return changes
     },
     plugin: (id) => views.get(id),
     invalidPlugin: (id) => invalid.get(id),
@@ -164,6 +210,10 @@ export function createRegistry(deps: RegistryDeps): Registry {
     listInstances: (orgId) => (orgId ? deps.instances.listByOrg(orgId) : deps.instances.list()),
   }
 }
+
+/** Same code in the same place: nothing to write, and its workers go on. The checksum covers package.json. */
+const isUnchanged = (current: PluginView | undefined, entry: ValidCatalogEntry) =>
+  current !== undefined && current.checksum === entry.checksum && current.dir === entry.dir
 
 const hasUsableMetadata = (row: PluginRow) => row.metadata === null || Metadata.safeParse(row.metadata).success
 

@@ -2,7 +2,7 @@ import { Hono } from 'hono'
 import { z } from 'zod'
 import { OrgId, PluginId } from '../contract/index.js'
 import type { Cluster } from '../cluster/index.js'
-import type { Instances, Targets, WorkerControl } from '../gateway/index.js'
+import type { Instances, PluginCatalog, Targets, WorkerControl } from '../gateway/index.js'
 import type { PluginInstanceRow } from '../db/index.js'
 import type { PluginView, Registry } from '../registry/index.js'
 import { maskConfig, maskMetadata } from '../secrets/index.js'
@@ -30,6 +30,8 @@ export interface AdminRouteDeps {
   targets: Targets
   instances: Instances
   workers: WorkerControl
+  /** Rescans of the plugin directories and restarts of a plugin's workers. */
+  catalog: PluginCatalog
   registry: Registry
   pool: WorkerPool
   /** Present when several gateways share the database: GET /workers then lists theirs too. */
@@ -45,10 +47,13 @@ function pluginJson(v: PluginView) {
     version: v.row.version,
     sdkVersion: v.sdkVersion,
     valid: true,
+    checksum: v.checksum,
     metadataState: v.row.metadataState,
     metadataFetchedAt: iso(v.row.metadataFetchedAt),
     metadata: maskMetadata(v.row.metadata),
-    error: v.row.metadataError,
+    // A directory that turned invalid says so here; the version listed keeps serving.
+    scanError: v.scanError,
+    error: v.scanError ?? v.row.metadataError,
   }
 }
 
@@ -101,14 +106,24 @@ export function adminRoutes(deps: AdminRouteDeps) {
           version: null,
           sdkVersion: null,
           valid: false,
+          checksum: null,
           metadataState: null,
           metadataFetchedAt: null,
           metadata: null,
+          scanError: p.error,
           error: p.error,
         })),
       ],
     }),
   )
+
+  // Answers what this gateway's scan changed; the other gateways on the database follow on their own.
+  app.post('/plugins/rescan', async (c) => c.json(await deps.catalog.rescan()))
+
+  app.post('/plugins/:pluginId/restart', async (c) => {
+    const { pluginId } = params(c, PluginParams)
+    return c.json(await deps.catalog.restart(pluginId))
+  })
 
   app.post('/plugins/:pluginId/refresh-metadata', async (c) => {
     const { pluginId } = params(c, PluginParams)

@@ -59,21 +59,25 @@ export const UI_SCRIPT = `(() => {
     if (seq === latest) timer = setTimeout(refresh, everyMs)
   }
 
-  async function act(action, org, plugin) {
-    const path = '/orgs/' + encodeURIComponent(org) + '/plugins/' + encodeURIComponent(plugin) + '/' + action
+  // What a rescan changed, in one line.
+  const rescanned = (r) => 'rescan: ' + ['added', 'changed', 'removed', 'invalid']
+    .map((k) => k + ' ' + (r[k].length === 0 ? '-' : r[k].map((p) => (typeof p === 'string' ? p : p.id)).join(', ')))
+    .join('; ')
+
+  async function act(action, path, label) {
     const res = await fetch(base + path, { method: 'POST', headers })
-    if (res.ok) return ''
     const reply = await res.json().catch(() => null)
-    return action + ' ' + org + '/' + plugin + ' failed: ' + (reply && reply.error ? reply.error.code + ' ' + reply.error.message : 'HTTP ' + res.status)
+    if (!res.ok) return label + ' failed: ' + (reply && reply.error ? reply.error.code + ' ' + reply.error.message : 'HTTP ' + res.status)
+    return action === 'rescan' && reply ? rescanned(reply) : ''
   }
 
   document.addEventListener('click', async (ev) => {
     const button = ev.target.closest('button[data-action]')
     if (!button) return
     button.disabled = true
-    const { action, org, plugin } = button.dataset
-    say(action + ' ' + org + '/' + plugin + '…')
-    const note = await act(action, org, plugin).catch((err) => action + ' failed: ' + err.message)
+    const { action, path, label } = button.dataset
+    say(label + '…')
+    const note = await act(action, path, label).catch((err) => label + ' failed: ' + err.message)
     await refresh()
     say(note)
   })

@@ -162,7 +162,9 @@ function Panel(d: PanelData) {
         {new Date(d.now).toISOString().slice(11, 19)} UTC
       </p>
 
-      <h2>Plugins</h2>
+      <h2>
+        Plugins <ActionButton action="rescan" path="/plugins/rescan" label="rescan" text="Rescan" />
+      </h2>
       <table id="plugins">
         <thead>
           <tr>
@@ -172,6 +174,7 @@ function Panel(d: PanelData) {
             <th>metadata</th>
             <th>fetched</th>
             <th>error</th>
+            <th />
           </tr>
         </thead>
         <tbody>
@@ -184,7 +187,12 @@ function Panel(d: PanelData) {
                 <Badge state={p.row.metadataState} />
               </td>
               <td>{ago(d.now, p.row.metadataFetchedAt)}</td>
-              <td class="error">{p.row.metadataError ?? ''}</td>
+              <td class="error">
+                {p.scanError ? `directory invalid, serving the version listed: ${p.scanError}` : (p.row.metadataError ?? '')}
+              </td>
+              <td>
+                <ActionButton action="restart" path={`/plugins/${p.id}/restart`} label={`restart ${p.id}`} text="Restart" />
+              </td>
             </tr>
           ))}
           {d.invalid.map((p) => (
@@ -197,6 +205,7 @@ function Panel(d: PanelData) {
               </td>
               <td />
               <td class="error">{p.error}</td>
+              <td />
             </tr>
           ))}
         </tbody>
@@ -234,7 +243,7 @@ function Panel(d: PanelData) {
                       <td>{i.restarts}</td>
                       <td>{ago(d.now, w?.lastActivityAt ?? i.lastActivityAt)}</td>
                       <td class="error">{w?.lastError ?? i.lastError ?? ''}</td>
-                      <td>{i.enabled && !w && <ActionButton action="start" orgId={i.orgId} pluginId={i.pluginId} />}</td>
+                      <td>{i.enabled && !w && <InstanceButton action="start" orgId={i.orgId} pluginId={i.pluginId} />}</td>
                     </tr>
                   )
                 })}
@@ -276,7 +285,7 @@ function Panel(d: PanelData) {
               <td>{w.startedAt === null ? '' : duration(d.now - w.startedAt)}</td>
               <td>{w.inFlight}</td>
               <td>{ago(d.now, w.lastActivityAt)}</td>
-              <td>{w.state !== 'stopping' && <ActionButton action="stop" orgId={w.orgId} pluginId={w.pluginId} />}</td>
+              <td>{w.state !== 'stopping' && <InstanceButton action="stop" orgId={w.orgId} pluginId={w.pluginId} />}</td>
             </tr>
           ))}
         </tbody>
@@ -289,11 +298,24 @@ function Badge(props: { state: string }) {
   return <span class={`badge s-${props.state}`}>{props.state}</span>
 }
 
-function ActionButton(props: { action: 'start' | 'stop'; orgId: string; pluginId: string }) {
+/** A button the page's script turns into `POST <admin>/<path>`; `label` names it in the status line. */
+function ActionButton(props: { action: string; path: string; label: string; text: string }) {
   return (
-    <button type="button" data-action={props.action} data-org={props.orgId} data-plugin={props.pluginId}>
-      {props.action === 'stop' ? 'Stop' : 'Start'}
+    <button type="button" data-action={props.action} data-path={props.path} data-label={props.label}>
+      {props.text}
     </button>
+  )
+}
+
+function InstanceButton(props: { action: 'start' | 'stop'; orgId: string; pluginId: string }) {
+  const key = `${props.orgId}/${props.pluginId}`
+  return (
+    <ActionButton
+      action={props.action}
+      path={`/orgs/${props.orgId}/plugins/${props.pluginId}/${props.action}`}
+      label={`${props.action} ${key}`}
+      text={props.action === 'stop' ? 'Stop' : 'Start'}
+    />
   )
 }
 

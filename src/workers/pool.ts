@@ -25,10 +25,25 @@ const PREWARM_REFILL_DELAY_MS = 50
 
 // One slot per key. Each state holds only its own data; `gen` fences every continuation.
 type Slot =
-  | { state: 'starting'; gen: number; orgId: string; pending: number; ready: Promise<StartResult> }
+  | StartingSlot
   | { state: 'ready'; gen: number; worker: Worker; exited: Promise<ExitInfo>; cancelIdle: () => void }
   | { state: 'stopping'; gen: number; worker: Worker; stopped: Promise<void> }
   | { state: 'error'; gen: number; orgId: string; pluginId: string; error: GatewayError; retryAt: number; failures: number }
+
+/**
+ * `isRolled`: its plugin's code changed while it started (roll). Requests already waiting for it are
+ * served by it; a new request starts the next generation, and it retires once its waiters have it.
+ */
+interface StartingSlot {
+  state: 'starting'
+  gen: number
+  orgId: string
+  pending: number
+  ready: Promise<StartResult>
+  isRolled: boolean
+  /** Called when pending drops to 0 (the last waiter holds its lease, or gave up). */
+  onNoneWaiting?: () => void
+}
 
 interface StartResult {
   worker: Worker
@@ -39,6 +54,8 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
   const { config, clock, log } = deps
   const slots = new Map<WorkerKey, Slot>()
   const retiring = new Set<Promise<void>>()
+  // Every start under way, also one its key no longer holds (rolled, then superseded): close() waits for them.
+  const starts = new Set<Promise<StartResult>>()
   const pendingByOrg = new Map<string, number>()
   const drainWaiters = new Map<Worker, () => void>()
   let nextGen = 1
@@ -76,13 +93,14 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
         retryAfterSeconds: Math.max(1, Math.ceil((slot.retryAt - clock.now()) / 1000)),
       })
     }
-    // A stopping slot is never sent to: the next generation starts beside the retiring one.
-    if (slot?.state === 'starting') return waitForStart(slot, spec.orgId, signal)
+    // A stopping slot is never sent to: the next generation starts beside the retiring one. Nor is
+    // one starting with code that has changed since.
+    if (slot?.state === 'starting' && !slot.isRolled) return waitForStart(slot, spec.orgId, signal)
     makeRoom(spec.orgId)
     return waitForStart(beginStart(key, spec, slot?.state === 'error' ? slot.failures : 0), spec.orgId, signal)
   }
 
-  async function waitForStart(slot: Extract<Slot, { state: 'starting' }>, orgId: string, signal?: AbortSignal) {
+  async function waitForStart(slot: StartingSlot, orgId: string, signal?: AbortSignal) {
     const orgPending = pendingByOrg.get(orgId) ?? 0
     if (slot.pending >= config.maxPendingPerKey) {
       throw new GatewayError('QUEUE_FULL', 503, 'too many requests are waiting for this worker to start', { retryAfterSeconds: 1 })
@@ -100,30 +118,36 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
       return lease(worker, { ...timing, queueMs: clock.now() - queuedAt })
     } finally {
       slot.pending--
+      if (slot.pending === 0) slot.onNoneWaiting?.()
       const left = (pendingByOrg.get(orgId) ?? 1) - 1
       if (left === 0) pendingByOrg.delete(orgId)
       else pendingByOrg.set(orgId, left)
     }
   }
 
-  function beginStart(key: WorkerKey, spec: WorkerSpec, failures: number): Extract<Slot, { state: 'starting' }> {
+  function beginStart(key: WorkerKey, spec: WorkerSpec, failures: number): StartingSlot {
     const gen = nextGen++
     // The slot enters the map before the first await: every concurrent request joins this start.
-    const slot: Extract<Slot, { state: 'starting' }> = {
+    const slot: StartingSlot = {
       state: 'starting',
       gen,
       orgId: spec.orgId,
       pending: 0,
-      ready: start(key, spec, gen, failures),
+      isRolled: false,
+      ready: start(key, spec, failures, () => slot), // start() awaits before it reads the slot
     }
-    slot.ready.catch(() => {}) // observed by waiters; a start nobody waits for must not be unhandled
+    starts.add(slot.ready)
+    // Observed by waiters; a start nobody waits for must not be unhandled.
+    void slot.ready.catch(() => {}).finally(() => starts.delete(slot.ready))
     slots.set(key, slot)
     return slot
   }
 
-  async function start(key: WorkerKey, spec: WorkerSpec, gen: number, failures: number): Promise<StartResult> {
+  async function start(key: WorkerKey, spec: WorkerSpec, failures: number, slotOf: () => StartingSlot): Promise<StartResult> {
     const t0 = clock.now()
     await Promise.resolve() // let beginStart publish the slot before anything can fail synchronously
+    const starting = slotOf()
+    const { gen } = starting
     let refill: { policy: Policy; took: boolean } | undefined
     try {
       emit({ type: 'starting', orgId: spec.orgId, pluginId: spec.pluginId, gen, sdkVersion: spec.sdkVersion })
@@ -137,6 +161,7 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
         pluginId: spec.pluginId,
         gen,
         sdkVersion: spec.sdkVersion,
+        checksum: spec.checksum,
         child: launched.child,
         pid: launched.pid,
         port,
@@ -158,6 +183,14 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
         readyMs: launched.readyMs,
         metadataMs: clock.now() - metadataStart,
         totalMs: clock.now() - t0,
+      }
+      if (starting.isRolled && !closing) {
+        // Its code changed while it started: it serves the requests that waited for it, and only those.
+        if (slots.get(key) === starting) slots.delete(key)
+        const waited = starting.pending === 0 ? undefined : new Promise<void>((resolve) => (starting.onNoneWaiting = resolve))
+        void finishRetiring(key, worker, launched.exited, 'replaced', waited)
+        wlog.info({ pid: worker.pid, port, waiters: starting.pending }, 'worker ready after its plugin changed; retiring it')
+        return { worker, timing }
       }
       if (slots.get(key)?.gen !== gen || closing) {
         // Superseded while starting (stop or shutdown): this generation must not serve.
@@ -183,6 +216,11 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
       return { worker, timing }
     } catch (err) {
       if (slots.get(key)?.gen !== gen) throw err // superseded: the newer generation reports for the key
+      if (starting.isRolled) {
+        // The failure of code that has been replaced: the new code starts without its backoff.
+        slots.delete(key)
+        throw err
+      }
       // Exponential, capped backoff before this key may start again.
       const backoffMs = Math.min(config.restartBackoffMaxMs, config.restartBackoffMs * 2 ** failures)
       const retryAt = clock.now() + backoffMs
@@ -259,19 +297,46 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
     slot.cancelIdle()
     const { worker } = slot
     emit({ type: 'stopping', worker, reason })
+    const stopped = finishRetiring(key, worker, slot.exited, reason)
+    slots.set(key, { state: 'stopping', gen: slot.gen, worker, stopped })
+    return stopped
+  }
+
+  /** Drains worker (once `first` has settled), stops it, and reports the stop; tracked until done, for close(). */
+  function finishRetiring(key: WorkerKey, worker: Worker, exited: Promise<ExitInfo>, reason: StopReason, first?: Promise<void>) {
     const stopped = (async () => {
-      await drained(worker, slot.exited)
-      const exit = await stopProcess(worker, slot.exited, stopOptions())
+      await first
+      await drained(worker, exited)
+      const exit = await stopProcess(worker, exited, stopOptions())
       const current = slots.get(key)
       const superseded = current !== undefined && current.gen !== worker.gen
       if (!superseded) slots.delete(key)
       log.info({ orgId: worker.orgId, pluginId: worker.pluginId, gen: worker.gen, reason, superseded }, 'worker stopped')
       emit({ type: 'stopped', orgId: worker.orgId, pluginId: worker.pluginId, gen: worker.gen, reason, exit, superseded })
     })()
-    slots.set(key, { state: 'stopping', gen: slot.gen, worker, stopped })
     retiring.add(stopped)
     void stopped.finally(() => retiring.delete(stopped))
     return stopped
+  }
+
+  function roll(pluginId: string, reason: 'replaced' | 'removed'): number {
+    sandbox.forget(pluginId)
+    prewarm?.discard((policy) => policy.pluginId === pluginId)
+    let rolled = 0
+    for (const [key, slot] of slots) {
+      if (splitWorkerKey(key).pluginId !== pluginId) continue
+      if (slot.state === 'ready') {
+        void retire(key, slot, reason)
+        rolled++
+      } else if (slot.state === 'starting') {
+        slot.isRolled = true
+        rolled++
+      } else if (slot.state === 'error') {
+        slots.delete(key) // the backoff the old code earned
+      }
+    }
+    if (rolled > 0) log.info({ pluginId, reason, workers: rolled }, 'rolling the workers of a plugin')
+    return rolled
   }
 
   // CONTRACT.md §5: in-flight requests finish before /disable, bounded by drainTimeoutMs; a crash ends the wait.
@@ -391,6 +456,8 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
     closing ??= (async () => {
       const keys = [...slots.keys()].map(splitWorkerKey)
       await Promise.all([prewarm?.close(), ...keys.map((k) => stop(k.orgId, k.pluginId, 'shutdown'))])
+      // A start sees `closing` and stops what it made, or hands it to `retiring` (rolled).
+      await Promise.all([...starts].map((start) => start.catch(() => {})))
       await Promise.all([...retiring])
       await sandbox.close()
     })()
@@ -415,6 +482,7 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
       return peek(orgId, pluginId)
     },
     stop,
+    roll,
     list,
     queued() {
       let n = 0

@@ -17,6 +17,8 @@ export interface PrewarmPool<P extends PrewarmPolicy> {
    * the policy started least recently when the pool is full.
    */
   refill(policy: P, took: boolean): void
+  /** Kills the waiting runners whose policy matches (their plugin changed): no start takes them any more. */
+  discard(matches: (policy: P) => boolean): void
   /** Runners booted and waiting. */
   ready(): number
   /** Kills every waiting runner and stops refilling. Idempotent. */
@@ -96,11 +98,15 @@ export function createPrewarmPool<P extends PrewarmPolicy>(deps: PrewarmDeps<P>)
       if (!oldest || (lastStarted.get(e.policy.key) ?? -1) < (lastStarted.get(oldest.policy.key) ?? -1)) oldest = e
     }
     if (!oldest) return false
-    waiting.delete(oldest) // given up: its exit is not a failure
-    oldest.proc.child.kill('SIGKILL')
-    const exited = oldest.proc.exited.finally(() => givenUp.delete(exited))
-    givenUp.add(exited)
+    giveUp(oldest)
     return true
+  }
+
+  function giveUp(entry: Entry<P>): void {
+    waiting.delete(entry) // given up: its exit is not a failure
+    entry.proc.child.kill('SIGKILL')
+    const exited = entry.proc.exited.finally(() => givenUp.delete(exited))
+    givenUp.add(exited)
   }
 
   if (deps.initial) for (let i = 0; i < deps.size; i++) boot(deps.initial)
@@ -117,6 +123,9 @@ export function createPrewarmPool<P extends PrewarmPolicy>(deps: PrewarmDeps<P>)
       lastStarted.set(policy.key, starts++)
       const held = [...waiting].some((e) => e.policy.key === policy.key)
       if ((took || !held) && makeRoom(policy)) boot(policy)
+    },
+    discard(matches) {
+      for (const entry of [...waiting]) if (matches(entry.policy)) giveUp(entry)
     },
     ready: () => [...waiting].filter((e) => e.isReady).length,
     async close() {

@@ -11,6 +11,8 @@ export interface WorkerSpec {
   pluginDir: string
   entryPath: string
   sdkVersion: SdkVersion
+  /** The plugin's catalog checksum: which version of its code this worker runs. */
+  checksum: string
   /** Host variables the manifest allows this plugin to see (CONTRACT.md §2). */
   envAllowList: readonly string[]
   /** What the manifest lets its sandboxed workers do beyond reading their code (README: Sandbox). */
@@ -27,6 +29,8 @@ export interface Worker {
   readonly pluginId: string
   readonly gen: number
   readonly sdkVersion: SdkVersion
+  /** Its spec's checksum: the code version it runs (metadata it reports is stored for that version only). */
+  readonly checksum: string
   readonly child: ChildProcess
   readonly pid: number
   readonly port: number
@@ -70,7 +74,7 @@ export interface WorkerInfo {
   lastError: string | null
 }
 
-export type StopReason = 'idle' | 'evicted' | 'admin' | 'shutdown' | 'replaced' | 'lease-lost'
+export type StopReason = 'idle' | 'evicted' | 'admin' | 'shutdown' | 'replaced' | 'removed' | 'lease-lost'
 
 /** Runtime transitions the pool reports, in order per key, for persistence and metrics. */
 export type PoolEvent =
@@ -105,6 +109,13 @@ export interface WorkerPool {
   settled(orgId: string, pluginId: string): Promise<Worker | undefined>
   /** Drains and stops the key's worker; resolves when the process has exited. */
   stop(orgId: string, pluginId: string, reason?: StopReason): Promise<void>
+  /**
+   * Rolls every worker of a plugin whose code changed (or went away): each live generation retires,
+   * so the next request for its key starts a new one, while the requests it holds (and those waiting
+   * for it to start) finish on it; then it stops as any worker does. Prewarmed runners and the sandbox
+   * policy of the plugin are worked out again. Returns how many workers were rolled; does not wait.
+   */
+  roll(pluginId: string, reason: 'replaced' | 'removed'): number
   list(): WorkerInfo[]
   /** Requests waiting for a worker to start right now. */
   queued(): number

@@ -4,7 +4,7 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { describe, expect, it, onTestFinished } from 'vitest'
-import { exitOf, ROOT, startTestGateway, TEST_SECRET_KEY, tempDir } from '../helpers/gateway.js'
+import { copyPlugin, EXAMPLES_DIR, exitOf, FIXTURES_DIR, ROOT, startTestGateway, TEST_SECRET_KEY, tempDir } from '../helpers/gateway.js'
 import { startDroppingServer } from '../helpers/http.js'
 
 // The compiled binary, as `npx plugin-gateway` runs it (package.json "bin"; built by `npm run build`).
@@ -90,6 +90,41 @@ describe('plugin-gateway CLI against a real gateway', () => {
     const unknown = await run('refresh', 'nope')
     expect(unknown.code).toBe(1)
     expect(unknown.stderr).toBe('plugin-gateway: PLUGIN_NOT_FOUND: no plugin nope\n')
+  })
+
+  it('rescans the plugin directories, listing what changed, and restarts a plugin’s workers', async () => {
+    const plugins = join(await tempDir(), 'plugins')
+    await copyPlugin(join(EXAMPLES_DIR, 'echo'), plugins, 'echo')
+    const t = await startTestGateway({ pluginDirs: [plugins], env: { ADMIN_TOKEN: TOKEN } })
+    const run = (...args: string[]) => cli(args, { GATEWAY_URL: t.url, ADMIN_TOKEN: TOKEN })
+    expect(await run('rescan')).toEqual({ code: 0, stdout: 'added: -\nchanged: -\nremoved: -\ninvalid: -\n', stderr: '' })
+
+    await copyPlugin(join(EXAMPLES_DIR, 'echo'), plugins, 'echo-two')
+    await copyPlugin(join(FIXTURES_DIR, 'bad-manifest'), plugins, 'broken')
+    const listed = await run('rescan')
+    const broken = (await t.admin('GET', '/plugins')).body.plugins.find((p: { id: string }) => p.id === 'broken')
+    expect(broken).toMatchObject({ valid: false, error: expect.any(String) })
+    expect(listed).toEqual({
+      code: 0,
+      stdout: `added: echo-two\nchanged: -\nremoved: -\ninvalid: broken\n  broken: ${broken.error}\n`,
+      stderr: '',
+    })
+    expect(JSON.parse((await run('rescan', '--json')).stdout)).toEqual({
+      added: [],
+      changed: [],
+      removed: [],
+      invalid: [{ id: 'broken', error: expect.any(String) }],
+    })
+
+    await t.enable('acme', 'echo')
+    await (await fetch(`${t.url}/orgs/acme/plugins/echo/items/1`)).arrayBuffer()
+    const exited = exitOf(t.spawned[0]!)
+    expect(await run('restart', 'echo')).toEqual({ code: 0, stdout: 'echo: 1 live worker rolled\n', stderr: '' })
+    expect(await exited).toEqual({ code: 0, signal: null }) // drained and stopped through /disable
+    expect((await fetch(`${t.url}/orgs/acme/plugins/echo/items/2`)).status).toBe(200) // a new worker
+    expect(t.spawned).toHaveLength(2)
+    const unknown = await run('restart', 'nope')
+    expect(unknown).toEqual({ code: 1, stdout: '', stderr: 'plugin-gateway: PLUGIN_NOT_FOUND: no plugin nope\n' })
   })
 
   it('fails with one line and exit code 1 when the gateway is unreachable or the token is wrong', async () => {

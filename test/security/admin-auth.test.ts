@@ -58,6 +58,7 @@ function appWith(token: string | undefined, address: string | undefined) {
     targets: recorder('targets'),
     instances: recorder('instances'),
     workers: recorder('workers'),
+    catalog: recorder('catalog'),
     registry: recorder('registry'),
     pool: recorder('pool'),
     forwarder: recorder('forwarder'),

@@ -3,7 +3,7 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
-import { copyPlugin, exitOf, FIXTURES_DIR, startTestGateway, tempDir, type TestGateway } from '../helpers/gateway.js'
+import { copyPlugin, EXAMPLES_DIR, exitOf, FIXTURES_DIR, startTestGateway, tempDir, type TestGateway } from '../helpers/gateway.js'
 
 const TOKEN = 'status-page-token-0123456789'
 // Debian's package, which .ci/run installs; CHROMIUM_PATH points elsewhere (or, to check this
@@ -152,6 +152,28 @@ describe.skipIf(!hasBrowser)(`status page in headless Chromium${hasBrowser ? '' 
     expect(t.gw.pool.list()).toEqual([])
     expect(await page.textContent('#status')).toBe('')
     expect(await page.isVisible('tr[data-instance="acme/echo"] button[data-action="start"]')).toBe(true)
+  })
+
+  it('rescans the plugin directories from its Rescan button, and rolls a plugin’s workers from its Restart button', async () => {
+    const plugins = join(await tempDir(), 'plugins')
+    await copyPlugin(join(EXAMPLES_DIR, 'echo'), plugins, 'echo')
+    const t = await startTestGateway({ pluginDirs: [plugins], env: { ADMIN_TOKEN: TOKEN } })
+    await t.enable('acme', 'echo')
+    expect((await fetch(`${t.url}/orgs/acme/plugins/echo/items/1`)).status).toBe(200)
+    const page = await open(t, `/admin/ui?token=${TOKEN}`)
+    await page.waitForSelector(workerRow('acme', 'echo'))
+
+    await copyPlugin(join(EXAMPLES_DIR, 'echo'), plugins, 'echo-two')
+    await page.click('button[data-action="rescan"]')
+    await page.waitForSelector('tr[data-plugin="echo-two"]')
+    await page.waitForFunction("document.querySelector('#status').textContent.startsWith('rescan:')")
+    expect(await page.textContent('#status')).toBe('rescan: added echo-two; changed -; removed -; invalid -')
+
+    const exited = exitOf(t.spawned[0]!)
+    await page.click('tr[data-plugin="echo"] button[data-action="restart"]')
+    expect(await exited).toEqual({ code: 0, signal: null }) // drained and stopped through /disable
+    expect((await fetch(`${t.url}/orgs/acme/plugins/echo/items/2`)).status).toBe(200) // served by a new worker
+    expect(t.spawned).toHaveLength(2)
   })
 
   it('starts a worker from its instance row, picks up workers started elsewhere, and survives a reload', async () => {

@@ -63,7 +63,7 @@ export function createPrometheusMetrics(deps: PrometheusMetricsDeps): Metrics & 
   const crashes = new Counter({ name: `${p}worker_crashes_total`, help: 'Workers that exited unexpectedly', registers })
   const stops = new Counter({
     name: `${p}worker_stops_total`,
-    help: 'Workers stopped, by reason (idle, evicted, admin, shutdown, replaced, lease-lost, crashed)',
+    help: 'Workers stopped, by reason (idle, evicted, admin, shutdown, replaced, removed, lease-lost, crashed)',
     labelNames: ['reason'] as const,
     registers,
   })

@@ -41,6 +41,8 @@ export interface SandboxDeps {
 
 /** What every worker of one plugin may read and do; a prewarmed runner serves workers of its policy only. */
 export interface Policy extends PrewarmPolicy {
+  /** The plugin whose workers it confines; undefined for the one policy of every worker (sandbox off). */
+  pluginId: string | undefined
   readPaths: readonly string[]
   permissions: readonly WorkerPermission[]
 }
@@ -70,6 +72,11 @@ export interface Sandbox {
     sdkVersion: 'v1' | 'v2'
     permissions: readonly WorkerPermission[]
   }): Promise<Policy>
+  /**
+   * Forgets the policy of pluginId (its directory changed): the next start works it out again, as a
+   * policy of another key, so no prewarmed runner booted under the old one serves it.
+   */
+  forget(pluginId: string): void
   /** The one policy of every worker when the sandbox is off, so prewarmed runners serve any plugin; else none. */
   readonly anyPlugin: Policy | undefined
   /** Starts one process of policy: its node flags, env, user, temp dir (its TMPDIR) and CPU limit. */
@@ -81,7 +88,7 @@ export interface Sandbox {
 export { checkRunnerReach, createPluginReach } from './reach.js'
 
 const TEMP_ROOT_PREFIX = 'plugin-gateway-workers-'
-const UNCONFINED: Policy = { key: 'unconfined', readPaths: [], permissions: [] }
+const UNCONFINED: Policy = { key: 'unconfined', pluginId: undefined, readPaths: [], permissions: [] }
 
 /** True for a command that is a node binary: node flags can go on its command line. */
 export const isNodeCommand = (command: string): boolean => command === process.execPath || basename(command) === 'node'
@@ -101,6 +108,7 @@ export function createSandbox(deps: SandboxDeps): Sandbox {
     log.warn('WORKER_SANDBOX=off: workers run with the gateway’s own user and rights, and read and write what it can')
     return {
       policyOf: async () => UNCONFINED,
+      forget: () => {},
       anyPlugin: UNCONFINED,
       confine: (_policy, line, env) => ({
         command: cpuLimit([line.command, [...line.nodeFlags, ...line.args]]),
@@ -125,6 +133,7 @@ export function createSandbox(deps: SandboxDeps): Sandbox {
   const runnerFiles = deps.runnerCommand.slice(1).filter(isFile)
   const runnerNode = nodeVersionOf(deps.runnerCommand[0] ?? process.execPath)
   const policies = new Map<string, Promise<Policy>>()
+  let computed = 0
   log.info(
     { uids: settings.users?.uids, gid: settings.users?.gid, cpuSeconds: settings.cpuSeconds, tempRoot },
     'workers run sandboxed (Node permission model)',
@@ -142,21 +151,28 @@ export function createSandbox(deps: SandboxDeps): Sandbox {
     const readPaths = [...roots.paths, deps.watchdogPath]
     const permissions = [...spec.permissions].sort()
     log.info({ pluginId: spec.pluginId, readPaths, permissions }, 'worker sandbox policy')
-    return { key: JSON.stringify([spec.pluginDir, spec.sdkVersion, permissions]), readPaths, permissions }
+    // Numbered: a policy worked out again (after forget) never shares its key with the one it replaces.
+    const key = JSON.stringify([computed++, spec.pluginDir, spec.sdkVersion, permissions])
+    return { key, pluginId: spec.pluginId, readPaths, permissions }
   }
 
   return {
     anyPlugin: undefined,
     policyOf(spec) {
-      const cacheKey = `${spec.pluginDir}\0${spec.sdkVersion}\0${spec.permissions.join(',')}`
-      let policy = policies.get(cacheKey)
-      if (!policy) {
-        policy = computePolicy(spec)
-        policies.set(cacheKey, policy)
-        // A refusal is worked out again at the next start (the operator may have fixed the directory).
-        policy.catch(() => policies.delete(cacheKey))
-      }
+      const cacheKey = `${spec.pluginId}\0${spec.pluginDir}\0${spec.sdkVersion}\0${spec.permissions.join(',')}`
+      const known = policies.get(cacheKey)
+      if (known) return known
+      const policy = computePolicy(spec)
+      policies.set(cacheKey, policy)
+      // A refusal is worked out again at the next start (the operator may have fixed the directory),
+      // unless the entry went to a newer computation meanwhile (forget).
+      policy.catch(() => {
+        if (policies.get(cacheKey) === policy) policies.delete(cacheKey)
+      })
       return policy
+    },
+    forget(pluginId) {
+      for (const cacheKey of policies.keys()) if (cacheKey.startsWith(`${pluginId}\0`)) policies.delete(cacheKey)
     },
     confine(policy, line, env) {
       const user = users?.take()
