@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { pickOrigin } from '../../src/edge/index.js'
 import { startTestGateway } from '../helpers/gateway.js'
 import { startDroppingServer } from '../helpers/http.js'
+import { openWebSocket } from '../helpers/upgrade.js'
 import { buildEdgeBundle, startEdge } from './harness.js'
 
 const EDGE = 'http://edge.example'
@@ -123,6 +124,50 @@ describe('edge entry (wrangler bundle in miniflare) in front of a real Node gate
     expect(await workersOf(a)).toEqual([`${orgA}/echo:ready`])
     expect(await workersOf(b)).toEqual([`${orgB}/echo:ready`])
     expect([a.spawned.length, b.spawned.length]).toEqual([1, 1])
+  })
+
+  it('forwards a WebSocket to the Node gateway, which cold-starts the worker: the 101 passes back, then messages both ways', async () => {
+    const t = await startTestGateway()
+    await t.enable('acme', 'legacy-streams')
+    const { mf } = await startEdge(t.url)
+    // A real client on workerd's own socket: dispatchFetch would not be a WebSocket client.
+    const edge = await mf.ready
+    const ws = `${edge.origin}/orgs/acme/plugins/legacy-streams/ws`
+
+    const open = await openWebSocket(ws, { 'x-request-id': 'edge-ws-1' })
+    expect(open.response.headers).toMatchObject({
+      'x-plugin-cold-start': '1',
+      'x-request-id': 'edge-ws-1',
+      'x-worker-pid': String(t.spawned[0]?.pid),
+    })
+    const binary = randomBytes(256 * 1024)
+    open.ws.send('hello through the edge')
+    open.ws.send(binary)
+    const [text, echoed] = await open.received(2)
+    expect(text?.toString()).toBe('hello through the edge')
+    expect(echoed?.equals(binary)).toBe(true)
+    // On the Node gateway the tunnel holds its worker.
+    expect(t.gw.pool.list()).toMatchObject([{ pluginId: 'legacy-streams', state: 'ready', inFlight: 1, tunnels: 1 }])
+
+    open.ws.close(1000, 'done')
+    expect(await open.closed).toEqual({ code: 1000, reason: 'done' })
+    await vi.waitFor(() => expect(t.gw.pool.list()).toMatchObject([{ inFlight: 0, tunnels: 0 }]), { timeout: 10_000, interval: 10 })
+    expect(t.spawned).toHaveLength(1)
+  })
+
+  it("passes back a worker's normal answer to a WebSocket upgrade, and refuses one to a control path itself", async () => {
+    const t = await startTestGateway()
+    await t.enable('acme', 'legacy-streams')
+    const { mf } = await startEdge(t.url)
+    const base = `${(await mf.ready).origin}/orgs/acme/plugins/legacy-streams`
+
+    await expect(openWebSocket(`${base}/ws?refuse=1`)).rejects.toThrow(
+      'answered 403: {"error":{"code":"REFUSED","message":"no switch for you"}}',
+    )
+    await expect(openWebSocket(`${base}/metadata`)).rejects.toThrow(
+      'answered 404: {"error":{"code":"ROUTE_NOT_FOUND","message":"plugin legacy-streams has no such route"}}',
+    )
+    expect(t.gw.pool.list()).toMatchObject([{ pluginId: 'legacy-streams', inFlight: 0, tunnels: 0 }])
   })
 
   it('answers 502 UPSTREAM_ERROR in the gateway error shape when the Node gateway is unreachable', async () => {

@@ -23,6 +23,8 @@ export interface OpenWebSocket {
 export async function openWebSocket(url: string, headers: Record<string, string> = {}): Promise<OpenWebSocket> {
   const ws = new WebSocket(url.replace(/^http/, 'ws'), { headers })
   onTestFinished(() => ws.terminate())
+  // A failure while open also ends in 'close' (awaited as `closed`); one before the opening rejects it below.
+  ws.on('error', () => {})
   const messages: Buffer[] = []
   const waiters: Array<() => void> = []
   ws.on('message', (data: Buffer) => {
@@ -33,6 +35,7 @@ export async function openWebSocket(url: string, headers: Record<string, string>
     ws.once('close', (code: number, reason: Buffer) => resolve({ code, reason: reason.toString() })),
   )
   const opened = once(ws, 'open') // emitted in the same tick as 'upgrade': armed first
+  opened.catch(() => {}) // awaited only after a 101; a refused handshake rejects it unheard
   const response = await new Promise<IncomingMessage>((resolve, reject) => {
     ws.once('upgrade', resolve)
     ws.once('unexpected-response', (_req, res: IncomingMessage) => {
