@@ -3,7 +3,7 @@ import { describe, expect, it, vi } from 'vitest'
 import { pickOrigin } from '../../src/edge/index.js'
 import { startTestGateway } from '../helpers/gateway.js'
 import { startDroppingServer } from '../helpers/http.js'
-import { openWebSocket } from '../helpers/upgrade.js'
+import { openWebSocket, parseAnswer, rawConnection, upgradeHead } from '../helpers/upgrade.js'
 import { buildEdgeBundle, startEdge } from './harness.js'
 
 const EDGE = 'http://edge.example'
@@ -167,6 +167,20 @@ describe('edge entry (wrangler bundle in miniflare) in front of a real Node gate
     await expect(openWebSocket(`${base}/metadata`)).rejects.toThrow(
       'answered 404: {"error":{"code":"ROUTE_NOT_FOUND","message":"plugin legacy-streams has no such route"}}',
     )
+    expect(t.gw.pool.list()).toMatchObject([{ pluginId: 'legacy-streams', inFlight: 0, tunnels: 0 }])
+  })
+
+  it('forwards an Upgrade to another protocol as a plain request: workerd upgrades to WebSockets only', async () => {
+    const t = await startTestGateway()
+    await t.enable('acme', 'legacy-streams')
+    const { mf } = await startEdge(t.url)
+    const conn = await rawConnection(Number((await mf.ready).port))
+    conn.socket.write(`${upgradeHead('/orgs/acme/plugins/legacy-streams/ws', 'echo-proto/1')}\r\n\r\n`)
+    // workerd keeps the connection open after the answer: read until the answer is whole.
+    await vi.waitFor(() => expect(conn.received().toString('latin1')).toMatch(/\r\n\r\n\{.*\}$/), { timeout: 10_000, interval: 10 })
+    const answer = parseAnswer(conn.received().toString('latin1'))
+    // The worker's answer to a GET /ws without an Upgrade.
+    expect([answer.statusLine, JSON.parse(answer.body).error.code]).toEqual(['HTTP/1.1 426 Upgrade Required', 'UPGRADE_REQUIRED'])
     expect(t.gw.pool.list()).toMatchObject([{ pluginId: 'legacy-streams', inFlight: 0, tunnels: 0 }])
   })
 
