@@ -187,6 +187,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     if (client === null || client.destroyed) {
       upstream.destroy()
       this.finish()
+      this.reject(clientClosed()) // gone as the switch came: the forward settles all the same
       return
     }
     const out = responseHeaders(headers, target.responseHeaders)

@@ -97,6 +97,17 @@ describe.each([
     expect(t.gw.pool.list()).toEqual([])
   })
 
+  it('closes a tunnel silent for longer than STREAM_IDLE_TIMEOUT_MS, and releases its worker', async () => {
+    const t = await start({ STREAM_IDLE_TIMEOUT_MS: '200' })
+    await t.enable('acme', 'legacy-streams')
+    const conn = await rawConnection(portOf(t))
+    conn.socket.write(`${upgradeHead(WS, 'echo-proto/1')}\r\n\r\n`)
+    // The client says nothing after its request: the gateway ends the connection, after the switch.
+    const received = (await conn.ended).toString('latin1')
+    expect(parseAnswer(received).statusLine).toBe('HTTP/1.1 101 Switching Protocols')
+    await vi.waitFor(() => expect(workerOf(t)).toMatchObject({ state: 'ready', inFlight: 0, tunnels: 0 }), WAIT)
+  })
+
   it('passes back a normal answer to an upgrade request, from a worker that does not switch, and closes the connection after it', async () => {
     const t = await start()
     await t.enable('acme', 'legacy-streams')
