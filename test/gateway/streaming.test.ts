@@ -179,6 +179,19 @@ describe.each([
     expect(t.spawned).toHaveLength(1)
   })
 
+  it("carries a 4 MiB body to our SDK's runner and back intact (the runner's own limit is 5 MiB)", async () => {
+    const { t } = await start()
+    await t.enable('acme', 'echo')
+    const body = randomBytes(4 * MiB)
+    const res = await fetch(`${t.url}/orgs/acme/plugins/echo/raw`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream' },
+      body,
+    })
+    expect(res.status).toBe(200)
+    expect(Buffer.from(await res.arrayBuffer()).equals(body)).toBe(true)
+  })
+
   it('answers HEAD like the worker does: its headers, no body', async () => {
     const { t } = await start()
     const res = await fetch(`${t.url}${LEGACY}/download?bytes=${MiB}`, { method: 'HEAD' })
