@@ -1,6 +1,7 @@
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { describe, expect, it, vi } from 'vitest'
 import { pickOrigin } from '../../src/edge/index.js'
+import { startGate } from '../helpers/gate.js'
 import { startTestGateway } from '../helpers/gateway.js'
 import { startDroppingServer } from '../helpers/http.js'
 import { openWebSocket, parseAnswer, rawConnection, upgradeHead } from '../helpers/upgrade.js'
@@ -124,6 +125,47 @@ describe('edge entry (wrangler bundle in miniflare) in front of a real Node gate
     expect(await workersOf(a)).toEqual([`${orgA}/echo:ready`])
     expect(await workersOf(b)).toEqual([`${orgB}/echo:ready`])
     expect([a.spawned.length, b.spawned.length]).toEqual([1, 1])
+  })
+
+  it('forwards each server-sent event as it is written: the first arrives while the handler still waits', async () => {
+    const gate = await startGate()
+    const t = await startTestGateway({ env: { GATE_URL: gate.url } })
+    await t.enable('acme', 'legacy-streams')
+    const { mf } = await startEdge(t.url)
+    const res = await mf.dispatchFetch(`${EDGE}/orgs/acme/plugins/legacy-streams/events?gate=edge-sse`)
+    expect([res.status, res.headers.get('content-type')]).toEqual([200, 'text/event-stream'])
+    const reader = res.body!.getReader()
+    await gate.arrived('edge-sse') // the worker wrote `first` and now waits for the test
+    let text = ''
+    while (!text.includes('\n\n')) {
+      const { done, value } = await reader.read()
+      if (done) break
+      text += new TextDecoder().decode(value)
+    }
+    expect(text).toBe('id: 1\nevent: tick\ndata: first\n\n')
+    gate.open('edge-sse')
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) text += new TextDecoder().decode(chunk.value)
+    expect(text.match(/^data: .*$/gm)).toEqual(['data: first', 'data: second', 'data: third'])
+  })
+
+  it('carries a 64 MiB download and a 4 MiB upload intact', async () => {
+    const t = await startTestGateway()
+    await t.enable('acme', 'legacy-streams')
+    const { mf } = await startEdge(t.url)
+    const base = `${EDGE}/orgs/acme/plugins/legacy-streams`
+    const res = await mf.dispatchFetch(`${base}/download?bytes=${64 * 1024 * 1024}&id=edge`)
+    const hash = createHash('sha256')
+    let bytes = 0
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      bytes += chunk.length
+      hash.update(chunk)
+    }
+    const state = (await (await mf.dispatchFetch(`${base}/downloads/edge`)).json()) as { sha256: string; outcome: string }
+    expect([bytes, hash.digest('hex'), state.outcome]).toEqual([64 * 1024 * 1024, state.sha256, 'finished'])
+
+    const upload = randomBytes(4 * 1024 * 1024)
+    const uploaded = await mf.dispatchFetch(`${base}/upload`, { method: 'POST', body: upload })
+    expect(await uploaded.json()).toEqual({ bytes: upload.length, sha256: createHash('sha256').update(upload).digest('hex') })
   })
 
   it('forwards a WebSocket to the Node gateway, which cold-starts the worker: the 101 passes back, then messages both ways', async () => {
