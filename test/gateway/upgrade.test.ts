@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto'
+import { appendFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { describe, expect, it, vi } from 'vitest'
 import { createManualClock } from '../helpers/manual-clock.js'
-import { exitOf, startTestGateway, type TestGateway } from '../helpers/gateway.js'
+import { copyPlugin, exitOf, FIXTURES_DIR, startTestGateway, type TestGateway, tempDir } from '../helpers/gateway.js'
 import { openWebSocket, parseAnswer, rawConnection, rawExchange, upgradeHead } from '../helpers/upgrade.js'
 import { sampleValue } from '../observability/prom-text.js'
 
@@ -175,5 +177,25 @@ describe.each([
     expect((await ws.closed).code).toBe(1001)
     await raw.ended
     expect(t.spawned[0]?.exitCode).toBe(0)
+  })
+})
+
+describe('upgrades and live plugin changes', () => {
+  it('a rescan that rolls a plugin closes its open tunnels without waiting for them; the next upgrade reaches the new worker', async () => {
+    const plugins = join(await tempDir(), 'plugins')
+    const pluginDir = await copyPlugin(join(FIXTURES_DIR, 'legacy-streams'), plugins, 'legacy-streams')
+    const t = await startTestGateway({ pluginDirs: [plugins], env: { DRAIN_TIMEOUT_MS: '3600000' } })
+    await t.enable('acme', 'legacy-streams')
+    const old = await openWebSocket(`${t.url}${WS}`)
+    const oldPid = old.response.headers['x-worker-pid']
+
+    await appendFile(join(pluginDir, 'index.js'), '// changed\n')
+    expect(await t.admin('POST', '/plugins/rescan')).toMatchObject({ status: 200, body: { changed: ['legacy-streams'] } })
+    expect((await old.closed).code).toBe(1001) // the old worker's goodbye as it stops
+    const next = await openWebSocket(`${t.url}${WS}`)
+    expect(next.response.headers['x-worker-pid']).not.toBe(oldPid)
+    next.ws.send('on the new code')
+    expect((await next.received(1))[0]?.toString()).toBe('on the new code')
+    expect(t.spawned).toHaveLength(2)
   })
 })
