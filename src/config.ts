@@ -90,6 +90,8 @@ const Env = z
     STOP_TIMEOUT_MS: ms(1).default(5_000),
     DISABLE_TIMEOUT_MS: ms(1).default(1_000),
     UPSTREAM_TIMEOUT_MS: ms(1).default(30_000),
+    // Once a response's headers (or a 101) are through, the longest a stream or tunnel may stay silent; 0: no bound.
+    STREAM_IDLE_TIMEOUT_MS: ms(0).default(300_000),
     DRAIN_TIMEOUT_MS: ms(0).default(30_000),
     PORT_RANGE: z
       .string()
@@ -254,7 +256,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd(), uid = pr
     },
     /** Keep x-forwarded-proto/host from the client: only behind a proxy you run (the edge entry). */
     trustForwarded: e.TRUST_FORWARDED,
-    proxy: { upstreamTimeoutMs: e.UPSTREAM_TIMEOUT_MS, maxBodyBytes: e.MAX_BODY_BYTES },
+    proxy: { upstreamTimeoutMs: e.UPSTREAM_TIMEOUT_MS, streamIdleTimeoutMs: e.STREAM_IDLE_TIMEOUT_MS, maxBodyBytes: e.MAX_BODY_BYTES },
     activityFlushMs: e.ACTIVITY_FLUSH_MS,
     /** Several gateways on one database coordinate only when CLUSTER_SECRET is set. */
     cluster: e.CLUSTER_SECRET

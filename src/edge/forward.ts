@@ -19,10 +19,31 @@ export interface ForwardRequest {
   fetch: typeof fetch
 }
 
-/** Streams the request to the Node gateway and its answer back, both bodies untouched. */
+// The handshake of one WebSocket connection: workerd makes its own with the Node gateway, and answers
+// the client's itself. The subprotocol (sec-websocket-protocol) is end to end and passes.
+const HANDSHAKE_HEADERS = ['sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-accept']
+
+/** workerd's fetch returns the WebSocket of a 101 as `webSocket` (not in the web platform's types). */
+interface UpgradedResponse extends Response {
+  readonly webSocket?: unknown
+}
+
+const isWebSocketUpgrade = (request: Request) =>
+  request.method === 'GET' && request.headers.get('upgrade')?.trim().toLowerCase() === 'websocket'
+
+/**
+ * Streams the request to the Node gateway and its answer back, both bodies untouched. A WebSocket
+ * upgrade goes on as one: workerd upgrades its fetch (to a WebSocket only; any other protocol's
+ * `Upgrade` is hop-by-hop and dropped) and joins the two sockets when the answer is a 101.
+ */
 export async function forwardToGateway(f: ForwardRequest): Promise<Response> {
   const headers = endToEndHeaders(f.request.headers)
   for (const [name, value] of Object.entries(f.headers)) headers.set(name, value)
+  const isWebSocket = isWebSocketUpgrade(f.request)
+  if (isWebSocket) {
+    for (const name of HANDSHAKE_HEADERS) headers.delete(name)
+    headers.set('upgrade', 'websocket')
+  }
   const hasBody = f.request.method !== 'GET' && f.request.method !== 'HEAD' && f.request.body !== null
   let upstream: Response
   try {
@@ -35,6 +56,14 @@ export async function forwardToGateway(f: ForwardRequest): Promise<Response> {
     })
   } catch (err) {
     throw new GatewayError('UPSTREAM_ERROR', 502, 'the Node gateway for this plugin is unreachable', { cause: err, retryAfterSeconds: 1 })
+  }
+  const { webSocket } = upstream as UpgradedResponse
+  if (isWebSocket && webSocket) {
+    const switched = endToEndHeaders(upstream.headers)
+    for (const name of HANDSHAKE_HEADERS) switched.delete(name)
+    // workerd's ResponseInit takes the WebSocket to hand on.
+    const init: ResponseInit & { webSocket: unknown } = { status: 101, headers: switched, webSocket }
+    return new Response(null, init)
   }
   return new Response(upstream.body, {
     status: upstream.status,

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process'
-import { createServer, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { AddressInfo, Socket } from 'node:net'
 import { hostname } from 'node:os'
 import { getRequestListener, RequestError, type HttpBindings } from '@hono/node-server'
 import { getConnInfo } from '@hono/node-server/conninfo'
@@ -213,9 +213,14 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   // plain public requests take the fast path first.
   const serveApp = getRequestListener(app.fetch, { hostname: config.server.host, errorHandler: refuseUnreadableRequest })
   const servePublicOnNode = config.server.publicFastPath ? createPublicFastPath({ servePublic, proxy, log, metrics }) : () => false
-  const server = createServer({ maxHeaderSize: config.server.maxHeaderBytes }, (incoming, outgoing) => {
+  const serve = (incoming: IncomingMessage, outgoing: ServerResponse) => {
     if (!servePublicOnNode(incoming, outgoing)) void serveApp(incoming, outgoing)
-  })
+  }
+  const server = createServer({ maxHeaderSize: config.server.maxHeaderBytes }, serve)
+  // Upgrade requests (WebSocket or any other) take the same path, on a response over their raw socket.
+  server.on('upgrade', (incoming: IncomingMessage, socket: Socket, head: Buffer) =>
+    serve(incoming, proxy.upgrades.accept(incoming, socket, head)),
+  )
   server.listen(config.server.port, config.server.host)
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve)
@@ -255,13 +260,19 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       const sweep = setInterval(() => server.closeIdleConnections(), IDLE_SWEEP_MS)
       const { drainTimeoutMs, disableTimeoutMs, stopTimeoutMs } = config.pool
       const deadline = setTimeout(
-        () => server.closeAllConnections(),
+        () => {
+          server.closeAllConnections()
+          proxy.upgrades.closeAll()
+        },
         Math.min(drainTimeoutMs + disableTimeoutMs + stopTimeoutMs, MAX_TIMER_MS),
       )
       try {
         await watcher?.close()
         await catalog.close()
         await pool.close()
+        // A stop does not wait for tunnels; its worker's exit closed them. Those left lead elsewhere
+        // (to a peer gateway that owns the worker) or were still waiting for one: they end here.
+        proxy.upgrades.closeAll()
         await cluster?.close()
         await recorder.close()
         await serverClosed

@@ -1,15 +1,21 @@
-import type { IncomingMessage, ServerResponse } from 'node:http'
-import { Transform, type TransformCallback } from 'node:stream'
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
+import { type Duplex, Transform, type TransformCallback } from 'node:stream'
 import type { HttpBindings } from '@hono/node-server'
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response'
 import type { Context } from 'hono'
 import type { Dispatcher } from 'undici'
 import { clientClosed, GatewayError } from '../core/index.js'
 import { forwardHeaders, responseHeaders } from './headers.js'
+import { spliceTunnel } from './tunnel.js'
+import { createUpgrades, type Upgrades } from './upgrades.js'
 import type { ForwardTarget, Forwarder } from './types.js'
 
 export interface NodeForwarderOptions {
+  /** Bound on the wait for the upstream's response headers (or its 101). */
   upstreamTimeoutMs: number
+  /** Once they are through, the longest a response body or a tunnel may stay silent; 0: no bound. */
+  streamIdleTimeoutMs: number
   maxBodyBytes: number
 }
 
@@ -19,11 +25,15 @@ export interface NodeProxy {
   forward(incoming: IncomingMessage, outgoing: ServerResponse, target: ForwardTarget): Promise<void>
   /** Aborts when the client goes away before its response is complete; one per response, made on first use. */
   clientSignal(outgoing: ServerResponse): AbortSignal
+  /** Connections taken from the Node server's 'upgrade' event: their requests are forwarded with `Upgrade`. */
+  upgrades: Upgrades
 }
 
 /**
  * Streams the Node request straight into the worker's undici Pool and the answer straight back
  * to the Node response: no Web stream conversion and no buffering, so raw bodies stay byte-identical.
+ * An upgrade request (one the Node entry took from its server's 'upgrade' event, upgrades.ts) goes
+ * upstream with its `Upgrade`; a 101 turns the exchange into a tunnel (tunnel.ts), any other answer is relayed.
  *
  * The answer goes through undici's dispatch handler API rather than `request()` + `pipeline()`: no
  * body Readable, and no AbortController per request. On Node 20 creating an AbortSignal costs ~9 µs
@@ -31,6 +41,7 @@ export interface NodeProxy {
  * (~30 µs); together they were the largest avoidable cost of a warm request.
  */
 export function createNodeProxy(opts: NodeForwarderOptions): NodeProxy {
+  const upgrades = createUpgrades()
   const signals = new WeakMap<ServerResponse, AbortController>()
   function clientSignal(outgoing: ServerResponse): AbortSignal {
     let controller = signals.get(outgoing)
@@ -45,8 +56,33 @@ export function createNodeProxy(opts: NodeForwarderOptions): NodeProxy {
     return controller.signal
   }
 
+  /**
+   * The bytes after an upgrade request's head belong to the new protocol, and they flow only once the
+   * upstream has switched: a request body has no place there (Node hands it over unparsed), so one is refused.
+   */
+  function forwardUpgrade(incoming: IncomingMessage, outgoing: ServerResponse, target: ForwardTarget): Promise<void> {
+    if (Number(incoming.headers['content-length'] ?? 0) > 0 || incoming.headers['transfer-encoding'] !== undefined) {
+      target.onDone()
+      return Promise.reject(new GatewayError('BAD_REQUEST', 400, 'an upgrade request cannot carry a body'))
+    }
+    return new Promise<void>((resolve, reject) => {
+      target.dispatcher.dispatch(
+        {
+          method: incoming.method as Dispatcher.HttpMethod,
+          path: target.path,
+          headers: forwardHeaders(incoming.headers, target.requestHeaders),
+          upgrade: headerValue(incoming.headers.upgrade),
+          headersTimeout: opts.upstreamTimeoutMs,
+          bodyTimeout: opts.streamIdleTimeoutMs,
+        },
+        new ProxyHandler(outgoing, target, opts, resolve, reject),
+      )
+    })
+  }
+
   return {
     clientSignal,
+    upgrades,
     forward(incoming, outgoing, target) {
       const declared = Number(incoming.headers['content-length'] ?? 0)
       if (declared > opts.maxBodyBytes) {
@@ -54,6 +90,7 @@ export function createNodeProxy(opts: NodeForwarderOptions): NodeProxy {
         endAfterAnswer(outgoing)
         return Promise.reject(tooLarge(opts.maxBodyBytes))
       }
+      if (incoming.headers.upgrade !== undefined && upgrades.isUpgrade(incoming)) return forwardUpgrade(incoming, outgoing, target)
       return new Promise<void>((resolve, reject) => {
         const handler = new ProxyHandler(outgoing, target, opts, resolve, reject)
         target.dispatcher.dispatch(
@@ -63,7 +100,8 @@ export function createNodeProxy(opts: NodeForwarderOptions): NodeProxy {
             headers: forwardHeaders(incoming.headers, target.requestHeaders),
             body: requestBody(incoming, opts.maxBodyBytes),
             headersTimeout: opts.upstreamTimeoutMs,
-            bodyTimeout: opts.upstreamTimeoutMs,
+            // Between body chunks, not in all: a long stream (SSE) is never cut for its length.
+            bodyTimeout: opts.streamIdleTimeoutMs,
           },
           handler,
         )
@@ -104,6 +142,10 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[]>): void {
+    if (statusCode < 200) {
+      this.relayInformational(statusCode, headers)
+      return
+    }
     const { target } = this
     const refused = target.refuse?.(statusCode, headers)
     if (refused) {
@@ -115,6 +157,50 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     this.outgoing.writeHead(statusCode, out)
     this.headersSent = true
     this.resolve()
+  }
+
+  /**
+   * The 1xx answers Node's own server can send, relayed the way it sends them: 102 Processing and
+   * 103 Early Hints (with its Link). Others are dropped, and an HTTP/1.0 client gets none (RFC 9110 §15.2).
+   * (A 100 never comes: `expect` is not forwarded, Node's server answered it to the client already.)
+   */
+  private relayInformational(statusCode: number, headers: Record<string, string | string[]>): void {
+    const { outgoing } = this
+    if (outgoing.req.httpVersionMinor === 0 && outgoing.req.httpVersionMajor === 1) return
+    if (statusCode === 102) outgoing.writeProcessing()
+    else if (statusCode === 103) outgoing.writeEarlyHints(responseHeaders(headers, {}) as Record<string, string | string[]>)
+  }
+
+  /**
+   * The upstream switched protocols: its 101 goes to the client's socket as it came (end-to-end headers,
+   * the switch, ours), then the two connections are joined until either closes. The lease becomes a
+   * tunnel's (onTunnel) and is released when both connections have closed.
+   */
+  onRequestUpgrade(
+    _controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: Record<string, string | string[]>,
+    upstream: Duplex,
+  ): void {
+    const { outgoing, target } = this
+    const client = outgoing.socket
+    if (client === null || client.destroyed) {
+      upstream.destroy()
+      this.finish()
+      this.reject(clientClosed()) // gone as the switch came: the forward settles all the same
+      return
+    }
+    const out = responseHeaders(headers, target.responseHeaders)
+    out['server-timing'] = serverTiming(target, headers['server-timing'], performance.now() - this.started)
+    // From here on the socket is the tunnel's: the response object must not see its close as an abort.
+    outgoing.detachSocket(client)
+    outgoing.statusCode = statusCode // what metrics and the request log report
+    this.headersSent = true
+    client.write(switchHead(statusCode, headerValue(headers.upgrade) ?? '', out))
+    target.onTunnel?.()
+    this.resolve()
+    // undici hands over the connection it made: a net.Socket (tls.TLSSocket to an https peer).
+    spliceTunnel(client, upstream as Socket, this.opts.streamIdleTimeoutMs, () => this.finish())
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -153,6 +239,19 @@ function serverTiming(target: ForwardTarget, upstream: string | string[] | undef
   const hop = `${target.hop};dur=${hopMs.toFixed(2)}`
   return timing ? `${timing}, ${hop}` : hop
 }
+
+/** A 101's head as written to the client: status line, the switch, then the end-to-end headers. */
+function switchHead(statusCode: number, protocol: string, headers: OutgoingHttpHeaders): string {
+  let head = `HTTP/1.1 ${statusCode} Switching Protocols\r\nconnection: upgrade\r\nupgrade: ${protocol}\r\n`
+  for (const name in headers) {
+    const value = headers[name]
+    if (value === undefined) continue
+    for (const v of Array.isArray(value) ? value : [value]) head += `${name}: ${v}\r\n`
+  }
+  return `${head}\r\n`
+}
+
+const headerValue = (value: string | string[] | undefined) => (Array.isArray(value) ? value.join(', ') : value)
 
 function hasBody(incoming: IncomingMessage): boolean {
   return incoming.headers['content-length'] !== undefined || incoming.headers['transfer-encoding'] !== undefined

@@ -14,8 +14,10 @@ export interface ForwardTarget {
   serverTiming: string
   /** Server-Timing name of this hop: `proxy` to a worker, `peer` to the owning gateway. */
   hop: 'proxy' | 'peer'
-  /** Called exactly once when the response body has ended, failed or been abandoned. */
+  /** Called exactly once when the response body has ended, failed or been abandoned, or the tunnel closed. */
   onDone(): void
+  /** Called when the upstream switched protocols (101): the exchange is a tunnel until onDone. */
+  onTunnel?(): void
   /**
    * An upstream answer the caller handles itself instead of relaying: an error returned here rejects
    * the forward, and nothing of that answer reaches the client.

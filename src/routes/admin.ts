@@ -87,6 +87,7 @@ export function workerJson(w: WorkerInfo) {
     startedAt: iso(w.startedAt),
     lastActivityAt: iso(w.lastActivityAt),
     inFlight: w.inFlight,
+    tunnels: w.tunnels,
     lastError: w.lastError,
   }
 }

@@ -78,6 +78,7 @@ export function createPublicPath(deps: PublicPathDeps) {
       responseHeaders: lease.cold ? { 'x-request-id': ex.requestId, 'x-plugin-cold-start': '1' } : { 'x-request-id': ex.requestId },
       serverTiming: lease.cold ? coldTiming(lease.cold) : '',
       onDone: lease.release,
+      onTunnel: lease.holdTunnel,
     })
   }
 

@@ -168,6 +168,7 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
         dispatcher: launched.dispatcher,
         startedAt: clock.now(),
         inFlight: 0,
+        tunnels: 0,
         lastActiveAt: clock.now(),
       }
       const metadataStart = clock.now()
@@ -268,6 +269,7 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
     worker.inFlight++
     worker.lastActiveAt = clock.now()
     let released = false
+    let isTunnel = false
     return {
       worker,
       cold,
@@ -275,12 +277,22 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
         if (released) return
         released = true
         worker.inFlight--
+        if (isTunnel) worker.tunnels--
         worker.lastActiveAt = clock.now()
-        if (worker.inFlight === 0) drainWaiters.get(worker)?.()
+        if (isDrained(worker)) drainWaiters.get(worker)?.()
         emit({ type: 'activity', worker })
+      },
+      holdTunnel() {
+        if (released || isTunnel) return
+        isTunnel = true
+        worker.tunnels++
+        if (isDrained(worker)) drainWaiters.get(worker)?.()
       },
     }
   }
+
+  // A stop waits for requests, not for tunnels: one may stay open for hours, and the worker's exit closes it.
+  const isDrained = (worker: Worker) => worker.inFlight === worker.tunnels
 
   // One timer per worker per idle window, not one per request: it re-arms for the time still owed.
   function armIdleTimer(key: WorkerKey, gen: number, delayMs: number): () => void {
@@ -341,10 +353,13 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
 
   // CONTRACT.md §5: in-flight requests finish before /disable, bounded by drainTimeoutMs; a crash ends the wait.
   async function drained(worker: Worker, exited: Promise<ExitInfo>): Promise<void> {
-    if (worker.inFlight === 0) return
+    if (isDrained(worker)) return
     const idle = new Promise<void>((resolve) => drainWaiters.set(worker, resolve))
     await withDeadline(clock, config.drainTimeoutMs, () => Promise.race([idle, exited])).catch(() => {
-      log.warn({ orgId: worker.orgId, pluginId: worker.pluginId, inFlight: worker.inFlight }, 'drain timed out; stopping anyway')
+      log.warn(
+        { orgId: worker.orgId, pluginId: worker.pluginId, inFlight: worker.inFlight - worker.tunnels },
+        'drain timed out; stopping anyway',
+      )
     })
     drainWaiters.delete(worker)
   }
@@ -431,6 +446,7 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
           startedAt: w.startedAt,
           lastActivityAt: w.lastActiveAt,
           inFlight: w.inFlight,
+          tunnels: w.tunnels,
           lastError: null,
         })
       } else {
@@ -445,6 +461,7 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
           startedAt: null,
           lastActivityAt: null,
           inFlight: 0,
+          tunnels: 0,
           lastError: s.state === 'error' ? s.error.message : null,
         })
       }

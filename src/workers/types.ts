@@ -37,7 +37,10 @@ export interface Worker {
   /** Keep-alive connection pool to this worker; closed when the worker stops. */
   readonly dispatcher: Pool
   readonly startedAt: number
+  /** Leases held: requests whose response has not ended, and open tunnels. */
   inFlight: number
+  /** Of those, open tunnels (upgraded connections): a stop does not wait for them to drain. */
+  tunnels: number
   lastActiveAt: number
 }
 
@@ -54,8 +57,14 @@ export interface Lease {
   readonly worker: Worker
   /** Present when this request started (or waited for the start of) the worker. */
   readonly cold: StartTiming | null
-  /** Marks the request done; idempotent. Call when the response body has ended. */
+  /** Marks the request done; idempotent. Call when the response body has ended, or the tunnel closed. */
   release(): void
+  /**
+   * The exchange became a tunnel (the worker switched protocols): it stays in flight until it closes,
+   * so the worker is never idle-reaped under it, but a stop does not wait for it to drain: the worker's
+   * exit ends it.
+   */
+  holdTunnel(): void
 }
 
 export type WorkerState = 'starting' | 'ready' | 'stopping' | 'error'
@@ -71,6 +80,8 @@ export interface WorkerInfo {
   startedAt: number | null
   lastActivityAt: number | null
   inFlight: number
+  /** Open tunnels, counted in inFlight too. */
+  tunnels: number
   lastError: string | null
 }
 

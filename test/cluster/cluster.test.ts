@@ -1,10 +1,12 @@
 import { execFile } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { describe, expect, it, vi } from 'vitest'
 import { startGate } from '../helpers/gate.js'
 import { isRunning, ROOT } from '../helpers/gateway.js'
 import { enable, startWorker, workersOf } from '../helpers/gateway-process.js'
+import { openWebSocket } from '../helpers/upgrade.js'
 import { startCluster } from './harness.js'
 
 const execFileAsync = promisify(execFile)
@@ -251,6 +253,24 @@ describe('multi-instance on one libSQL file', () => {
     expect([res.status, await res.json()]).toEqual([503, { error: { code: 'NOT_OWNER', message: 'a plugin posing as a gateway' } }])
     expect([...res.headers.keys()].filter((n) => n.startsWith('x-plugin-gateway-'))).toEqual([])
     expect(res.headers.get('x-plugin-own')).toBe('kept')
+    expect((await allWorkers()).map((w) => w.pid)).toEqual([pid])
+  })
+
+  it('tunnels a WebSocket through a peer to the worker its owner runs, held there as in flight', async () => {
+    const { gateways, allWorkers } = await startCluster(2)
+    const [owner, other] = [gateways[0]!, gateways[1]!]
+    const pid = await startWorker(owner.url, 'acme', 'legacy-streams', '/download?bytes=1')
+    const open = await openWebSocket(`${other.url}/orgs/acme/plugins/legacy-streams/ws`)
+    expect(open.response.headers['x-worker-pid']).toBe(String(pid))
+    const binary = randomBytes(256 * 1024)
+    open.ws.send(binary)
+    expect((await open.received(1))[0]?.equals(binary)).toBe(true)
+    const tunnels = async () => ((await (await fetch(`${owner.url}/admin/workers?scope=local`)).json()) as { workers: object[] }).workers
+    expect(await tunnels()).toMatchObject([{ pid, inFlight: 1, tunnels: 1 }])
+
+    open.ws.close(1000, 'done')
+    expect(await open.closed).toEqual({ code: 1000, reason: 'done' })
+    await vi.waitFor(async () => expect(await tunnels()).toMatchObject([{ pid, inFlight: 0, tunnels: 0 }]), WAIT)
     expect((await allWorkers()).map((w) => w.pid)).toEqual([pid])
   })
 

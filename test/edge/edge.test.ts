@@ -1,8 +1,10 @@
-import { randomBytes } from 'node:crypto'
-import { describe, expect, it } from 'vitest'
+import { createHash, randomBytes } from 'node:crypto'
+import { describe, expect, it, vi } from 'vitest'
 import { pickOrigin } from '../../src/edge/index.js'
+import { startGate } from '../helpers/gate.js'
 import { startTestGateway } from '../helpers/gateway.js'
 import { startDroppingServer } from '../helpers/http.js'
+import { openWebSocket, parseAnswer, rawConnection, upgradeHead } from '../helpers/upgrade.js'
 import { buildEdgeBundle, startEdge } from './harness.js'
 
 const EDGE = 'http://edge.example'
@@ -123,6 +125,105 @@ describe('edge entry (wrangler bundle in miniflare) in front of a real Node gate
     expect(await workersOf(a)).toEqual([`${orgA}/echo:ready`])
     expect(await workersOf(b)).toEqual([`${orgB}/echo:ready`])
     expect([a.spawned.length, b.spawned.length]).toEqual([1, 1])
+  })
+
+  it('forwards each server-sent event as it is written: the first arrives while the handler still waits', async () => {
+    const gate = await startGate()
+    const t = await startTestGateway({ env: { GATE_URL: gate.url } })
+    await t.enable('acme', 'legacy-streams')
+    const { mf } = await startEdge(t.url)
+    const res = await mf.dispatchFetch(`${EDGE}/orgs/acme/plugins/legacy-streams/events?gate=edge-sse`)
+    expect([res.status, res.headers.get('content-type')]).toEqual([200, 'text/event-stream'])
+    const reader = res.body!.getReader()
+    await gate.arrived('edge-sse') // the worker wrote `first` and now waits for the test
+    let text = ''
+    while (!text.includes('\n\n')) {
+      const { done, value } = await reader.read()
+      if (done) break
+      text += new TextDecoder().decode(value)
+    }
+    expect(text).toBe('id: 1\nevent: tick\ndata: first\n\n')
+    gate.open('edge-sse')
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) text += new TextDecoder().decode(chunk.value)
+    expect(text.match(/^data: .*$/gm)).toEqual(['data: first', 'data: second', 'data: third'])
+  })
+
+  it('carries a 64 MiB download and a 4 MiB upload intact', async () => {
+    const t = await startTestGateway()
+    await t.enable('acme', 'legacy-streams')
+    const { mf } = await startEdge(t.url)
+    const base = `${EDGE}/orgs/acme/plugins/legacy-streams`
+    const res = await mf.dispatchFetch(`${base}/download?bytes=${64 * 1024 * 1024}&id=edge`)
+    const hash = createHash('sha256')
+    let bytes = 0
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      bytes += chunk.length
+      hash.update(chunk)
+    }
+    const state = (await (await mf.dispatchFetch(`${base}/downloads/edge`)).json()) as { sha256: string; outcome: string }
+    expect([bytes, hash.digest('hex'), state.outcome]).toEqual([64 * 1024 * 1024, state.sha256, 'finished'])
+
+    const upload = randomBytes(4 * 1024 * 1024)
+    const uploaded = await mf.dispatchFetch(`${base}/upload`, { method: 'POST', body: upload })
+    expect(await uploaded.json()).toEqual({ bytes: upload.length, sha256: createHash('sha256').update(upload).digest('hex') })
+  })
+
+  it('forwards a WebSocket to the Node gateway, which cold-starts the worker: the 101 passes back, then messages both ways', async () => {
+    const t = await startTestGateway()
+    await t.enable('acme', 'legacy-streams')
+    const { mf } = await startEdge(t.url)
+    // A real client on workerd's own socket: dispatchFetch would not be a WebSocket client.
+    const edge = await mf.ready
+    const ws = `${edge.origin}/orgs/acme/plugins/legacy-streams/ws`
+
+    const open = await openWebSocket(ws, { 'x-request-id': 'edge-ws-1' })
+    expect(open.response.headers).toMatchObject({
+      'x-plugin-cold-start': '1',
+      'x-request-id': 'edge-ws-1',
+      'x-worker-pid': String(t.spawned[0]?.pid),
+    })
+    const binary = randomBytes(256 * 1024)
+    open.ws.send('hello through the edge')
+    open.ws.send(binary)
+    const [text, echoed] = await open.received(2)
+    expect(text?.toString()).toBe('hello through the edge')
+    expect(echoed?.equals(binary)).toBe(true)
+    // On the Node gateway the tunnel holds its worker.
+    expect(t.gw.pool.list()).toMatchObject([{ pluginId: 'legacy-streams', state: 'ready', inFlight: 1, tunnels: 1 }])
+
+    open.ws.close(1000, 'done')
+    expect(await open.closed).toEqual({ code: 1000, reason: 'done' })
+    await vi.waitFor(() => expect(t.gw.pool.list()).toMatchObject([{ inFlight: 0, tunnels: 0 }]), { timeout: 10_000, interval: 10 })
+    expect(t.spawned).toHaveLength(1)
+  })
+
+  it("passes back a worker's normal answer to a WebSocket upgrade, and refuses one to a control path itself", async () => {
+    const t = await startTestGateway()
+    await t.enable('acme', 'legacy-streams')
+    const { mf } = await startEdge(t.url)
+    const base = `${(await mf.ready).origin}/orgs/acme/plugins/legacy-streams`
+
+    await expect(openWebSocket(`${base}/ws?refuse=1`)).rejects.toThrow(
+      'answered 403: {"error":{"code":"REFUSED","message":"no switch for you"}}',
+    )
+    await expect(openWebSocket(`${base}/metadata`)).rejects.toThrow(
+      'answered 404: {"error":{"code":"ROUTE_NOT_FOUND","message":"plugin legacy-streams has no such route"}}',
+    )
+    expect(t.gw.pool.list()).toMatchObject([{ pluginId: 'legacy-streams', inFlight: 0, tunnels: 0 }])
+  })
+
+  it('forwards an Upgrade to another protocol as a plain request: workerd upgrades to WebSockets only', async () => {
+    const t = await startTestGateway()
+    await t.enable('acme', 'legacy-streams')
+    const { mf } = await startEdge(t.url)
+    const conn = await rawConnection(Number((await mf.ready).port))
+    conn.socket.write(`${upgradeHead('/orgs/acme/plugins/legacy-streams/ws', 'echo-proto/1')}\r\n\r\n`)
+    // workerd keeps the connection open after the answer: read until the answer is whole.
+    await vi.waitFor(() => expect(conn.received().toString('latin1')).toMatch(/\r\n\r\n\{.*\}$/), { timeout: 10_000, interval: 10 })
+    const answer = parseAnswer(conn.received().toString('latin1'))
+    // The worker's answer to a GET /ws without an Upgrade.
+    expect([answer.statusLine, JSON.parse(answer.body).error.code]).toEqual(['HTTP/1.1 426 Upgrade Required', 'UPGRADE_REQUIRED'])
+    expect(t.gw.pool.list()).toMatchObject([{ pluginId: 'legacy-streams', inFlight: 0, tunnels: 0 }])
   })
 
   it('answers 502 UPSTREAM_ERROR in the gateway error shape when the Node gateway is unreachable', async () => {

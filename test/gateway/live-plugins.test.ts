@@ -183,7 +183,12 @@ describe('live plugin changes', () => {
     gate.open('leaving')
     expect(await held).toMatchObject({ status: 200, body: { pid: first.pid } })
     await vi.waitFor(() => expect(isRunning(first.pid)).toBe(false), WAIT)
-    expect(await t.instanceRow('acme', 'versioned')).toMatchObject({ enabled: true, config: stored?.config, runtimeState: 'stopped' })
+    // The pid is gone before the gateway has heard of the exit and written the stop: wait for the row.
+    await vi.waitFor(
+      async () =>
+        expect(await t.instanceRow('acme', 'versioned')).toMatchObject({ enabled: true, config: stored?.config, runtimeState: 'stopped' }),
+      WAIT,
+    )
     expect((await fetchJson(`${t.url}/orgs/acme/plugins/echo/items/2`)).status).toBe(200) // the other plugin is untouched
 
     await rename(join(root, 'aside'), pluginDir)

@@ -11,7 +11,7 @@ import { createNodeProxy } from '../../../src/proxy/index.js'
 
 const upstream = process.env.UPSTREAM ?? ''
 const pool = new Pool(upstream, { connections: 64, keepAliveTimeout: 30_000 })
-const proxy = createNodeProxy({ upstreamTimeoutMs: 30_000, maxBodyBytes: 5 * 1024 * 1024 })
+const proxy = createNodeProxy({ upstreamTimeoutMs: 30_000, streamIdleTimeoutMs: 300_000, maxBodyBytes: 5 * 1024 * 1024 })
 const noop = () => {}
 
 const server = createServer((req, res) => {

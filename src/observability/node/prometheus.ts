@@ -87,6 +87,14 @@ export function createPrometheusMetrics(deps: PrometheusMetricsDeps): Metrics & 
     },
   })
   new Gauge({
+    name: `${p}worker_tunnels_open`,
+    help: 'Open tunnels (upgraded connections, e.g. WebSockets) to live workers; counted in worker_requests_in_flight too',
+    registers,
+    collect() {
+      this.set(deps.workers().reduce((n, w) => n + w.tunnels, 0))
+    },
+  })
+  new Gauge({
     name: `${p}queue_depth`,
     help: 'Requests waiting for a worker to start',
     registers,
