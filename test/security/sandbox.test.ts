@@ -201,6 +201,42 @@ export default defineHayPlugin(() => ({
     expect([res.status, await res.json()]).toEqual([200, { greeting: 'hello acme', beside: 'ERR_ACCESS_DENIED' }])
   })
 
+  it("refuses to start a plugin whose workers would read another plugin's directory through a workspace link in a node_modules above it", async () => {
+    const dir = await tempDir()
+    const plugins = join(dir, 'plugins')
+    await mkdir(plugins)
+    const reader = await copyPlugin(join(FIXTURES_DIR, 'hostile'), plugins, 'reader')
+    await copyPlugin(join(EXAMPLES_DIR, 'echo'), plugins, 'linked')
+    // A workspace install links its members into the node_modules every plugin of it resolves from.
+    await mkdir(join(dir, 'node_modules', '@ws'), { recursive: true })
+    await symlink('../../plugins/linked', join(dir, 'node_modules', '@ws', 'linked'))
+    const viaLink = join(dir, 'node_modules', '@ws', 'linked', 'index.js')
+    await writeFile(
+      join(reader, 'index.js'),
+      `import { readFileSync } from 'node:fs'
+import { defineHayPlugin } from '@plugin-gateway/sdk'
+export default defineHayPlugin(() => ({
+  name: 'reader',
+  onInitialize({ register }) {
+    register.route('GET', '/read', (_req, res) => {
+      try { res.json({ read: readFileSync(${JSON.stringify(viaLink)}, 'utf8').length }) } catch (err) { res.json({ refused: err.code }) }
+    })
+  },
+}))
+`,
+    )
+    const t = await startTestGateway({ pluginDirs: [plugins], dir })
+    await t.enable('acme', 'reader')
+    const res = await fetch(`${t.url}/orgs/acme/plugins/reader/read`)
+    const body = (await res.json()) as { error: { code: string; message: string } }
+    expect([res.status, body.error?.code]).toEqual([503, 'WORKER_START_FAILED'])
+    expect(body.error.message).toContain(join(dir, 'node_modules', '@ws', 'linked'))
+    expect(t.spawned).toEqual([]) // refused before anything ran
+    // The linked plugin itself reads its own directory through that link: it starts.
+    await t.enable('acme', 'linked')
+    expect((await fetch(`${t.url}/orgs/acme/plugins/linked/items/1`)).status).toBe(200)
+  })
+
   it('refuses to start a plugin whose directory links to a file outside what its workers may read', async () => {
     const dir = await tempDir()
     const plugins = join(dir, 'plugins')

@@ -47,7 +47,16 @@ export async function readRoots(
     for (const nodeModules of await ancestorNodeModules(dir)) {
       if (isCovered(roots, nodeModules)) continue
       roots.add(nodeModules)
-      packageDirs.push(...(await linkedPackages(nodeModules)))
+      const linked = await linkedPackages(nodeModules)
+      // Read through its link, the target is readable whatever it is: another plugin must not be.
+      const intoPlugin = linked.find((l) => isOtherPlugin(l.target))
+      if (intoPlugin) {
+        return {
+          ok: false,
+          reason: `${intoPlugin.link} links to ${intoPlugin.target}, another plugin's directory, which its workers would read`,
+        }
+      }
+      packageDirs.push(...linked.map((l) => l.target))
     }
   }
   if (pluginDir !== realPluginDir) roots.add(pluginDir) // the runner reads its manifest by the given path
@@ -94,8 +103,8 @@ async function ancestorNodeModules(dir: string): Promise<string[]> {
   }
 }
 
-/** Real paths of the packages a node_modules links in (`name` or `@scope/name` entries that are links). */
-async function linkedPackages(nodeModules: string): Promise<string[]> {
+/** The packages a node_modules links in (`name` or `@scope/name` entries that are links), with their real paths. */
+async function linkedPackages(nodeModules: string): Promise<Array<{ link: string; target: string }>> {
   const links: string[] = []
   for (const entry of await entries(nodeModules)) {
     if (entry.name.startsWith('@') && entry.isDirectory()) {
@@ -106,7 +115,8 @@ async function linkedPackages(nodeModules: string): Promise<string[]> {
       links.push(join(nodeModules, entry.name))
     }
   }
-  return packageTargets(links)
+  const linked = await Promise.all(links.map(async (link) => ({ link, target: await packageTarget(link) })))
+  return linked.filter((l): l is { link: string; target: string } => l.target !== undefined)
 }
 
 /** `node_modules/name` or `node_modules/@scope/name`: where a package manager links a package. */
@@ -117,13 +127,14 @@ function isPackagePosition(link: string): boolean {
 
 /** Link targets that are package directories (a package.json inside). */
 async function packageTargets(links: string[]): Promise<string[]> {
-  const targets = await Promise.all(
-    links.map(async (link) => {
-      const target = await realpath(link).catch(() => undefined)
-      return target && (await exists(join(target, 'package.json'))) ? target : undefined
-    }),
-  )
+  const targets = await Promise.all(links.map(packageTarget))
   return targets.filter((t): t is string => t !== undefined)
+}
+
+/** The real path of a link's target when it is a package directory (a package.json inside). */
+async function packageTarget(link: string): Promise<string | undefined> {
+  const target = await realpath(link).catch(() => undefined)
+  return target && (await exists(join(target, 'package.json'))) ? target : undefined
 }
 
 /** Every symbolic link below dir; links are not followed. */
