@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, statSync } from 'node:fs'
 import { spawn } from 'node:child_process'
-import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises'
+import { cp, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it, onTestFinished, vi } from 'vitest'
@@ -235,6 +235,23 @@ export default defineHayPlugin(() => ({
     // The linked plugin itself reads its own directory through that link: it starts.
     await t.enable('acme', 'linked')
     expect((await fetch(`${t.url}/orgs/acme/plugins/linked/items/1`)).status).toBe(200)
+  })
+
+  it('refuses to start a plugin whose workers would read its plugins directory whole (plugins installed into a node_modules)', async () => {
+    const dir = await tempDir()
+    const nodeModules = join(dir, 'node_modules')
+    const plugins = join(nodeModules, '@hay')
+    await mkdir(join(nodeModules, '@plugin-gateway'), { recursive: true })
+    await symlink(join(ROOT, 'sdk'), join(nodeModules, '@plugin-gateway', 'sdk'))
+    await cp(join(FIXTURES_DIR, 'hostile'), join(plugins, 'reader'), { recursive: true })
+    await cp(join(EXAMPLES_DIR, 'echo'), join(plugins, 'other'), { recursive: true })
+    const t = await startTestGateway({ pluginDirs: [plugins], dir })
+    await t.enable('acme', 'reader')
+    const res = await fetch(`${t.url}/orgs/acme/plugins/reader/ping`)
+    const body = (await res.json()) as { error: { code: string; message: string } }
+    expect([res.status, body.error?.code]).toEqual([503, 'WORKER_START_FAILED'])
+    expect(body.error.message).toContain(plugins)
+    expect(t.spawned).toEqual([]) // refused before anything ran
   })
 
   it('refuses to start a plugin whose directory links to a file outside what its workers may read', async () => {

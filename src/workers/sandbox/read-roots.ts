@@ -66,6 +66,11 @@ export async function readRoots(
     const holder = paths.find((p) => isInside(p, file))
     if (holder) return { ok: false, reason: `${holder}, which its workers would read, holds ${file}` }
   }
+  // A node_modules that plugins were installed into holds them all: each would read the others.
+  for (const root of otherPluginDirs) {
+    const holder = paths.find((p) => isInside(p, root))
+    if (holder) return { ok: false, reason: `${holder}, which its workers would read, holds the plugins directory ${root}` }
+  }
   for (const link of links) {
     const target = await realpath(link).catch(() => undefined) // dangling: leads nowhere
     if (target !== undefined && !paths.some((p) => isInside(p, target))) {
