@@ -12,6 +12,7 @@ import {
   seenGeneration,
 } from '../cluster/index.js'
 import { isValidId, OrgId, PluginId } from '../contract/index.js'
+import { type ErrorCode, GatewayError } from '../core/index.js'
 import { type Admission, type AdmitRequest, routeNotFound } from '../gateway/index.js'
 import type { ForwardTarget, Forwarder } from '../proxy/index.js'
 import type { StartTiming } from '../workers/index.js'
@@ -68,7 +69,11 @@ export function createPublicPath(deps: PublicPathDeps) {
     const req: AdmitRequest = { orgId, pluginId, method: ex.method, path }
     const routed = cluster ? await routeInCluster(cluster, ex, req) : HERE
     if (routed.kind === 'forwarded') return routed.response
-    const lease = await admission.admit(req, () => ex.clientSignal())
+    const lease = await admission
+      .admit(req, () => ex.clientSignal())
+      .catch((err: unknown) => {
+        throw withheldFromPublic(err, pluginId)
+      })
     ex.cold = lease.cold
     return ex.forward({
       dispatcher: lease.worker.dispatcher,
@@ -208,6 +213,20 @@ export function isControlPath(path: string): boolean {
     }
   }
   return CONTROL_SEGMENTS.has(segment.toLowerCase())
+}
+
+// Why a worker could not start is the plugin's own error output (which may quote its config), or paths,
+// modes and users of this host: the operator reads it in lastError, the admin API and the log; a public
+// client learns that the start failed (README: Failure modes).
+const WITHHELD_FROM_PUBLIC: ReadonlySet<ErrorCode> = new Set(['WORKER_START_FAILED', 'SECRETS_UNAVAILABLE', 'SECRETS_UNREADABLE'])
+
+function withheldFromPublic(err: unknown, pluginId: string): unknown {
+  if (!(err instanceof GatewayError) || !WITHHELD_FROM_PUBLIC.has(err.code)) return err
+  return new GatewayError(err.code, err.status, `the worker of plugin ${pluginId} could not be started`, {
+    cause: err,
+    retryAfterSeconds: err.retryAfterSeconds,
+    headers: err.headers,
+  })
 }
 
 const isBodyless = <R>(ex: PublicExchange<R>) => ex.header('content-length') === undefined && ex.header('transfer-encoding') === undefined

@@ -39,6 +39,21 @@ describe('faulty plugins', () => {
     expect(t.spawned).toHaveLength(2)
   })
 
+  it('why a worker died during start goes to the operator (lastError, admin API), not to a public client', async () => {
+    const t = await startTestGateway()
+    await t.enable('acme', 'crash-on-start')
+    const res = await fetch(`${t.url}/orgs/acme/plugins/crash-on-start/anything`)
+    const body = await json(res)
+    expect([res.status, body.error.code]).toEqual([503, 'WORKER_START_FAILED'])
+    expect(body.error.message).not.toMatch(/refusing to start|plugin-runner|code 1/)
+    expect((await t.instanceRow('acme', 'crash-on-start'))?.lastError).toContain('crash-on-start: refusing to start')
+    const during = await json(await fetch(`${t.url}/orgs/acme/plugins/crash-on-start/anything`)) // the backoff's answer
+    expect([during.error.code, during.error.message]).toEqual(['WORKER_START_FAILED', body.error.message])
+    const admin = await t.admin('POST', '/orgs/acme/plugins/crash-on-start/start')
+    expect(admin).toMatchObject({ status: 503, body: { error: { code: 'WORKER_START_FAILED' } } })
+    expect(admin.body.error.message).toContain('crash-on-start: refusing to start')
+  })
+
   it('never ready → 504 after START_TIMEOUT_MS and the process is killed', async () => {
     const t = await startTestGateway({ env: { START_TIMEOUT_MS: '400' } })
     await t.enable('acme', 'never-ready')

@@ -230,7 +230,7 @@ export default defineHayPlugin(() => ({
     const res = await fetch(`${t.url}/orgs/acme/plugins/reader/read`)
     const body = (await res.json()) as { error: { code: string; message: string } }
     expect([res.status, body.error?.code]).toEqual([503, 'WORKER_START_FAILED'])
-    expect(body.error.message).toContain(join(dir, 'node_modules', '@ws', 'linked'))
+    expect((await t.instanceRow('acme', 'reader'))?.lastError).toContain(join(dir, 'node_modules', '@ws', 'linked'))
     expect(t.spawned).toEqual([]) // refused before anything ran
     // The linked plugin itself reads its own directory through that link: it starts.
     await t.enable('acme', 'linked')
@@ -250,7 +250,7 @@ export default defineHayPlugin(() => ({
     const res = await fetch(`${t.url}/orgs/acme/plugins/reader/ping`)
     const body = (await res.json()) as { error: { code: string; message: string } }
     expect([res.status, body.error?.code]).toEqual([503, 'WORKER_START_FAILED'])
-    expect(body.error.message).toContain(plugins)
+    expect((await t.instanceRow('acme', 'reader'))?.lastError).toContain(plugins)
     expect(t.spawned).toEqual([]) // refused before anything ran
   })
 
@@ -265,7 +265,7 @@ export default defineHayPlugin(() => ({
     const res = await fetch(`${t.url}/orgs/acme/plugins/linker/ping`)
     const body = (await res.json()) as { error: { code: string; message: string } }
     expect([res.status, body.error.code]).toEqual([503, 'WORKER_START_FAILED'])
-    expect(body.error.message).toContain(join(pluginDir, 'data.db'))
+    expect((await t.instanceRow('acme', 'linker'))?.lastError).toContain(join(pluginDir, 'data.db'))
     expect(t.spawned).toEqual([]) // refused before anything ran
   })
 
@@ -282,7 +282,7 @@ export default defineHayPlugin(() => ({
     const res = await fetch(`${t.url}/orgs/acme/plugins/linker/ping`)
     const body = (await res.json()) as { error: { code: string; message: string } }
     expect([res.status, body.error.code]).toEqual([503, 'WORKER_START_FAILED'])
-    expect(body.error.message).toContain(join(dir, 'gateway.db'))
+    expect((await t.instanceRow('acme', 'linker'))?.lastError).toContain(join(dir, 'gateway.db'))
   })
 
   it('ends a worker that uses up WORKER_CPU_SECONDS; lastError says so and the next request starts a new one', async () => {
