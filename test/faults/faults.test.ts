@@ -1,10 +1,12 @@
 import { request as httpRequest } from 'node:http'
+import { cp } from 'node:fs/promises'
 import { connect } from 'node:net'
+import { join } from 'node:path'
 import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { sampleValue } from '../observability/prom-text.js'
 import { startGate } from '../helpers/gate.js'
 import { createManualClock } from '../helpers/manual-clock.js'
-import { exitOf, startTestGateway, warmUp } from '../helpers/gateway.js'
+import { EXAMPLES_DIR, exitOf, startTestGateway, tempDir, warmUp } from '../helpers/gateway.js'
 
 const WAIT = { timeout: 10_000, interval: 10 }
 const json = async (res: Response) => (await res.json()) as { error: { code: string; message: string } }
@@ -52,6 +54,18 @@ describe('faulty plugins', () => {
     const admin = await t.admin('POST', '/orgs/acme/plugins/crash-on-start/start')
     expect(admin).toMatchObject({ status: 503, body: { error: { code: 'WORKER_START_FAILED' } } })
     expect(admin.body.error.message).toContain('crash-on-start: refusing to start')
+  })
+
+  it("an invalid plugin's reason goes to the operator (GET /admin/plugins), not to a public client", async () => {
+    const twice = await tempDir()
+    await cp(join(EXAMPLES_DIR, 'echo'), join(twice, 'echo'), { recursive: true })
+    const t = await startTestGateway({ pluginDirs: [EXAMPLES_DIR, twice] }) // the same id twice: both invalid
+    const res = await fetch(`${t.url}/orgs/acme/plugins/echo/items/1`)
+    const body = await json(res)
+    expect([res.status, body.error.code]).toEqual([404, 'PLUGIN_INVALID'])
+    expect(body.error.message).not.toContain(twice)
+    const listed = (await t.admin('GET', '/plugins')).body.plugins.find((p: { id: string }) => p.id === 'echo')
+    expect(listed).toMatchObject({ valid: false, error: expect.stringContaining(twice) })
   })
 
   it('never ready → 504 after START_TIMEOUT_MS and the process is killed', async () => {
