@@ -6,7 +6,8 @@ import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { sampleValue } from '../observability/prom-text.js'
 import { startGate } from '../helpers/gate.js'
 import { createManualClock } from '../helpers/manual-clock.js'
-import { EXAMPLES_DIR, exitOf, startTestGateway, tempDir, warmUp } from '../helpers/gateway.js'
+import { EXAMPLES_DIR, exitOf, isRunning, startTestGateway, tempDir, warmUp } from '../helpers/gateway.js'
+import { startGatewayProcess, startWorker } from '../helpers/gateway-process.js'
 
 const WAIT = { timeout: 10_000, interval: 10 }
 const json = async (res: Response) => (await res.json()) as { error: { code: string; message: string } }
@@ -66,6 +67,36 @@ describe('faulty plugins', () => {
     expect(body.error.message).not.toContain(twice)
     const listed = (await t.admin('GET', '/plugins')).body.plugins.find((p: { id: string }) => p.id === 'echo')
     expect(listed).toMatchObject({ valid: false, error: expect.stringContaining(twice) })
+  })
+
+  it('a worker that writes a line that is not JSON to its IPC channel is killed; the gateway serves on', async () => {
+    const gw = await startGatewayProcess(await tempDir())
+    const first = await startWorker(gw.url, 'acme', 'ipc-garbage', '/ping')
+    const res = await fetch(`${gw.url}/orgs/acme/plugins/ipc-garbage/garbage`)
+    expect([res.status, (await json(res)).error.code]).toEqual([502, 'UPSTREAM_ERROR'])
+    await vi.waitFor(() => expect(isRunning(first)).toBe(false), WAIT)
+    expect((await fetch(`${gw.url}/healthz`)).status).toBe(200)
+    const next = await fetch(`${gw.url}/orgs/acme/plugins/ipc-garbage/ping`)
+    expect(next.status).toBe(200)
+    expect(((await next.json()) as { pid: number }).pid).not.toBe(first)
+  })
+
+  it('a worker that passes a handle over its IPC channel is killed, and the gateway keeps nothing of it open', async () => {
+    const gw = await startGatewayProcess(await tempDir())
+    const pid = await startWorker(gw.url, 'acme', 'ipc-garbage', '/ping')
+    const { port } = (await (await fetch(`${gw.url}/orgs/acme/plugins/ipc-garbage/listen`)).json()) as { port: number }
+    const passed = await fetch(`${gw.url}/orgs/acme/plugins/ipc-garbage/pass`)
+    expect([passed.status, (await json(passed)).error.code]).toEqual([502, 'UPSTREAM_ERROR'])
+    await vi.waitFor(() => expect(isRunning(pid)).toBe(false), WAIT)
+    const refused = await new Promise<string>((resolve) => {
+      const socket = connect(port, '127.0.0.1', () => {
+        socket.destroy()
+        resolve('connected')
+      })
+      socket.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'))
+    })
+    expect(refused).toBe('ECONNREFUSED') // the gateway did not keep listening on the worker's server
+    expect((await fetch(`${gw.url}/healthz`)).status).toBe(200)
   })
 
   it('never ready → 504 after START_TIMEOUT_MS and the process is killed', async () => {
