@@ -170,8 +170,13 @@ function buildCommand(spec: WorkerSpec, port: number, config: LaunchDeps['config
  * fds. Node parses the channel in the gateway and throws on a line that is not JSON, from a callback
  * nothing can catch: one plugin would end the gateway, and every organization's requests with it. A
  * handle passed over the channel would be opened here (a server passed in is even listened on). The
- * protocol has neither: a worker that breaks it is killed, and a handle it passed is closed.
+ * protocol has neither, nor more than a few short messages: a worker that breaks it is killed, and a
+ * handle it passed is closed.
  */
+// Our runner sends two short messages in its life (prewarmed, ready). More is a flood, which would grow
+// the gateway's buffer of an unfinished line, and its parsing, without bound.
+const MAX_CHANNEL_BYTES = 64 * 1024
+
 function guardChannel(child: ChildProcess, log: Logger): void {
   const broke = (err: unknown, what: string) => {
     log.warn({ err, pid: child.pid, what }, 'worker broke the IPC protocol; killing it')
@@ -183,7 +188,14 @@ function guardChannel(child: ChildProcess, log: Logger): void {
   const channel = handleKey && (Reflect.get(child, handleKey) as { onread?: (...args: unknown[]) => unknown } | null | undefined)
   const onread = channel?.onread
   if (channel && typeof onread === 'function') {
+    let received = 0
     channel.onread = function guardedRead(this: unknown, ...args: unknown[]) {
+      const data = args[0] as ArrayBuffer | undefined // undefined at the end of the channel: passed on
+      received += data?.byteLength ?? 0
+      if (data && received > MAX_CHANNEL_BYTES) {
+        if (received - data.byteLength <= MAX_CHANNEL_BYTES) broke(undefined, `more than ${MAX_CHANNEL_BYTES} bytes`)
+        return
+      }
       try {
         return onread.apply(this, args)
       } catch (err) {

@@ -81,6 +81,15 @@ describe('faulty plugins', () => {
     expect(((await next.json()) as { pid: number }).pid).not.toBe(first)
   })
 
+  it('a worker that floods its IPC channel is killed before the gateway buffers much of it', async () => {
+    const gw = await startGatewayProcess(await tempDir(), { UPSTREAM_TIMEOUT_MS: '5000' })
+    const pid = await startWorker(gw.url, 'acme', 'ipc-garbage', '/ping')
+    const res = await fetch(`${gw.url}/orgs/acme/plugins/ipc-garbage/flood`)
+    expect([res.status, (await json(res)).error.code]).toEqual([502, 'UPSTREAM_ERROR']) // not the 504 of a worker left alone
+    await vi.waitFor(() => expect(isRunning(pid)).toBe(false), WAIT)
+    expect((await fetch(`${gw.url}/healthz`)).status).toBe(200)
+  })
+
   it('a worker that passes a handle over its IPC channel is killed, and the gateway keeps nothing of it open', async () => {
     const gw = await startGatewayProcess(await tempDir())
     const pid = await startWorker(gw.url, 'acme', 'ipc-garbage', '/ping')
