@@ -108,6 +108,18 @@ describe('faulty plugins', () => {
     expect((await fetch(`${gw.url}/healthz`)).status).toBe(200)
   })
 
+  it('a control answer larger than the gateway reads (32 MiB) is refused with 502, not buffered whole', async () => {
+    const t = await startTestGateway()
+    await t.enable('acme', 'big-answer')
+    const call = (bytes: number) => t.admin('POST', '/orgs/acme/plugins/big-answer/mcp/call', { toolName: 'big', arguments: { bytes } })
+    const fits = await call(1024 * 1024)
+    expect([fits.status, fits.body.content[0].text.length]).toEqual([200, 1024 * 1024])
+    const tooLarge = await call(33 * 1024 * 1024)
+    expect([tooLarge.status, tooLarge.body.error.code]).toEqual([502, 'UPSTREAM_ERROR'])
+    expect(tooLarge.body.error.message).toContain('larger than')
+    expect((await call(8)).status).toBe(200) // the worker serves on
+  })
+
   it('never ready → 504 after START_TIMEOUT_MS and the process is killed', async () => {
     const t = await startTestGateway({ env: { START_TIMEOUT_MS: '400' } })
     await t.enable('acme', 'never-ready')
