@@ -237,6 +237,22 @@ export default defineHayPlugin(() => ({
     expect((await fetch(`${t.url}/orgs/acme/plugins/linked/items/1`)).status).toBe(200)
   })
 
+  it('refuses to start a plugin whose workers would read what a non-package link in a node_modules above it leads to', async () => {
+    const dir = await tempDir()
+    const plugins = join(dir, 'plugins')
+    await mkdir(plugins)
+    await copyPlugin(join(FIXTURES_DIR, 'hostile'), plugins, 'reader')
+    await mkdir(join(dir, 'private'))
+    await writeFile(join(dir, 'private', 'notes.txt'), 'not for plugins')
+    await symlink('../private', join(dir, 'node_modules', 'notes')) // no package.json there
+    const t = await startTestGateway({ pluginDirs: [plugins], dir })
+    await t.enable('acme', 'reader')
+    const res = await fetch(`${t.url}/orgs/acme/plugins/reader/ping`)
+    expect([res.status, ((await res.json()) as { error?: { code: string } }).error?.code]).toEqual([503, 'WORKER_START_FAILED'])
+    expect((await t.instanceRow('acme', 'reader'))?.lastError).toContain(join(dir, 'node_modules', 'notes'))
+    expect(t.spawned).toEqual([]) // refused before anything ran
+  })
+
   it('refuses to start a plugin whose workers would read its plugins directory whole (plugins installed into a node_modules)', async () => {
     const dir = await tempDir()
     const nodeModules = join(dir, 'node_modules')
