@@ -12,9 +12,10 @@ import {
   seenGeneration,
 } from '../cluster/index.js'
 import { isValidId, OrgId, PluginId } from '../contract/index.js'
+import { type ErrorCode, GatewayError } from '../core/index.js'
 import { type Admission, type AdmitRequest, routeNotFound } from '../gateway/index.js'
 import type { ForwardTarget, Forwarder } from '../proxy/index.js'
-import type { StartTiming } from '../workers/index.js'
+import type { Lease, StartTiming } from '../workers/index.js'
 import { type AppEnv, type ClientAddress, type RequestHeader, webRequestHeader } from './env.js'
 import { params } from './validate.js'
 
@@ -66,9 +67,15 @@ export function createPublicPath(deps: PublicPathDeps) {
     const path = pluginPath(ex.url.pathname, orgId, pluginId)
     if (path === null || isControlPath(path)) throw routeNotFound(pluginId)
     const req: AdmitRequest = { orgId, pluginId, method: ex.method, path }
-    const routed = cluster ? await routeInCluster(cluster, ex, req) : HERE
-    if (routed.kind === 'forwarded') return routed.response
-    const lease = await admission.admit(req, () => ex.clientSignal())
+    let routed: Routed<R>
+    let lease: Lease
+    try {
+      routed = cluster ? await routeInCluster(cluster, ex, req) : HERE
+      if (routed.kind === 'forwarded') return routed.response
+      lease = await admission.admit(req, () => ex.clientSignal())
+    } catch (err) {
+      throw withheldFromPublic(err, pluginId)
+    }
     ex.cold = lease.cold
     return ex.forward({
       dispatcher: lease.worker.dispatcher,
@@ -208,6 +215,26 @@ export function isControlPath(path: string): boolean {
     }
   }
   return CONTROL_SEGMENTS.has(segment.toLowerCase())
+}
+
+// Why a worker could not start, or a plugin is invalid, is the plugin's own error output (which may quote
+// its config), or paths, modes and users of this host: the operator reads it in lastError, the admin API
+// and the log; a public client learns only what failed (README: Failure modes).
+const WITHHELD_FROM_PUBLIC: ReadonlySet<ErrorCode> = new Set([
+  'PLUGIN_INVALID',
+  'WORKER_START_FAILED',
+  'SECRETS_UNAVAILABLE',
+  'SECRETS_UNREADABLE',
+])
+
+function withheldFromPublic(err: unknown, pluginId: string): unknown {
+  if (!(err instanceof GatewayError) || !WITHHELD_FROM_PUBLIC.has(err.code)) return err
+  const what = err.code === 'PLUGIN_INVALID' ? `plugin ${pluginId} is invalid` : `the worker of plugin ${pluginId} could not be started`
+  return new GatewayError(err.code, err.status, what, {
+    cause: err,
+    retryAfterSeconds: err.retryAfterSeconds,
+    headers: err.headers,
+  })
 }
 
 const isBodyless = <R>(ex: PublicExchange<R>) => ex.header('content-length') === undefined && ex.header('transfer-encoding') === undefined

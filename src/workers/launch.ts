@@ -54,6 +54,7 @@ export function spawnProc(spawn: SpawnFn, confined: Confined, cwd: string, log: 
     stdio: ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'],
     ...(confined.user && { uid: confined.user.uid, gid: confined.user.gid }),
   })
+  if (ipc) guardChannel(child, log)
   const exited = exitOf(child)
   // Not awaited by `exited`: whoever waits for the exit (the pool's crash handling) runs first.
   void exited.then(() => confined.release()).catch((err: unknown) => log.warn({ err }, 'sandbox release failed'))
@@ -162,6 +163,53 @@ function buildCommand(spec: WorkerSpec, port: number, config: LaunchDeps['config
   // Node flags only go to a node command; any other runner relies on start-up recovery (orphans.ts).
   const flags = isNodeCommand(command) ? nodeFlags(config, config.ownRunner) : []
   return { command, nodeFlags: flags, args: [...rest, ...contractArgs(spec, port)] }
+}
+
+/**
+ * The IPC channel is our runner's, but the plugin runs in that process and can write to any of its
+ * fds. Node parses the channel in the gateway and throws on a line that is not JSON, from a callback
+ * nothing can catch: one plugin would end the gateway, and every organization's requests with it. A
+ * handle passed over the channel would be opened here (a server passed in is even listened on). The
+ * protocol has neither, nor more than a few short messages: a worker that breaks it is killed, and a
+ * handle it passed is closed.
+ */
+// Our runner sends two short messages in its life (prewarmed, ready). More is a flood, which would grow
+// the gateway's buffer of an unfinished line, and its parsing, without bound.
+const MAX_CHANNEL_BYTES = 64 * 1024
+
+function guardChannel(child: ChildProcess, log: Logger): void {
+  const broke = (err: unknown, what: string) => {
+    log.warn({ err, pid: child.pid, what }, 'worker broke the IPC protocol; killing it')
+    child.kill('SIGKILL')
+  }
+  // Node's own reader of the channel: the onread of the pipe handle that `child.channel` wraps, kept under
+  // child_process's kChannelHandle symbol (internals, the same on Node 20 to 24; test/faults checks it).
+  const handleKey = Object.getOwnPropertySymbols(child).find((key) => key.description === 'kChannelHandle')
+  const channel = handleKey && (Reflect.get(child, handleKey) as { onread?: (...args: unknown[]) => unknown } | null | undefined)
+  const onread = channel?.onread
+  if (channel && typeof onread === 'function') {
+    let received = 0
+    channel.onread = function guardedRead(this: unknown, ...args: unknown[]) {
+      const data = args[0] as ArrayBuffer | undefined // undefined at the end of the channel: passed on
+      received += data?.byteLength ?? 0
+      if (data && received > MAX_CHANNEL_BYTES) {
+        if (received - data.byteLength <= MAX_CHANNEL_BYTES) broke(undefined, `more than ${MAX_CHANNEL_BYTES} bytes`)
+        return
+      }
+      try {
+        return onread.apply(this, args)
+      } catch (err) {
+        broke(err, 'a message that is not JSON')
+      }
+    }
+  }
+  child.on('message', (_message: unknown, handle?: unknown) => {
+    if (handle === undefined) return
+    const h = handle as { destroy?: () => void; close?: () => void }
+    if (typeof h.destroy === 'function') h.destroy()
+    else h.close?.()
+    broke(undefined, 'a handle')
+  })
 }
 
 function exitOf(child: ChildProcess): Promise<ExitInfo> {

@@ -1,10 +1,13 @@
 import { request as httpRequest } from 'node:http'
+import { cp } from 'node:fs/promises'
 import { connect } from 'node:net'
+import { join } from 'node:path'
 import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { sampleValue } from '../observability/prom-text.js'
 import { startGate } from '../helpers/gate.js'
 import { createManualClock } from '../helpers/manual-clock.js'
-import { exitOf, startTestGateway, warmUp } from '../helpers/gateway.js'
+import { EXAMPLES_DIR, exitOf, isRunning, startTestGateway, tempDir, warmUp } from '../helpers/gateway.js'
+import { startGatewayProcess, startWorker } from '../helpers/gateway-process.js'
 
 const WAIT = { timeout: 10_000, interval: 10 }
 const json = async (res: Response) => (await res.json()) as { error: { code: string; message: string } }
@@ -37,6 +40,84 @@ describe('faulty plugins', () => {
     expect(after.headers.get('retry-after')).toBe('120') // exponential
     await after.body?.cancel()
     expect(t.spawned).toHaveLength(2)
+  })
+
+  it('why a worker died during start goes to the operator (lastError, admin API), not to a public client', async () => {
+    const t = await startTestGateway()
+    await t.enable('acme', 'crash-on-start')
+    const res = await fetch(`${t.url}/orgs/acme/plugins/crash-on-start/anything`)
+    const body = await json(res)
+    expect([res.status, body.error.code]).toEqual([503, 'WORKER_START_FAILED'])
+    expect(body.error.message).not.toMatch(/refusing to start|plugin-runner|code 1/)
+    expect((await t.instanceRow('acme', 'crash-on-start'))?.lastError).toContain('crash-on-start: refusing to start')
+    const during = await json(await fetch(`${t.url}/orgs/acme/plugins/crash-on-start/anything`)) // the backoff's answer
+    expect([during.error.code, during.error.message]).toEqual(['WORKER_START_FAILED', body.error.message])
+    const admin = await t.admin('POST', '/orgs/acme/plugins/crash-on-start/start')
+    expect(admin).toMatchObject({ status: 503, body: { error: { code: 'WORKER_START_FAILED' } } })
+    expect(admin.body.error.message).toContain('crash-on-start: refusing to start')
+  })
+
+  it("an invalid plugin's reason goes to the operator (GET /admin/plugins), not to a public client", async () => {
+    const twice = await tempDir()
+    await cp(join(EXAMPLES_DIR, 'echo'), join(twice, 'echo'), { recursive: true })
+    const t = await startTestGateway({ pluginDirs: [EXAMPLES_DIR, twice] }) // the same id twice: both invalid
+    const res = await fetch(`${t.url}/orgs/acme/plugins/echo/items/1`)
+    const body = await json(res)
+    expect([res.status, body.error.code]).toEqual([404, 'PLUGIN_INVALID'])
+    expect(body.error.message).not.toContain(twice)
+    const listed = (await t.admin('GET', '/plugins')).body.plugins.find((p: { id: string }) => p.id === 'echo')
+    expect(listed).toMatchObject({ valid: false, error: expect.stringContaining(twice) })
+  })
+
+  it('a worker that writes a line that is not JSON to its IPC channel is killed; the gateway serves on', async () => {
+    const gw = await startGatewayProcess(await tempDir())
+    const first = await startWorker(gw.url, 'acme', 'ipc-garbage', '/ping')
+    const res = await fetch(`${gw.url}/orgs/acme/plugins/ipc-garbage/garbage`)
+    expect([res.status, (await json(res)).error.code]).toEqual([502, 'UPSTREAM_ERROR'])
+    await vi.waitFor(() => expect(isRunning(first)).toBe(false), WAIT)
+    expect((await fetch(`${gw.url}/healthz`)).status).toBe(200)
+    const next = await fetch(`${gw.url}/orgs/acme/plugins/ipc-garbage/ping`)
+    expect(next.status).toBe(200)
+    expect(((await next.json()) as { pid: number }).pid).not.toBe(first)
+  })
+
+  it('a worker that floods its IPC channel is killed before the gateway buffers much of it', async () => {
+    const gw = await startGatewayProcess(await tempDir(), { UPSTREAM_TIMEOUT_MS: '5000' })
+    const pid = await startWorker(gw.url, 'acme', 'ipc-garbage', '/ping')
+    const res = await fetch(`${gw.url}/orgs/acme/plugins/ipc-garbage/flood`)
+    expect([res.status, (await json(res)).error.code]).toEqual([502, 'UPSTREAM_ERROR']) // not the 504 of a worker left alone
+    await vi.waitFor(() => expect(isRunning(pid)).toBe(false), WAIT)
+    expect((await fetch(`${gw.url}/healthz`)).status).toBe(200)
+  })
+
+  it('a worker that passes a handle over its IPC channel is killed, and the gateway keeps nothing of it open', async () => {
+    const gw = await startGatewayProcess(await tempDir())
+    const pid = await startWorker(gw.url, 'acme', 'ipc-garbage', '/ping')
+    const { port } = (await (await fetch(`${gw.url}/orgs/acme/plugins/ipc-garbage/listen`)).json()) as { port: number }
+    const passed = await fetch(`${gw.url}/orgs/acme/plugins/ipc-garbage/pass`)
+    expect([passed.status, (await json(passed)).error.code]).toEqual([502, 'UPSTREAM_ERROR'])
+    await vi.waitFor(() => expect(isRunning(pid)).toBe(false), WAIT)
+    const refused = await new Promise<string>((resolve) => {
+      const socket = connect(port, '127.0.0.1', () => {
+        socket.destroy()
+        resolve('connected')
+      })
+      socket.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'))
+    })
+    expect(refused).toBe('ECONNREFUSED') // the gateway did not keep listening on the worker's server
+    expect((await fetch(`${gw.url}/healthz`)).status).toBe(200)
+  })
+
+  it('a control answer larger than the gateway reads (32 MiB) is refused with 502, not buffered whole', async () => {
+    const t = await startTestGateway()
+    await t.enable('acme', 'big-answer')
+    const call = (bytes: number) => t.admin('POST', '/orgs/acme/plugins/big-answer/mcp/call', { toolName: 'big', arguments: { bytes } })
+    const fits = await call(1024 * 1024)
+    expect([fits.status, fits.body.content[0].text.length]).toEqual([200, 1024 * 1024])
+    const tooLarge = await call(33 * 1024 * 1024)
+    expect([tooLarge.status, tooLarge.body.error.code]).toEqual([502, 'UPSTREAM_ERROR'])
+    expect(tooLarge.body.error.message).toContain('larger than')
+    expect((await call(8)).status).toBe(200) // the worker serves on
   })
 
   it('never ready → 504 after START_TIMEOUT_MS and the process is killed', async () => {

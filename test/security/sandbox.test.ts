@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, statSync } from 'node:fs'
 import { spawn } from 'node:child_process'
-import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises'
+import { cp, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it, onTestFinished, vi } from 'vitest'
@@ -201,6 +201,75 @@ export default defineHayPlugin(() => ({
     expect([res.status, await res.json()]).toEqual([200, { greeting: 'hello acme', beside: 'ERR_ACCESS_DENIED' }])
   })
 
+  it("refuses to start a plugin whose workers would read another plugin's directory through a workspace link in a node_modules above it", async () => {
+    const dir = await tempDir()
+    const plugins = join(dir, 'plugins')
+    await mkdir(plugins)
+    const reader = await copyPlugin(join(FIXTURES_DIR, 'hostile'), plugins, 'reader')
+    await copyPlugin(join(EXAMPLES_DIR, 'echo'), plugins, 'linked')
+    // A workspace install links its members into the node_modules every plugin of it resolves from.
+    await mkdir(join(dir, 'node_modules', '@ws'), { recursive: true })
+    await symlink('../../plugins/linked', join(dir, 'node_modules', '@ws', 'linked'))
+    const viaLink = join(dir, 'node_modules', '@ws', 'linked', 'index.js')
+    await writeFile(
+      join(reader, 'index.js'),
+      `import { readFileSync } from 'node:fs'
+import { defineHayPlugin } from '@plugin-gateway/sdk'
+export default defineHayPlugin(() => ({
+  name: 'reader',
+  onInitialize({ register }) {
+    register.route('GET', '/read', (_req, res) => {
+      try { res.json({ read: readFileSync(${JSON.stringify(viaLink)}, 'utf8').length }) } catch (err) { res.json({ refused: err.code }) }
+    })
+  },
+}))
+`,
+    )
+    const t = await startTestGateway({ pluginDirs: [plugins], dir })
+    await t.enable('acme', 'reader')
+    const res = await fetch(`${t.url}/orgs/acme/plugins/reader/read`)
+    const body = (await res.json()) as { error: { code: string; message: string } }
+    expect([res.status, body.error?.code]).toEqual([503, 'WORKER_START_FAILED'])
+    expect((await t.instanceRow('acme', 'reader'))?.lastError).toContain(join(dir, 'node_modules', '@ws', 'linked'))
+    expect(t.spawned).toEqual([]) // refused before anything ran
+    // The linked plugin itself reads its own directory through that link: it starts.
+    await t.enable('acme', 'linked')
+    expect((await fetch(`${t.url}/orgs/acme/plugins/linked/items/1`)).status).toBe(200)
+  })
+
+  it('refuses to start a plugin whose workers would read what a non-package link in a node_modules above it leads to', async () => {
+    const dir = await tempDir()
+    const plugins = join(dir, 'plugins')
+    await mkdir(plugins)
+    await copyPlugin(join(FIXTURES_DIR, 'hostile'), plugins, 'reader')
+    await mkdir(join(dir, 'private'))
+    await writeFile(join(dir, 'private', 'notes.txt'), 'not for plugins')
+    await symlink('../private', join(dir, 'node_modules', 'notes')) // no package.json there
+    const t = await startTestGateway({ pluginDirs: [plugins], dir })
+    await t.enable('acme', 'reader')
+    const res = await fetch(`${t.url}/orgs/acme/plugins/reader/ping`)
+    expect([res.status, ((await res.json()) as { error?: { code: string } }).error?.code]).toEqual([503, 'WORKER_START_FAILED'])
+    expect((await t.instanceRow('acme', 'reader'))?.lastError).toContain(join(dir, 'node_modules', 'notes'))
+    expect(t.spawned).toEqual([]) // refused before anything ran
+  })
+
+  it('refuses to start a plugin whose workers would read its plugins directory whole (plugins installed into a node_modules)', async () => {
+    const dir = await tempDir()
+    const nodeModules = join(dir, 'node_modules')
+    const plugins = join(nodeModules, '@hay')
+    await mkdir(join(nodeModules, '@plugin-gateway'), { recursive: true })
+    await symlink(join(ROOT, 'sdk'), join(nodeModules, '@plugin-gateway', 'sdk'))
+    await cp(join(FIXTURES_DIR, 'hostile'), join(plugins, 'reader'), { recursive: true })
+    await cp(join(EXAMPLES_DIR, 'echo'), join(plugins, 'other'), { recursive: true })
+    const t = await startTestGateway({ pluginDirs: [plugins], dir })
+    await t.enable('acme', 'reader')
+    const res = await fetch(`${t.url}/orgs/acme/plugins/reader/ping`)
+    const body = (await res.json()) as { error: { code: string; message: string } }
+    expect([res.status, body.error?.code]).toEqual([503, 'WORKER_START_FAILED'])
+    expect((await t.instanceRow('acme', 'reader'))?.lastError).toContain(plugins)
+    expect(t.spawned).toEqual([]) // refused before anything ran
+  })
+
   it('refuses to start a plugin whose directory links to a file outside what its workers may read', async () => {
     const dir = await tempDir()
     const plugins = join(dir, 'plugins')
@@ -212,7 +281,7 @@ export default defineHayPlugin(() => ({
     const res = await fetch(`${t.url}/orgs/acme/plugins/linker/ping`)
     const body = (await res.json()) as { error: { code: string; message: string } }
     expect([res.status, body.error.code]).toEqual([503, 'WORKER_START_FAILED'])
-    expect(body.error.message).toContain(join(pluginDir, 'data.db'))
+    expect((await t.instanceRow('acme', 'linker'))?.lastError).toContain(join(pluginDir, 'data.db'))
     expect(t.spawned).toEqual([]) // refused before anything ran
   })
 
@@ -229,7 +298,7 @@ export default defineHayPlugin(() => ({
     const res = await fetch(`${t.url}/orgs/acme/plugins/linker/ping`)
     const body = (await res.json()) as { error: { code: string; message: string } }
     expect([res.status, body.error.code]).toEqual([503, 'WORKER_START_FAILED'])
-    expect(body.error.message).toContain(join(dir, 'gateway.db'))
+    expect((await t.instanceRow('acme', 'linker'))?.lastError).toContain(join(dir, 'gateway.db'))
   })
 
   it('ends a worker that uses up WORKER_CPU_SECONDS; lastError says so and the next request starts a new one', async () => {

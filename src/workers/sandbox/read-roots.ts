@@ -39,6 +39,8 @@ export async function readRoots(
     ...(await packageTargets(packageLinks)),
   ]
   const roots = new Set<string>()
+  // Links in a node_modules read whole: whatever they lead to is read through them.
+  const rootLinks: string[] = []
   // Breadth-first over package directories: each may bring node_modules, which may link more packages.
   for (let i = 0; i < packageDirs.length; i++) {
     const dir = packageDirs[i] as string
@@ -47,7 +49,17 @@ export async function readRoots(
     for (const nodeModules of await ancestorNodeModules(dir)) {
       if (isCovered(roots, nodeModules)) continue
       roots.add(nodeModules)
-      packageDirs.push(...(await linkedPackages(nodeModules)))
+      const { linked, others } = await linksIn(nodeModules)
+      rootLinks.push(...others)
+      // Read through its link, the target is readable whatever it is: another plugin must not be.
+      const intoPlugin = linked.find((l) => isOtherPlugin(l.target))
+      if (intoPlugin) {
+        return {
+          ok: false,
+          reason: `${intoPlugin.link} links to ${intoPlugin.target}, another plugin's directory, which its workers would read`,
+        }
+      }
+      packageDirs.push(...linked.map((l) => l.target))
     }
   }
   if (pluginDir !== realPluginDir) roots.add(pluginDir) // the runner reads its manifest by the given path
@@ -57,7 +69,12 @@ export async function readRoots(
     const holder = paths.find((p) => isInside(p, file))
     if (holder) return { ok: false, reason: `${holder}, which its workers would read, holds ${file}` }
   }
-  for (const link of links) {
+  // A node_modules that plugins were installed into holds them all: each would read the others.
+  for (const root of otherPluginDirs) {
+    const holder = paths.find((p) => isInside(p, root))
+    if (holder) return { ok: false, reason: `${holder}, which its workers would read, holds the plugins directory ${root}` }
+  }
+  for (const link of [...links, ...rootLinks]) {
     const target = await realpath(link).catch(() => undefined) // dangling: leads nowhere
     if (target !== undefined && !paths.some((p) => isInside(p, target))) {
       return { ok: false, reason: `${link} links to ${target}, outside what its workers may read` }
@@ -94,8 +111,11 @@ async function ancestorNodeModules(dir: string): Promise<string[]> {
   }
 }
 
-/** Real paths of the packages a node_modules links in (`name` or `@scope/name` entries that are links). */
-async function linkedPackages(nodeModules: string): Promise<string[]> {
+/**
+ * The links of a node_modules (`name` or `@scope/name` entries): those to packages with their real
+ * paths, and the others (to a directory without a package.json, or a file).
+ */
+async function linksIn(nodeModules: string): Promise<{ linked: Array<{ link: string; target: string }>; others: string[] }> {
   const links: string[] = []
   for (const entry of await entries(nodeModules)) {
     if (entry.name.startsWith('@') && entry.isDirectory()) {
@@ -106,7 +126,11 @@ async function linkedPackages(nodeModules: string): Promise<string[]> {
       links.push(join(nodeModules, entry.name))
     }
   }
-  return packageTargets(links)
+  const all = await Promise.all(links.map(async (link) => ({ link, target: await packageTarget(link) })))
+  return {
+    linked: all.filter((l): l is { link: string; target: string } => l.target !== undefined),
+    others: all.filter((l) => l.target === undefined).map((l) => l.link),
+  }
 }
 
 /** `node_modules/name` or `node_modules/@scope/name`: where a package manager links a package. */
@@ -117,13 +141,14 @@ function isPackagePosition(link: string): boolean {
 
 /** Link targets that are package directories (a package.json inside). */
 async function packageTargets(links: string[]): Promise<string[]> {
-  const targets = await Promise.all(
-    links.map(async (link) => {
-      const target = await realpath(link).catch(() => undefined)
-      return target && (await exists(join(target, 'package.json'))) ? target : undefined
-    }),
-  )
+  const targets = await Promise.all(links.map(packageTarget))
   return targets.filter((t): t is string => t !== undefined)
+}
+
+/** The real path of a link's target when it is a package directory (a package.json inside). */
+async function packageTarget(link: string): Promise<string | undefined> {
+  const target = await realpath(link).catch(() => undefined)
+  return target && (await exists(join(target, 'package.json'))) ? target : undefined
 }
 
 /** Every symbolic link below dir; links are not followed. */
