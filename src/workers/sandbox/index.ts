@@ -86,6 +86,7 @@ export interface Sandbox {
 }
 
 export { checkRunnerReach, createPluginReach } from './reach.js'
+export { createWorkerUsers } from './worker-users.js'
 
 const TEMP_ROOT_PREFIX = 'plugin-gateway-workers-'
 const UNCONFINED: Policy = { key: 'unconfined', pluginId: undefined, readPaths: [], permissions: [] }
@@ -201,8 +202,11 @@ export function createSandbox(deps: SandboxDeps): Sandbox {
         env: confinedEnv,
         user,
         async release() {
-          await rm(tempDir, { recursive: true, force: true })
-          if (user) await users?.give(user)
+          // rm walks the dir by path: a process of the worker's uid still running could swap a directory
+          // in it for a link out while root walks it. With a uid of its own, nothing of it is left then.
+          const removeTempDir = () => rm(tempDir, { recursive: true, force: true })
+          if (user && users) await users.give(user, removeTempDir)
+          else await removeTempDir()
         },
       }
     },

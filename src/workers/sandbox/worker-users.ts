@@ -1,5 +1,8 @@
+import { randomInt } from 'node:crypto'
+import { readdirSync, readFileSync } from 'node:fs'
 import { readdir, readFile } from 'node:fs/promises'
 import { GatewayError } from '../../core/index.js'
+import { createUidClaims } from './uid-claims.js'
 
 /** The OS users workers run as: one uid for all, or a range that gives each live process its own. */
 export interface WorkerUserSettings {
@@ -13,49 +16,99 @@ export interface WorkerUser {
 }
 
 export interface WorkerUsers {
-  /** A user for one more process; throws CAPACITY_EXHAUSTED when every uid of a range is in use. */
+  /**
+   * A user for one more process: with a range, a uid no other gateway of the host has claimed and no
+   * process runs as; throws CAPACITY_EXHAUSTED when there is none.
+   */
   take(): WorkerUser
-  /** The process of user has exited: with a range, anything left under its uid is killed and the uid freed. */
-  give(user: WorkerUser): Promise<void>
+  /**
+   * The process of user has exited: with a range, anything left under its uid is killed, then
+   * whileHeld runs (no process of the uid runs then, and none can start), then the uid is freed.
+   */
+  give(user: WorkerUser, whileHeld?: () => Promise<void>): Promise<void>
 }
 
-export function createWorkerUsers(settings: WorkerUserSettings): WorkerUsers {
+export function createWorkerUsers(settings: WorkerUserSettings, claimsDir?: string): WorkerUsers {
   const { min, max } = settings.uids
-  const isShared = min === max
+  if (min === max) {
+    return {
+      take: () => ({ uid: min, gid: settings.gid }),
+      give: async (_user, whileHeld) => whileHeld?.(),
+    }
+  }
+  const claims = createUidClaims(claimsDir)
+  const size = max - min + 1
+  // Gateways sharing a range start at different places, so they rarely try each other's uids first.
+  let next = randomInt(size)
   const inUse = new Set<number>()
   return {
     take() {
-      if (isShared) return { uid: min, gid: settings.gid }
-      for (let uid = min; uid <= max; uid++) {
-        if (inUse.has(uid)) continue
+      const running = uidsOfProcesses(min, max)
+      for (let i = 0; i < size; i++) {
+        const uid = min + ((next + i) % size)
+        // A process under the uid that is not ours (a killed gateway's worker, a user of the host)
+        // could be signalled by, or outlive into, the worker we would start.
+        if (inUse.has(uid) || running.has(uid) || !claims.claim(uid)) continue
+        next = (uid - min + 1) % size
         inUse.add(uid)
         return { uid, gid: settings.gid }
       }
-      throw new GatewayError('CAPACITY_EXHAUSTED', 503, `every worker uid of WORKER_UID ${min}-${max} is in use`, { retryAfterSeconds: 1 })
+      throw new GatewayError('CAPACITY_EXHAUSTED', 503, `every worker uid of ${min}-${max} is in use`, { retryAfterSeconds: 1 })
     },
-    async give({ uid }) {
-      if (isShared) return
-      // A process the worker started (a stdio MCP server) would otherwise live on under a uid the
-      // next worker, maybe another org's, is given.
-      await killProcessesOf(uid)
-      inUse.delete(uid)
+    async give({ uid }, whileHeld) {
+      try {
+        // A process the worker started (a stdio MCP server) would otherwise live on under a uid the
+        // next worker, maybe another org's, is given.
+        await killProcessesOf(uid)
+        await whileHeld?.()
+      } finally {
+        claims.release(uid)
+        inUse.delete(uid)
+      }
     },
   }
 }
 
+/** The uids from min to max any process of the host runs under (real, effective, saved or filesystem). */
+function uidsOfProcesses(min: number, max: number): Set<number> {
+  const found = new Set<number>()
+  for (const pid of readdirSync('/proc').filter(isPid)) {
+    let status: string
+    try {
+      status = readFileSync(`/proc/${pid}/status`, 'utf8')
+    } catch {
+      continue // gone meanwhile
+    }
+    for (const uid of uidsIn(status)) if (uid >= min && uid <= max) found.add(uid)
+  }
+  return found
+}
+
+/**
+ * Kills every process whose real uid is uid and returns once none of them runs (each is dead or a
+ * zombie), again for those they start meanwhile; bounded, as a process that will not die is in the
+ * kernel, where it can do nothing more.
+ */
 async function killProcessesOf(uid: number): Promise<void> {
-  const pids = (await readdir('/proc').catch(() => [])).filter((name) => /^\d+$/.test(name))
-  await Promise.all(
-    pids.map(async (pid) => {
-      const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '')
-      const real = /^Uid:\s+(\d+)/m.exec(status)?.[1]
-      if (real !== undefined && Number(real) === uid) {
+  for (let round = 0; round < 100; round++) {
+    const pids = (await readdir('/proc').catch(() => [])).filter(isPid)
+    const running = await Promise.all(
+      pids.map(async (pid) => {
+        const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '')
+        if (uidsIn(status)[0] !== uid || /^State:\s+[ZX]/m.test(status)) return false
         try {
           process.kill(Number(pid), 'SIGKILL')
         } catch {
           // Gone meanwhile.
         }
-      }
-    }),
-  )
+        return true
+      }),
+    )
+    if (!running.includes(true)) return
+  }
 }
+
+const isPid = (name: string) => /^\d+$/.test(name)
+
+/** Real, effective, saved and filesystem uid from a /proc/<pid>/status. */
+const uidsIn = (status: string): number[] => (/^Uid:\s+(.*)$/m.exec(status)?.[1] ?? '').split(/\s+/).filter(Boolean).map(Number)
