@@ -38,18 +38,18 @@ export function createWorkerUsers(settings: WorkerUserSettings, claimsDir?: stri
   }
   const claims = createUidClaims(claimsDir)
   const size = max - min + 1
-  // Gateways sharing a range start at different places, so they rarely try each other's uids first.
-  let next = randomInt(size)
+  // Gateways sharing a range start at different places, so they rarely try each other's uids first;
+  // each starts at its own place every time, so it reuses few uids (each leaves a claim entry behind).
+  const start = randomInt(size)
   const inUse = new Set<number>()
   return {
     take() {
       const running = uidsOfProcesses(min, max)
       for (let i = 0; i < size; i++) {
-        const uid = min + ((next + i) % size)
+        const uid = min + ((start + i) % size)
         // A process under the uid that is not ours (a killed gateway's worker, a user of the host)
         // could be signalled by, or outlive into, the worker we would start.
         if (inUse.has(uid) || running.has(uid) || !claims.claim(uid)) continue
-        next = (uid - min + 1) % size
         inUse.add(uid)
         return { uid, gid: settings.gid }
       }
