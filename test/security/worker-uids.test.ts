@@ -1,10 +1,11 @@
 import { spawn } from 'node:child_process'
-import { mkdir, mkdtemp, readFile, rm, symlink } from 'node:fs/promises'
+import { readFileSync } from 'node:fs'
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { createWorkerUsers } from '../../src/workers/index.js'
-import { exitOf, startTestGateway, tempDir } from '../helpers/gateway.js'
+import { copyPlugin, exitOf, FIXTURES_DIR, startTestGateway, tempDir } from '../helpers/gateway.js'
 import { enable, startGatewayProcess, startWorker, workersOf } from '../helpers/gateway-process.js'
 
 // Only a root gateway runs its workers as users other than its own: as any other user there is no
@@ -27,6 +28,20 @@ async function liveProcess(options: { uid?: number } = {}) {
   await vi.waitFor(async () => expect(await readFile(`/proc/${child.pid}/stat`, 'utf8')).toContain('sleep'))
   const stat = await readFile(`/proc/${child.pid}/stat`, 'utf8')
   return { child, holder: `${child.pid}-${stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]}` }
+}
+
+/** `R` (running), `S` (sleeping), `Z` (dead, not yet reaped) … or `gone`. */
+async function stateOf(pid: number): Promise<string> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '')
+  return /^State:\s+(\S+)/m.exec(status)?.[1] ?? 'gone'
+}
+const isDead = (state: string) => ['Z', 'X', 'gone'].includes(state)
+function readFileSyncState(pid: number): string {
+  try {
+    return /^State:\s+(\S+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 'gone'
+  } catch {
+    return 'gone'
+  }
 }
 
 /** A claims directory as the gateway makes it (root's, 0700), removed after the test. */
@@ -101,6 +116,35 @@ describe.runIf(isRoot)('worker uids of a root gateway', () => {
     )
     const worker = (await workersOf(b.url)).find((w) => w.pid)
     expect(await uidOf(worker?.pid as number)).toBe(heldUids[1])
+  })
+
+  it('kills what a stopped worker left running under its uid, and closing the gateway waits for that', async () => {
+    const plugins = join(await tempDir(), 'plugins')
+    await mkdir(plugins)
+    const dir = await copyPlugin(join(FIXTURES_DIR, 'hostile'), plugins, 'spawner')
+    const manifest = JSON.parse(await readFile(join(dir, 'package.json'), 'utf8'))
+    manifest['hay-plugin'].permissions = ['child-process']
+    await writeFile(join(dir, 'package.json'), JSON.stringify(manifest))
+    const t = await startTestGateway({ pluginDirs: [plugins] })
+    await t.enable('acme', 'spawner')
+    const leaveBehind = async () => {
+      const cmd = 'sleep 300 >/dev/null 2>&1 & echo $!' // outlives the worker: its parent dies first
+      const res = await fetch(`${t.url}/orgs/acme/plugins/spawner/shell?${new URLSearchParams({ cmd })}`)
+      const pid = Number(((await res.json()) as { stdout: string }).stdout.trim())
+      onTestFinished(() => {
+        if (!isDead(readFileSyncState(pid))) process.kill(pid, 'SIGKILL')
+      })
+      expect(await stateOf(pid)).toBe('S')
+      return pid
+    }
+
+    const first = await leaveBehind()
+    expect(await t.admin('POST', '/orgs/acme/plugins/spawner/stop')).toMatchObject({ status: 200 })
+    await vi.waitFor(async () => expect(isDead(await stateOf(first))).toBe(true), { timeout: 5_000, interval: 20 })
+
+    const second = await leaveBehind()
+    await t.gw.close()
+    expect(await stateOf(second)).toSatisfy(isDead)
   })
 
   it('takes over a claim whose holder is dead or whose pid now names another process, and skips a live holder', async () => {

@@ -131,6 +131,9 @@ export function createSandbox(deps: SandboxDeps): Sandbox {
   const tempRoot = mkdtempSync(join(tmpdir(), `${TEMP_ROOT_PREFIX}${process.pid}-`))
   chmodSync(tempRoot, 0o711)
   let nextDir = 0
+  // Releases under way: close() waits for them, so what a worker left under its uid is killed before
+  // the temp dirs' root is removed, and its uid is given back before the gateway exits.
+  const releasing = new Set<Promise<void>>()
   const runnerFiles = deps.runnerCommand.slice(1).filter(isFile)
   const runnerNode = nodeVersionOf(deps.runnerCommand[0] ?? process.execPath)
   const policies = new Map<string, Promise<Policy>>()
@@ -201,16 +204,20 @@ export function createSandbox(deps: SandboxDeps): Sandbox {
         command: cpuLimit([line.command, [...(isNode ? [...(viaEnv ? [] : flags), ...line.nodeFlags] : []), ...line.args]]),
         env: confinedEnv,
         user,
-        async release() {
+        release() {
           // rm walks the dir by path: a process of the worker's uid still running could swap a directory
           // in it for a link out while root walks it. With a uid of its own, nothing of it is left then.
           const removeTempDir = () => rm(tempDir, { recursive: true, force: true })
-          if (user && users) await users.give(user, removeTempDir)
-          else await removeTempDir()
+          const released = user && users ? users.give(user, removeTempDir) : removeTempDir()
+          releasing.add(released)
+          return released.finally(() => releasing.delete(released))
         },
       }
     },
-    close: () => rm(tempRoot, { recursive: true, force: true }),
+    async close() {
+      await Promise.allSettled(releasing)
+      await rm(tempRoot, { recursive: true, force: true })
+    },
   }
 }
 
