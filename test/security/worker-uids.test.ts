@@ -173,10 +173,11 @@ describe.runIf(isRoot)('worker uids of a root gateway', () => {
     expect([other.take().uid, other.take().uid].sort()).toEqual([uids.min + 2, uids.min + 3])
   })
 
-  it('skips a uid some process of the host runs as, and kills what is left under a uid before freeing it', async () => {
+  it('skips a uid a dead gateway held while some process still runs as it, and kills what is left under a uid before freeing it', async () => {
     const dir = await claimsDir()
     const uids = { min: 1879900020, max: 1879900021 }
-    await liveProcess({ uid: uids.min }) // not the gateway's: maybe a killed gateway's worker
+    await liveProcess({ uid: uids.min }) // the worker of a gateway that was killed, still leaving
+    await plantClaim(dir, uids.min, '999999999-1') // that gateway's claim (no pid is that high)
     const users = createWorkerUsers({ uids, gid: NOGROUP }, dir)
     const user = users.take()
     expect(user.uid).toBe(uids.max)

@@ -18,8 +18,12 @@ import { GatewayError } from '../../core/index.js'
 export const CLAIMS_DIR = join(existsSync('/run') ? '/run' : tmpdir(), 'plugin-gateway-worker-uids')
 
 export interface UidClaims {
-  /** Claims uid for this gateway; false when a live process holds it. */
-  claim(uid: number): boolean
+  /**
+   * Claims uid for this gateway; false when a live holder has it. isVacant is asked (before the claim) when
+   * the uid was not released cleanly, by a gateway that made sure nothing of it ran: its holder died,
+   * or it was never claimed since boot.
+   */
+  claim(uid: number, isVacant: () => boolean): boolean
   /** Gives up this gateway's claim of uid. */
   release(uid: number): void
 }
@@ -30,11 +34,13 @@ export function createUidClaims(dir = CLAIMS_DIR): UidClaims {
   if (me === undefined) throw new GatewayError('CONFIG_INVALID', 500, 'worker uids need /proc to tell live gateways from dead ones')
   const held = new Map<number, number>()
   return {
-    claim(uid) {
+    claim(uid, isVacant) {
       const uidDir = join(dir, String(uid))
       mkdirSync(uidDir, { recursive: true, mode: 0o700 })
       const top = highest(uidDir)
       if (top?.holder !== undefined && isLive(top.holder)) return false
+      const isReleased = top !== undefined && top.holder === undefined
+      if (!isReleased && !isVacant()) return false
       const number = top === undefined ? 0 : top.number + 1
       try {
         symlinkSync(me, join(uidDir, String(number)))
@@ -62,7 +68,11 @@ export function createUidClaims(dir = CLAIMS_DIR): UidClaims {
 
 /** Root's alone: a worker must not plant or remove claims. */
 function openClaimsDir(dir: string): void {
-  mkdirSync(dir, { recursive: true, mode: 0o700 })
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 })
+  } catch (err) {
+    throw new GatewayError('CONFIG_INVALID', 500, `cannot make ${dir} (worker uid claims): ${(err as Error).message}`, { cause: err })
+  }
   const stats = lstatSync(dir)
   if (!stats.isDirectory() || stats.uid !== process.getuid?.() || (stats.mode & 0o077) !== 0) {
     throw new GatewayError('CONFIG_INVALID', 500, `${dir} (worker uid claims) must be a directory of the gateway's user, mode 0700`)

@@ -1,4 +1,3 @@
-import { randomInt } from 'node:crypto'
 import { readdirSync, readFileSync } from 'node:fs'
 import { readdir, readFile } from 'node:fs/promises'
 import { GatewayError } from '../../core/index.js'
@@ -37,29 +36,33 @@ export function createWorkerUsers(settings: WorkerUserSettings, claimsDir?: stri
     }
   }
   const claims = createUidClaims(claimsDir)
-  const size = max - min + 1
-  // Gateways sharing a range start at different places, so they rarely try each other's uids first;
-  // each starts at its own place every time, so it reuses few uids (each leaves a claim entry behind).
-  const start = randomInt(size)
   const inUse = new Set<number>()
   return {
     take() {
-      const running = uidsOfProcesses(min, max)
-      for (let i = 0; i < size; i++) {
-        const uid = min + ((start + i) % size)
-        // A process under the uid that is not ours (a killed gateway's worker, a user of the host)
-        // could be signalled by, or outlive into, the worker we would start.
-        if (inUse.has(uid) || running.has(uid) || !claims.claim(uid)) continue
+      let running: Set<number> | undefined // read from /proc (some ms) only when a claim needs it
+      // A process under the uid that is not a gateway's worker (a dead gateway's, still leaving; a user
+      // of the host) could be signalled by, or outlive into, the worker we would start.
+      const isVacant = (uid: number) => {
+        running ??= uidsOfProcesses(min, max)
+        return !running.has(uid)
+      }
+      // From the lowest uid every time: the uids of a host's gateways stay few (each keeps a small
+      // claim entry until reboot).
+      for (let uid = min; uid <= max; uid++) {
+        if (inUse.has(uid) || !claims.claim(uid, () => isVacant(uid))) continue
         inUse.add(uid)
         return { uid, gid: settings.gid }
       }
       throw new GatewayError('CAPACITY_EXHAUSTED', 503, `every worker uid of ${min}-${max} is in use`, { retryAfterSeconds: 1 })
     },
     async give({ uid }, whileHeld) {
+      // A process the worker started (a stdio MCP server) would otherwise live on under a uid the
+      // next worker, maybe another org's, is given.
+      if (!(await killProcessesOf(uid))) {
+        inUse.delete(uid) // still claimed: no gateway of the host gives it while this one lives
+        throw new GatewayError('INTERNAL', 500, `processes of worker uid ${uid} did not die: the uid is not given again`)
+      }
       try {
-        // A process the worker started (a stdio MCP server) would otherwise live on under a uid the
-        // next worker, maybe another org's, is given.
-        await killProcessesOf(uid)
         await whileHeld?.()
       } finally {
         claims.release(uid)
@@ -85,11 +88,10 @@ function uidsOfProcesses(min: number, max: number): Set<number> {
 }
 
 /**
- * Kills every process whose real uid is uid and returns once none of them runs (each is dead or a
- * zombie), again for those they start meanwhile; bounded, as a process that will not die is in the
- * kernel, where it can do nothing more.
+ * Kills every process whose real uid is uid, again for those they start meanwhile; true once none of
+ * them runs (each is dead or a zombie), false when some still ran after many rounds.
  */
-async function killProcessesOf(uid: number): Promise<void> {
+async function killProcessesOf(uid: number): Promise<boolean> {
   for (let round = 0; round < 100; round++) {
     const pids = (await readdir('/proc').catch(() => [])).filter(isPid)
     const running = await Promise.all(
@@ -104,8 +106,9 @@ async function killProcessesOf(uid: number): Promise<void> {
         return true
       }),
     )
-    if (!running.includes(true)) return
+    if (!running.includes(true)) return true
   }
+  return false
 }
 
 const isPid = (name: string) => /^\d+$/.test(name)
