@@ -150,8 +150,14 @@ const Env = z
 
 export type Env = z.input<typeof Env>
 
-// Workers of a root gateway run as nobody:nogroup unless WORKER_UID / WORKER_GID say otherwise.
-const NOBODY = 65_534
+// Workers of a root gateway run in group nogroup unless WORKER_GID says otherwise.
+const NOGROUP = 65_534
+// And each with a uid of its own (one shared uid would let any worker signal every other) from the
+// first 65536 uids above systemd's container range (524288-1879048191): unused in systemd's table of
+// uid ranges (systemd.io/UIDS-GIDS), far above regular users and above the subordinate uids useradd
+// hands out (/etc/subuid, 100000 up to login.defs' SUB_UID_MAX 600100000), below 2^31 for tools that
+// keep uids in a signed int. Gateways of one host share it: each uid is claimed (worker-users.ts).
+const DEFAULT_WORKER_UIDS = { min: 0x7000_0000, max: 0x7000_ffff }
 
 // CONTRACT.md §2: no admin token, database URL or key reaches a worker, even when a manifest's
 // env allow-list names one; they are left out of the host env that allow-lists draw from.
@@ -178,7 +184,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd(), uid = pr
       else if (uid !== 0)
         ctx.addIssue({ code: 'custom', path: [name], message: `needs the gateway to run as root (it runs as uid ${uid})` })
     }
-    const uids = e.WORKER_UID
+    const uids = e.WORKER_UID ?? (uid === 0 ? DEFAULT_WORKER_UIDS : undefined)
     if (uids && uids.max > uids.min && uids.max - uids.min + 1 < e.MAX_WORKERS + e.PREWARM_POOL_SIZE) {
       ctx.addIssue({
         code: 'custom',
@@ -244,8 +250,8 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd(), uid = pr
       maxOldSpaceMb: e.WORKER_MAX_OLD_SPACE_MB,
       sandbox: {
         enabled: isSandboxed,
-        /** A root gateway never runs plugins as root: nobody, or WORKER_UID / WORKER_GID. */
-        users: isSandboxed && uid === 0 ? { uids: e.WORKER_UID ?? { min: NOBODY, max: NOBODY }, gid: e.WORKER_GID ?? NOBODY } : undefined,
+        /** A root gateway never runs plugins as root: a uid of their own each, or WORKER_UID / WORKER_GID. */
+        users: isSandboxed && uid === 0 ? { uids: e.WORKER_UID ?? DEFAULT_WORKER_UIDS, gid: e.WORKER_GID ?? NOGROUP } : undefined,
         cpuSeconds: e.WORKER_CPU_SECONDS,
         /** Where prlimit (WORKER_CPU_SECONDS) is looked for. */
         path: hostEnv.PATH ?? '',

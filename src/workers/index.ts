@@ -1,7 +1,7 @@
 export { createWorkerPool } from './pool.js'
 export type { PoolDeps } from './pool.js'
 export type { SpawnFn } from './launch.js'
-export { checkRunnerReach, createPluginReach, createSandbox } from './sandbox/index.js'
+export { checkRunnerReach, createPluginReach, createSandbox, createWorkerUsers } from './sandbox/index.js'
 export type {
   ExitInfo,
   Lease,

@@ -13,8 +13,13 @@ describe('configuration from the environment', () => {
     expect(loadConfig({ IDLE_TIMEOUT_MS: '2147483647' }).pool.idleMs).toBe(2_147_483_647)
   })
 
-  it('sandboxes workers by default, as nobody:nogroup when the gateway is root and as its own user otherwise', () => {
-    expect(loadConfig({}, '/', 0).pool.sandbox).toMatchObject({ enabled: true, users: { uids: { min: 65534, max: 65534 }, gid: 65534 } })
+  it('sandboxes workers by default, each with a uid of its own in group nogroup when the gateway is root, as its own user otherwise', () => {
+    expect(loadConfig({}, '/', 0).pool.sandbox).toMatchObject({
+      enabled: true,
+      users: { uids: { min: 1879048192, max: 1879113727 }, gid: 65534 }, // 0x70000000-0x7000ffff
+    })
+    // One uid shared by every worker stays possible, when asked for.
+    expect(loadConfig({ WORKER_UID: '65534' }, '/', 0).pool.sandbox.users).toEqual({ uids: { min: 65534, max: 65534 }, gid: 65534 })
     expect(loadConfig({}, '/', 1000).pool.sandbox).toMatchObject({ enabled: true, users: undefined })
     expect(loadConfig({ WORKER_SANDBOX: 'off' }, '/', 0).pool.sandbox).toMatchObject({ enabled: false, users: undefined })
     expect(loadConfig({ WORKER_UID: '100000-100200', WORKER_GID: '100000' }, '/', 0).pool.sandbox.users).toEqual({
@@ -28,6 +33,7 @@ describe('configuration from the environment', () => {
     [{ WORKER_GID: '1001', WORKER_SANDBOX: 'off' }, 0, /WORKER_GID: has no effect with WORKER_SANDBOX=off/],
     [{ WORKER_UID: '100000-100010' }, 0, /WORKER_UID: a range needs one uid per worker/],
     [{ WORKER_UID: '0' }, 0, /WORKER_UID: must be an ascending range of uids above 0/],
+    [{ MAX_WORKERS: '65536' }, 0, /WORKER_UID: a range needs one uid per worker/], // the default range holds 65536
     [{ WORKER_SANDBOX: 'no' }, 0, /WORKER_SANDBOX/],
   ])('refuses worker user settings that cannot hold: %j as uid %i', (env, uid, message) => {
     expect(() => loadConfig(env, '/', uid)).toThrow(message)

@@ -55,7 +55,7 @@ export interface TestGatewayOptions {
 /** A temp directory removed after the test; optionally seeded with copies of plugin dirs. */
 export async function tempDir(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'plugin-gateway-test-'))
-  // Workers of a root gateway run as another user (nobody): plugins copied here must be reachable.
+  // Workers of a root gateway run as other users (a range of uids): plugins copied here must be reachable.
   await chmod(dir, 0o755)
   onTestFinished(() => rm(dir, { recursive: true, force: true }))
   return dir

@@ -7,7 +7,7 @@ import { createPluginReach } from '../../src/workers/index.js'
 import { copyPlugin, EXAMPLES_DIR, ROOT, startTestGateway, tempDir } from '../helpers/gateway.js'
 import { spawnNode, workerEnv } from '../helpers/process.js'
 
-// Only a root gateway runs its workers as another user (nobody, or WORKER_UID/WORKER_GID); as any
+// Only a root gateway runs its workers as other users (a range of uids, or WORKER_UID/WORKER_GID); as any
 // other user they run as the gateway's own, which reaches whatever it does, so there is nothing to refuse.
 const isRoot = process.getuid?.() === 0
 type ErrorBody = { error: { code: string; message: string } }
@@ -56,7 +56,9 @@ describe('what the workers’ user can reach', () => {
     expect(await gateway.exited).toEqual({ code: 1, signal: null })
     const lines = gateway.stderr().trim().split('\n')
     expect(lines).toHaveLength(1)
-    expect(lines[0]).toMatch(/^plugin-gateway: cannot start \(RUNNER_UNREACHABLE\): workers run as nobody:\w+ \(uid 65534, gid 65534\)/)
+    expect(lines[0]).toMatch(
+      /^plugin-gateway: cannot start \(RUNNER_UNREACHABLE\): workers run as uids 1879048192-1879113727 \(gid 65534\)/,
+    )
     for (const part of [
       `cannot search ${locked} (mode 0700, owner root:`,
       `on the way to ${join(install, 'sdk', 'dist', 'runner.cjs')}`,

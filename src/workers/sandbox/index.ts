@@ -86,6 +86,7 @@ export interface Sandbox {
 }
 
 export { checkRunnerReach, createPluginReach } from './reach.js'
+export { createWorkerUsers } from './worker-users.js'
 
 const TEMP_ROOT_PREFIX = 'plugin-gateway-workers-'
 const UNCONFINED: Policy = { key: 'unconfined', pluginId: undefined, readPaths: [], permissions: [] }
@@ -130,6 +131,9 @@ export function createSandbox(deps: SandboxDeps): Sandbox {
   const tempRoot = mkdtempSync(join(tmpdir(), `${TEMP_ROOT_PREFIX}${process.pid}-`))
   chmodSync(tempRoot, 0o711)
   let nextDir = 0
+  // Releases under way: close() waits for them, so what a worker left under its uid is killed before
+  // the temp dirs' root is removed, and its uid is given back before the gateway exits.
+  const releasing = new Set<Promise<void>>()
   const runnerFiles = deps.runnerCommand.slice(1).filter(isFile)
   const runnerNode = nodeVersionOf(deps.runnerCommand[0] ?? process.execPath)
   const policies = new Map<string, Promise<Policy>>()
@@ -200,13 +204,20 @@ export function createSandbox(deps: SandboxDeps): Sandbox {
         command: cpuLimit([line.command, [...(isNode ? [...(viaEnv ? [] : flags), ...line.nodeFlags] : []), ...line.args]]),
         env: confinedEnv,
         user,
-        async release() {
-          await rm(tempDir, { recursive: true, force: true })
-          if (user) await users?.give(user)
+        release() {
+          // rm walks the dir by path: a process of the worker's uid still running could swap a directory
+          // in it for a link out while root walks it. With a uid of its own, nothing of it is left then.
+          const removeTempDir = () => rm(tempDir, { recursive: true, force: true })
+          const released = user && users ? users.give(user, removeTempDir) : removeTempDir()
+          releasing.add(released)
+          return released.finally(() => releasing.delete(released))
         },
       }
     },
-    close: () => rm(tempRoot, { recursive: true, force: true }),
+    async close() {
+      await Promise.allSettled(releasing)
+      await rm(tempRoot, { recursive: true, force: true })
+    },
   }
 }
 

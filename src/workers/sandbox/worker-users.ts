@@ -1,5 +1,7 @@
+import { readdirSync, readFileSync } from 'node:fs'
 import { readdir, readFile } from 'node:fs/promises'
 import { GatewayError } from '../../core/index.js'
+import { createUidClaims } from './uid-claims.js'
 
 /** The OS users workers run as: one uid for all, or a range that gives each live process its own. */
 export interface WorkerUserSettings {
@@ -13,49 +15,103 @@ export interface WorkerUser {
 }
 
 export interface WorkerUsers {
-  /** A user for one more process; throws CAPACITY_EXHAUSTED when every uid of a range is in use. */
+  /**
+   * A user for one more process: with a range, a uid no other gateway of the host has claimed and no
+   * process runs as; throws CAPACITY_EXHAUSTED when there is none.
+   */
   take(): WorkerUser
-  /** The process of user has exited: with a range, anything left under its uid is killed and the uid freed. */
-  give(user: WorkerUser): Promise<void>
+  /**
+   * The process of user has exited: with a range, anything left under its uid is killed, then
+   * whileHeld runs (no process of the uid runs then, and none can start), then the uid is freed.
+   */
+  give(user: WorkerUser, whileHeld?: () => Promise<void>): Promise<void>
 }
 
-export function createWorkerUsers(settings: WorkerUserSettings): WorkerUsers {
+export function createWorkerUsers(settings: WorkerUserSettings, claimsDir?: string): WorkerUsers {
   const { min, max } = settings.uids
-  const isShared = min === max
+  if (min === max) {
+    return {
+      take: () => ({ uid: min, gid: settings.gid }),
+      give: async (_user, whileHeld) => whileHeld?.(),
+    }
+  }
+  const claims = createUidClaims(claimsDir)
   const inUse = new Set<number>()
   return {
     take() {
-      if (isShared) return { uid: min, gid: settings.gid }
+      let running: Set<number> | undefined // read from /proc (some ms) only when a claim needs it
+      // A process under the uid that is not a gateway's worker (a dead gateway's, still leaving; a user
+      // of the host) could be signalled by, or outlive into, the worker we would start.
+      const isVacant = (uid: number) => {
+        running ??= uidsOfProcesses(min, max)
+        return !running.has(uid)
+      }
+      // From the lowest uid every time: the uids of a host's gateways stay few (each keeps a small
+      // claim entry until reboot).
       for (let uid = min; uid <= max; uid++) {
-        if (inUse.has(uid)) continue
+        if (inUse.has(uid) || !claims.claim(uid, () => isVacant(uid))) continue
         inUse.add(uid)
         return { uid, gid: settings.gid }
       }
-      throw new GatewayError('CAPACITY_EXHAUSTED', 503, `every worker uid of WORKER_UID ${min}-${max} is in use`, { retryAfterSeconds: 1 })
+      throw new GatewayError('CAPACITY_EXHAUSTED', 503, `every worker uid of ${min}-${max} is in use`, { retryAfterSeconds: 1 })
     },
-    async give({ uid }) {
-      if (isShared) return
+    async give({ uid }, whileHeld) {
       // A process the worker started (a stdio MCP server) would otherwise live on under a uid the
       // next worker, maybe another org's, is given.
-      await killProcessesOf(uid)
-      inUse.delete(uid)
+      if (!(await killProcessesOf(uid))) {
+        inUse.delete(uid) // still claimed: no gateway of the host gives it while this one lives
+        throw new GatewayError('INTERNAL', 500, `processes of worker uid ${uid} did not die: the uid is not given again`)
+      }
+      try {
+        await whileHeld?.()
+      } finally {
+        claims.release(uid)
+        inUse.delete(uid)
+      }
     },
   }
 }
 
-async function killProcessesOf(uid: number): Promise<void> {
-  const pids = (await readdir('/proc').catch(() => [])).filter((name) => /^\d+$/.test(name))
-  await Promise.all(
-    pids.map(async (pid) => {
-      const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '')
-      const real = /^Uid:\s+(\d+)/m.exec(status)?.[1]
-      if (real !== undefined && Number(real) === uid) {
+/** The uids from min to max any process of the host runs under (real, effective, saved or filesystem). */
+function uidsOfProcesses(min: number, max: number): Set<number> {
+  const found = new Set<number>()
+  for (const pid of readdirSync('/proc').filter(isPid)) {
+    let status: string
+    try {
+      status = readFileSync(`/proc/${pid}/status`, 'utf8')
+    } catch {
+      continue // gone meanwhile
+    }
+    for (const uid of uidsIn(status)) if (uid >= min && uid <= max) found.add(uid)
+  }
+  return found
+}
+
+/**
+ * Kills every process whose real uid is uid, again for those they start meanwhile; true once none of
+ * them runs (each is dead or a zombie), false when some still ran after many rounds.
+ */
+async function killProcessesOf(uid: number): Promise<boolean> {
+  for (let round = 0; round < 100; round++) {
+    const pids = (await readdir('/proc').catch(() => [])).filter(isPid)
+    const running = await Promise.all(
+      pids.map(async (pid) => {
+        const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '')
+        if (uidsIn(status)[0] !== uid || /^State:\s+[ZX]/m.test(status)) return false
         try {
           process.kill(Number(pid), 'SIGKILL')
         } catch {
           // Gone meanwhile.
         }
-      }
-    }),
-  )
+        return true
+      }),
+    )
+    if (!running.includes(true)) return true
+  }
+  return false
 }
+
+const isPid = (name: string) => /^\d+$/.test(name)
+
+/** Real, effective, saved and filesystem uid from a /proc/<pid>/status. */
+const uidsIn = (status: string): number[] => (/^Uid:\s+(.*)$/m.exec(status)?.[1] ?? '').split(/\s+/).filter(Boolean).map(Number)
