@@ -226,7 +226,8 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     server.once('listening', resolve)
     server.once('error', reject)
   }).catch(async (err: unknown) => {
-    // Nothing was served: put back what start-up took (prewarmed runners, timers, the database).
+    // Nothing was served: put back what start-up took (the catalog's following, prewarmed runners, timers, the database).
+    await catalog.close()
     await pool.close()
     await recorder.close()
     database.close()
