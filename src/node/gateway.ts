@@ -218,9 +218,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   }
   const server = createServer({ maxHeaderSize: config.server.maxHeaderBytes }, serve)
   // Upgrade requests (WebSocket or any other) take the same path, on a response over their raw socket.
-  server.on('upgrade', (incoming: IncomingMessage, socket: Socket, head: Buffer) =>
-    serve(incoming, proxy.upgrades.accept(incoming, socket, head)),
-  )
+  server.on('upgrade', (incoming: IncomingMessage, socket: Socket, head: Buffer) => proxy.upgrades.accept(incoming, socket, head, serve))
   server.listen(config.server.port, config.server.host)
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve)

@@ -55,6 +55,23 @@ describe.each([
     await vi.waitFor(() => expect(workerOf(t)).toMatchObject({ inFlight: 0, tunnels: 0 }), WAIT)
   })
 
+  it('an upgrade pipelined behind a request on one connection is answered after that request, then tunnelled', async () => {
+    const t = await start()
+    await t.enable('acme', 'bad-upgrades')
+    const conn = await rawConnection(portOf(t))
+    // One write: Node parses the upgrade while the first request's answer is still to come.
+    conn.socket.write(`GET ${BASE}/plain HTTP/1.1\r\nhost: gw.test\r\n\r\n${upgradeHead(`${BASE}/ws`, 'raw')}\r\n\r\nsent with the head;`)
+    await vi.waitFor(() => expect(conn.received().toString('latin1')).toContain('sent with the head;'), WAIT)
+    const text = conn.received().toString('latin1')
+    const switchAt = text.indexOf('HTTP/1.1 101 Switching Protocols')
+    expect([text.startsWith('HTTP/1.1 200 OK'), switchAt > text.indexOf('"plain":true')]).toEqual([true, true])
+    expect(workerOf(t)).toMatchObject({ inFlight: 1, tunnels: 1 })
+    conn.socket.end()
+    await conn.ended
+    await vi.waitFor(() => expect(workerOf(t)).toMatchObject({ inFlight: 0, tunnels: 0 }), WAIT)
+    expect(await isHealthy(t)).toBe(true)
+  })
+
   it('a client that goes away right after its upgrade request (cold start): the worker starts, nothing is held', async () => {
     const t = await start()
     await t.enable('acme', 'bad-upgrades')
