@@ -75,8 +75,9 @@ export function createPluginCatalog(deps: PluginCatalogDeps): PluginCatalog {
     if (!cluster || !seen) return
     const counts = await cluster.repo.generations()
     if (counts.rescans > seen.rescans) {
-      seen.rescans = counts.rescans
+      // Counted as seen once applied: a scan that failed (a directory unreadable for a moment) is tried again next turn.
       await scanInTurn()
+      seen.rescans = Math.max(seen.rescans, counts.rescans)
     }
     for (const [pluginId, restarts] of counts.restarts) {
       if (restarts <= (seen.restarts.get(pluginId) ?? 0)) continue

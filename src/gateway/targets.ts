@@ -27,13 +27,15 @@ export function createTargets(registry: Registry): Targets {
   return {
     plugin,
     async target(orgId, pluginId, opts) {
-      const view = plugin(pluginId)
+      plugin(pluginId) // an unknown plugin is refused before any database read
       const instance = await registry.instance(orgId, pluginId)
       if (!instance) throw new GatewayError('INSTANCE_NOT_FOUND', 404, `plugin ${pluginId} is not installed for org ${orgId}`)
       if (opts.requireEnabled && !instance.enabled) {
         throw new GatewayError('INSTANCE_DISABLED', 404, `plugin ${pluginId} is disabled for org ${orgId}`)
       }
-      return { view, instance }
+      // Read again after the wait: a rescan may have changed or removed the plugin meanwhile, and a
+      // worker started from the view read before would run (and be labelled with) the old catalog.
+      return { view: plugin(pluginId), instance }
     },
   }
 }

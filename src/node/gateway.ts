@@ -218,15 +218,14 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   }
   const server = createServer({ maxHeaderSize: config.server.maxHeaderBytes }, serve)
   // Upgrade requests (WebSocket or any other) take the same path, on a response over their raw socket.
-  server.on('upgrade', (incoming: IncomingMessage, socket: Socket, head: Buffer) =>
-    serve(incoming, proxy.upgrades.accept(incoming, socket, head)),
-  )
+  server.on('upgrade', (incoming: IncomingMessage, socket: Socket, head: Buffer) => proxy.upgrades.accept(incoming, socket, head, serve))
   server.listen(config.server.port, config.server.host)
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve)
     server.once('error', reject)
   }).catch(async (err: unknown) => {
-    // Nothing was served: put back what start-up took (prewarmed runners, timers, the database).
+    // Nothing was served: put back what start-up took (the catalog's following, prewarmed runners, timers, the database).
+    await catalog.close()
     await pool.close()
     await recorder.close()
     database.close()

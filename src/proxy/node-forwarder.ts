@@ -168,7 +168,12 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     const { outgoing } = this
     if (outgoing.req.httpVersionMinor === 0 && outgoing.req.httpVersionMajor === 1) return
     if (statusCode === 102) outgoing.writeProcessing()
-    else if (statusCode === 103) outgoing.writeEarlyHints(responseHeaders(headers, {}) as Record<string, string | string[]>)
+    else if (statusCode === 103) {
+      // A hint is advisory: one Node refuses to write (a link that is no link) is dropped, not the exchange.
+      try {
+        outgoing.writeEarlyHints(responseHeaders(headers, {}) as Record<string, string | string[]>)
+      } catch {}
+    }
   }
 
   /**

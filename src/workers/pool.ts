@@ -218,20 +218,16 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
     } catch (err) {
       if (slots.get(key)?.gen !== gen) throw err // superseded: the newer generation reports for the key
       if (starting.isRolled) {
-        // The failure of code that has been replaced: the new code starts without its backoff.
+        // The failure of code that has been replaced: reported (the key's row and lease must not stay
+        // the start's), but the new code starts without its backoff.
         slots.delete(key)
+        emit({ type: 'start-failed', orgId: spec.orgId, pluginId: spec.pluginId, gen, error: startError(err, 1), retryAt: clock.now() })
         throw err
       }
       // Exponential, capped backoff before this key may start again.
       const backoffMs = Math.min(config.restartBackoffMaxMs, config.restartBackoffMs * 2 ** failures)
       const retryAt = clock.now() + backoffMs
-      const cause = err instanceof GatewayError ? err : undefined
-      const error = new GatewayError(
-        cause?.code ?? 'WORKER_START_FAILED',
-        cause?.status ?? 503,
-        cause?.message ?? `worker failed to start: ${errorText(err)}`,
-        { cause: err, retryAfterSeconds: Math.max(1, Math.ceil(backoffMs / 1000)) },
-      )
+      const error = startError(err, Math.max(1, Math.ceil(backoffMs / 1000)))
       slots.set(key, { state: 'error', gen, orgId: spec.orgId, pluginId: spec.pluginId, error, retryAt, failures: failures + 1 })
       emit({ type: 'start-failed', orgId: spec.orgId, pluginId: spec.pluginId, gen, error, retryAt })
       log.warn({ orgId: spec.orgId, pluginId: spec.pluginId, gen, code: error.code, err: error }, 'worker start failed')
@@ -243,6 +239,16 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
         clock.setTimer(PREWARM_REFILL_DELAY_MS, () => prewarm.refill(policy, took))
       }
     }
+  }
+
+  function startError(err: unknown, retryAfterSeconds: number): GatewayError {
+    const cause = err instanceof GatewayError ? err : undefined
+    return new GatewayError(
+      cause?.code ?? 'WORKER_START_FAILED',
+      cause?.status ?? 503,
+      cause?.message ?? `worker failed to start: ${errorText(err)}`,
+      { cause: err, retryAfterSeconds },
+    )
   }
 
   const isPrewarmable = (spec: WorkerSpec) => spec.sdkVersion === 'v2' && !needsOwnBoot(spec, config.hostEnv)

@@ -123,6 +123,29 @@ describe('live plugin changes', () => {
     expect((await t.instanceRow('acme', 'versioned'))?.runtimeState).toBe('ready')
   })
 
+  it('a start of the old code that fails after the change is reported (the row does not stay starting), and the new code starts without its backoff', async () => {
+    const gate = await startGate()
+    const { plugins, pluginDir } = await versionedPlugins()
+    const t = await startTestGateway({
+      pluginDirs: [plugins],
+      env: { GATE_URL: gate.url, RESTART_BACKOFF_MS: '3600000', RESTART_BACKOFF_MAX_MS: '3600000' },
+    })
+    await t.enable('acme', 'versioned', { startGate: 'start' })
+    const base = `${t.url}/orgs/acme/plugins/versioned`
+    const waited = fetchJson(`${base}/version`)
+    const [{ pid: oldPid = -1 } = {}] = (await gate.arrived('start-v1')).map((q) => ({ pid: Number(q.get('pid')) }))
+
+    await setVersion(pluginDir, 2)
+    expect((await t.admin('POST', '/plugins/rescan')).body).toEqual({ ...NOTHING, changed: ['versioned'] })
+    process.kill(oldPid, 'SIGKILL') // the old code's start fails, rolled
+    expect(await waited).toMatchObject({ status: 503, body: { error: { code: 'WORKER_START_FAILED' } } })
+    await vi.waitFor(async () => expect((await t.instanceRow('acme', 'versioned'))?.runtimeState).toBe('error'), WAIT)
+
+    gate.open('start-v2')
+    expect(await fetchJson(`${base}/version`)).toMatchObject({ status: 200, body: { version: 2 } })
+    expect((await t.instanceRow('acme', 'versioned'))?.runtimeState).toBe('ready')
+  })
+
   it('gives a changed plugin a sandbox policy worked out again, and a prewarmed runner booted under it', async () => {
     const root = await tempDir()
     const plugins = join(root, 'plugins')
@@ -199,7 +222,8 @@ describe('live plugin changes', () => {
   it('keeps serving the previous version when a change breaks the manifest, shows the error on the plugin, and takes the fixed version', async () => {
     const { plugins, pluginDir } = await versionedPlugins()
     await copyPlugin(join(EXAMPLES_DIR, 'echo'), plugins, 'echo')
-    const t = await startTestGateway({ pluginDirs: [plugins] })
+    // A failed start's backoff outlasts the test: only the rescan of the fixed directory clears it.
+    const t = await startTestGateway({ pluginDirs: [plugins], env: { RESTART_BACKOFF_MS: '3600000', RESTART_BACKOFF_MAX_MS: '3600000' } })
     await t.enable('acme', 'versioned')
     await t.enable('acme', 'echo')
     const base = `${t.url}/orgs/acme/plugins/versioned`
@@ -221,10 +245,15 @@ describe('live plugin changes', () => {
     expect(await fetchJson(`${base}/version`)).toMatchObject({ status: 200, body: { version: 1, pid: first.pid } }) // same worker
     expect((await fetchJson(`${t.url}/orgs/acme/plugins/echo/items/1`)).status).toBe(200)
     expect(t.spawned.filter((c) => c.pid === first.pid)).toHaveLength(1)
+    // The last valid version is not on disk any more: a worker starting meanwhile reads the directory as it is.
+    await t.enable('globex', 'versioned')
+    const other = `${t.url}/orgs/globex/plugins/versioned`
+    expect(await fetchJson(`${other}/version`)).toMatchObject({ status: 503, body: { error: { code: 'WORKER_START_FAILED' } } })
 
     await writeFile(manifest, good)
     expect((await t.admin('POST', '/plugins/rescan')).body).toEqual({ ...NOTHING, changed: ['versioned'] })
     expect(await fetchJson(`${base}/version`)).toMatchObject({ status: 200, body: { version: 2 } })
+    expect(await fetchJson(`${other}/version`)).toMatchObject({ status: 200, body: { version: 2 } })
     expect(await pluginJson(t.url, 'versioned')).toMatchObject({ scanError: null, error: null })
     await vi.waitFor(() => expect(isRunning(first.pid)).toBe(false), WAIT)
   })

@@ -1,27 +1,10 @@
 import { describe, expect, it } from 'vitest'
 import { silentLogger } from '../../src/core/index.js'
-import { createInstancesRepo, createPluginsRepo, type InstancesRepo } from '../../src/db/index.js'
+import { createInstancesRepo, createPluginsRepo } from '../../src/db/index.js'
 import { createRegistry } from '../../src/registry/index.js'
 import { openTempDb } from '../db/harness.js'
+import { heldReads } from '../helpers/held-reads.js'
 import { createManualClock } from '../helpers/manual-clock.js'
-
-/** The real repository, except that the test decides when a read's answer comes back. */
-function heldReads(repo: InstancesRepo) {
-  let read!: () => void
-  let release!: () => void
-  const readDone = new Promise<void>((resolve) => (read = resolve))
-  const released = new Promise<void>((resolve) => (release = resolve))
-  const instances: InstancesRepo = {
-    ...repo,
-    async get(orgId, pluginId) {
-      const row = await repo.get(orgId, pluginId)
-      read()
-      await released
-      return row
-    },
-  }
-  return { instances, readDone, release }
-}
 
 describe('Registry instance cache', () => {
   it('never caches a read that a write overtook: the write is what later reads see', async () => {

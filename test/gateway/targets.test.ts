@@ -1,0 +1,52 @@
+import { appendFile, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { scanPlugins } from '../../src/catalog/index.js'
+import { silentLogger } from '../../src/core/index.js'
+import { createInstancesRepo, createPluginsRepo } from '../../src/db/index.js'
+import { createTargets } from '../../src/gateway/index.js'
+import { createRegistry } from '../../src/registry/index.js'
+import { openTempDb } from '../db/harness.js'
+import { copyPlugin, EXAMPLES_DIR, tempDir } from '../helpers/gateway.js'
+import { heldReads } from '../helpers/held-reads.js'
+import { createManualClock } from '../helpers/manual-clock.js'
+
+// A request reads its target, then (a cache miss) its instance from the database: a rescan may
+// finish meanwhile. Its worker must be started for the catalog as it is then, not as it was.
+describe('Targets during a rescan', () => {
+  async function setUp() {
+    const plugins = join(await tempDir(), 'plugins')
+    const pluginDir = await copyPlugin(join(EXAMPLES_DIR, 'echo'), plugins, 'echo')
+    const handle = await openTempDb()
+    const clock = createManualClock(1_700_000_000_000)
+    const repo = createInstancesRepo(handle.db, clock)
+    await repo.upsert('acme', 'echo', { enabled: true })
+    const held = heldReads(repo)
+    const registry = createRegistry({ plugins: createPluginsRepo(handle.db, clock), instances: held.instances, log: silentLogger })
+    await registry.load(await scanPlugins([plugins]))
+    return { plugins, pluginDir, registry, held, targets: createTargets(registry) }
+  }
+
+  it('a target read across a rescan that changed its plugin is the changed plugin', async () => {
+    const { plugins, pluginDir, registry, held, targets } = await setUp()
+    const before = registry.plugin('echo')?.checksum
+    const reading = targets.target('acme', 'echo', { requireEnabled: true })
+    await held.readDone
+    await appendFile(join(pluginDir, 'index.js'), '// changed\n')
+    expect(await registry.load(await scanPlugins([plugins]))).toMatchObject({ changed: ['echo'] })
+    held.release()
+    const { view } = await reading
+    expect(view.checksum).not.toBe(before)
+    expect(view).toBe(registry.plugin('echo'))
+  })
+
+  it('a target read across a rescan that removed its plugin is refused as not found', async () => {
+    const { plugins, pluginDir, registry, held, targets } = await setUp()
+    const reading = targets.target('acme', 'echo', { requireEnabled: true })
+    await held.readDone
+    await rm(pluginDir, { recursive: true })
+    expect(await registry.load(await scanPlugins([plugins]))).toMatchObject({ removed: ['echo'] })
+    held.release()
+    await expect(reading).rejects.toMatchObject({ code: 'PLUGIN_NOT_FOUND' })
+  })
+})
