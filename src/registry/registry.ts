@@ -176,11 +176,17 @@ export function createRegistry(deps: RegistryDeps): Registry {
     },
     async instance(orgId, pluginId) {
       const key = workerKey(orgId, pluginId)
-      if (instances.has(key)) return instances.get(key)
-      const before = changes
-      const row = await deps.instances.get(orgId, pluginId)
-      if (changes === before) remember(key, row)
-      return row
+      for (;;) {
+        if (instances.has(key)) return instances.get(key)
+        const before = changes
+        const row = await deps.instances.get(orgId, pluginId)
+        if (changes === before) {
+          remember(key, row)
+          return row
+        }
+        // A write overtook this read: its row may predate that write (an instance disabled meanwhile
+        // would still get a worker). Read what the write left instead.
+      }
     },
     async saveInstance(orgId, pluginId, patch) {
       const row = await deps.instances.upsert(orgId, pluginId, patch)

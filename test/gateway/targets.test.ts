@@ -11,9 +11,9 @@ import { copyPlugin, EXAMPLES_DIR, tempDir } from '../helpers/gateway.js'
 import { heldReads } from '../helpers/held-reads.js'
 import { createManualClock } from '../helpers/manual-clock.js'
 
-// A request reads its target, then (a cache miss) its instance from the database: a rescan may
-// finish meanwhile. Its worker must be started for the catalog as it is then, not as it was.
-describe('Targets during a rescan', () => {
+// A request reads its target, then (a cache miss) its instance from the database: a rescan or an
+// instance write may finish meanwhile. Its worker must be started for the catalog as it is then, not as it was.
+describe('Targets during a rescan or an instance write', () => {
   async function setUp() {
     const plugins = join(await tempDir(), 'plugins')
     const pluginDir = await copyPlugin(join(EXAMPLES_DIR, 'echo'), plugins, 'echo')
@@ -38,6 +38,15 @@ describe('Targets during a rescan', () => {
     const { view } = await reading
     expect(view.checksum).not.toBe(before)
     expect(view).toBe(registry.plugin('echo'))
+  })
+
+  it('a target read across a disable of its instance is refused as disabled: no worker for it', async () => {
+    const { registry, held, targets } = await setUp()
+    const reading = targets.target('acme', 'echo', { requireEnabled: true })
+    await held.readDone
+    await registry.saveInstance('acme', 'echo', { enabled: false })
+    held.release()
+    await expect(reading).rejects.toMatchObject({ code: 'INSTANCE_DISABLED' })
   })
 
   it('a target read across a rescan that removed its plugin is refused as not found', async () => {
