@@ -121,6 +121,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   private controller: Dispatcher.DispatchController | null = null
   private headersSent = false
   private done = false
+  private isStallBounded = false
 
   constructor(
     private readonly outgoing: ServerResponse,
@@ -213,7 +214,23 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     if (!this.outgoing.write(chunk)) {
       controller.pause()
       this.outgoing.once('drain', () => controller.resume())
+      this.boundStall()
     }
+  }
+
+  /**
+   * undici's body timeout stops while the upstream is paused, so a client that never reads would hold
+   * the lease for good. From the first pause on, the client socket's own idle timer (as a tunnel's)
+   * bounds the time without a byte written to it, whether the client or the worker is the one stalling:
+   * Node refreshes it on each write, no timer per chunk, and none at all for an answer never backed up.
+   * Destroying the response aborts the upstream (see the constructor), which releases the lease.
+   * Once the response has finished, Node's server sets the connection's keep-alive timeout over it.
+   */
+  private boundStall(): void {
+    const { outgoing, opts } = this
+    if (this.isStallBounded || opts.streamIdleTimeoutMs === 0) return
+    this.isStallBounded = true
+    outgoing.setTimeout(opts.streamIdleTimeoutMs, () => outgoing.destroy())
   }
 
   onResponseEnd(): void {

@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { type IncomingMessage, request } from 'node:http'
+import { connect } from 'node:net'
 import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { startGate } from '../helpers/gate.js'
 import { startTestGateway, tempDir } from '../helpers/gateway.js'
@@ -124,6 +125,28 @@ describe.each([
     await gate.arrived('silent') // the worker says nothing more until a gate that stays shut
     await expect(events.next()).rejects.toThrow()
     await vi.waitFor(() => expect(t.gw.pool.list()[0]).toMatchObject({ state: 'ready', inFlight: 0 }), WAIT)
+  })
+
+  it('cuts a stream whose client stops reading for longer than STREAM_IDLE_TIMEOUT_MS, and releases its worker', async () => {
+    const { t } = await start({ STREAM_IDLE_TIMEOUT_MS: '200' })
+    const total = 64 * MiB
+    // A raw client that sends its GET and then takes nothing: the connections between it and the
+    // worker fill up and the worker's upstream is paused, so no bytes move and nothing is silent upstream.
+    const client = connect(Number(new URL(t.url).port), '127.0.0.1')
+    onTestFinished(() => void client.destroy())
+    await once(client, 'connect')
+    client.pause()
+    client.write(`GET ${LEGACY}/download?bytes=${total}&id=stalled HTTP/1.1\r\nhost: gw.test\r\n\r\n`)
+
+    await vi.waitFor(async () => expect(await downloadState(t.url, 'stalled')).toMatchObject({ outcome: 'aborted' }), WAIT)
+    await vi.waitFor(() => expect(t.gw.pool.list()[0]).toMatchObject({ state: 'ready', inFlight: 0 }), WAIT)
+    // The client's connection was closed on it: reading now, it gets part of the body, then the end.
+    const received: Buffer[] = await client.toArray()
+    expect(received.reduce((bytes, chunk) => bytes + chunk.length, 0)).toBeLessThan(total)
+    // The gateway and the worker go on serving.
+    const after = await fetch(`${t.url}${LEGACY}/download?bytes=1000`)
+    expect((await after.arrayBuffer()).byteLength).toBe(1000)
+    expect(t.spawned).toHaveLength(1)
   })
 
   it('never idle-reaps a worker while a stream is open; the stream ending makes it idle again', async () => {
