@@ -34,3 +34,12 @@ function parseProcStat(stat: string): ProcStat | undefined {
   if (close < 0 || !state || ![pid, ppid, startTime].every(Number.isSafeInteger)) return undefined
   return { pid, state, ppid, startTime }
 }
+
+/**
+ * True while pid is a live process (a zombie has ended) and, given startTime, the one that started
+ * then, not another that reuses its pid.
+ */
+export function isRunning(pid: number, startTime?: number): boolean {
+  const stat = readProcStat(pid)
+  return stat !== undefined && stat.state !== 'Z' && (startTime === undefined || stat.startTime === startTime)
+}
