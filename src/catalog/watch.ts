@@ -1,6 +1,6 @@
 import { type FSWatcher, watch } from 'node:fs'
 import { readdir } from 'node:fs/promises'
-import { join } from 'node:path'
+import { basename, dirname, join } from 'node:path'
 import type { Clock, Logger } from '../core/index.js'
 import { errorText } from '../core/index.js'
 
@@ -23,11 +23,31 @@ export interface PluginWatcher {
   close(): Promise<void>
 }
 
+// Files Node loads as a plugin's code: what a deploy changes. Not what a plugin may write next to its
+// code at run time with the sandbox off (logs, caches, data): a rescan on each of those writes would
+// never end, and roll the plugin's workers whenever the write lies under its entry's directory.
+const CODE_FILE = /\.(?:[cm]?js|json|node|wasm)$/
+
+/**
+ * Whether an entry named `name` (null: the platform does not say) changing in a watched directory
+ * can change the plugins: in a plugins directory, any entry but a hidden one (a plugin added, removed,
+ * renamed, a link swapped); below, code files and entries without an extension (directories), except
+ * node_modules and hidden ones, which the checksum skips.
+ */
+function isPluginChange(name: string | null, isPluginsDir: boolean): boolean {
+  if (name === null) return true
+  if (name.startsWith('.')) return false
+  return isPluginsDir || (name !== 'node_modules' && (!name.includes('.') || CODE_FILE.test(name)))
+}
+
 /**
  * WATCH_PLUGINS: watches the plugins directories, each plugin directory in them and its
  * subdirectories, except node_modules and dot-directories (what the checksum skips), and runs onChange
- * once changes have been quiet for debounceMs. The watches are set up again before each run: a plugin
- * added (or a directory replaced by a rename, as deploy tools do) is watched from then on.
+ * once changes of plugin code have been quiet for debounceMs (see isPluginChange). The watches are set
+ * up again before each run: a plugin added (or a directory replaced by a rename, as deploy tools do)
+ * is watched from then on. A plugins directory is also watched from its parent, where a swap of the
+ * link it may be (an atomic deploy: `ln -sfn releases/v2 current`) shows; a watch of the directory
+ * itself follows the link to the old target and sees nothing.
  */
 export async function watchPlugins(deps: WatchPluginsDeps): Promise<PluginWatcher> {
   const { clock, log } = deps
@@ -54,13 +74,23 @@ export async function watchPlugins(deps: WatchPluginsDeps): Promise<PluginWatche
     unwatch()
     const dirs = await directoriesOf(deps.dirs, log)
     if (closed) return
+    const roots = new Set(deps.dirs)
     for (const dir of dirs) {
-      try {
-        // Not persistent: a watch never keeps the gateway's process alive.
-        watchers.push(watch(dir, { persistent: false }, changed).on('error', changed))
-      } catch (err) {
-        log.debug({ dir, error: errorText(err) }, 'plugin directory not watched') // gone since it was listed
+      const isPluginsDir = roots.has(dir)
+      watchDir(dir, (name) => isPluginChange(name, isPluginsDir))
+    }
+    for (const root of deps.dirs) watchDir(dirname(root), (name) => name === null || name === basename(root))
+  }
+
+  function watchDir(dir: string, isRelevant: (name: string | null) => boolean): void {
+    try {
+      // Not persistent: a watch never keeps the gateway's process alive.
+      const onEvent = (_event: string, name: string | null) => {
+        if (isRelevant(name)) changed()
       }
+      watchers.push(watch(dir, { persistent: false }, onEvent).on('error', changed))
+    } catch (err) {
+      log.debug({ dir, error: errorText(err) }, 'plugin directory not watched') // gone since it was listed
     }
   }
 
