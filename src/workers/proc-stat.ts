@@ -19,7 +19,7 @@ export function readProcStat(pid: number): ProcStat | undefined {
   try {
     stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
   } catch {
-    return undefined
+    return undefined // gone, or no /proc on this platform
   }
   return parseProcStat(stat)
 }
