@@ -3,6 +3,7 @@ import { readdir } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import type { Clock, Logger } from '../core/index.js'
 import { errorText } from '../core/index.js'
+import { isCodeFile, isWalked } from './checksum.js'
 
 /** Directories watched at most: each costs an inotify watch, and hosts may allow as few as 8192 per user. */
 export const MAX_WATCHED_DIRS = 2_000
@@ -23,21 +24,17 @@ export interface PluginWatcher {
   close(): Promise<void>
 }
 
-// Files Node loads as a plugin's code: what a deploy changes. Not what a plugin may write next to its
-// code at run time with the sandbox off (logs, caches, data): a rescan on each of those writes would
-// never end, and roll the plugin's workers whenever the write lies under its entry's directory.
-const CODE_FILE = /\.(?:[cm]?js|json|node|wasm)$/
-
 /**
  * Whether an entry named `name` (null: the platform does not say) changing in a watched directory
  * can change the plugins: in a plugins directory, any entry but a hidden one (a plugin added, removed,
- * renamed, a link swapped); below, code files and entries without an extension (directories), except
- * node_modules and hidden ones, which the checksum skips.
+ * renamed, a link swapped); below, what the checksum hashes (code files; names without an extension,
+ * which directories have). Not what a plugin writes beside its code at run time (logs, caches): with
+ * the sandbox off it may, and a rescan at each of those writes would never end.
  */
 function isPluginChange(name: string | null, isPluginsDir: boolean): boolean {
   if (name === null) return true
-  if (name.startsWith('.')) return false
-  return isPluginsDir || (name !== 'node_modules' && (!name.includes('.') || CODE_FILE.test(name)))
+  if (isPluginsDir) return !name.startsWith('.')
+  return isWalked(name) && isCodeFile(name)
 }
 
 /**
@@ -118,7 +115,6 @@ async function directoriesOf(roots: readonly string[], log: Logger): Promise<str
     if (found.length < MAX_WATCHED_DIRS) found.push(dir)
     return found.length < MAX_WATCHED_DIRS
   }
-  const isWatched = (name: string) => !name.startsWith('.') && name !== 'node_modules'
   const walk = async (dir: string, depth: number): Promise<void> => {
     if (!add(dir)) return
     let entries: Awaited<ReturnType<typeof listDir>>
@@ -130,7 +126,7 @@ async function directoriesOf(roots: readonly string[], log: Logger): Promise<str
     for (const e of entries) {
       // A plugin directory may be a link (npm link); below it, links are not followed (as the checksum).
       const isPlugin = depth === 0 && e.isSymbolicLink()
-      if (isWatched(e.name) && (e.isDirectory() || isPlugin)) await walk(join(dir, e.name), depth + 1)
+      if (isWalked(e.name) && (e.isDirectory() || isPlugin)) await walk(join(dir, e.name), depth + 1)
     }
   }
   for (const root of roots) await walk(root, 0)
