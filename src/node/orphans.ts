@@ -2,6 +2,7 @@ import { readFile, readlink, realpath } from 'node:fs/promises'
 import { resolve, sep } from 'node:path'
 import type { Logger } from '../core/index.js'
 import type { PluginInstanceRow } from '../db/index.js'
+import { readProcStat } from '../workers/index.js'
 
 /**
  * Kills worker processes a dead gateway left behind (a runner that ignores its parent and was not
@@ -40,8 +41,8 @@ export async function killOrphanedWorkers(
  * by mistake, and is no orphan. An orphan's parent is init or a subreaper.
  */
 export async function hasLiveGatewayParent(pid: number, installDir: string): Promise<boolean> {
-  const ppid = await parentOf(pid)
-  if (ppid === null || ppid <= 1) return false
+  const ppid = readProcStat(pid)?.ppid
+  if (ppid === undefined || ppid <= 1) return false
   const args = await commandLine(ppid)
   if (!args) return false
   // `node dist/node/main.js` (npm start) and `node node_modules/.bin/plugin-gateway start` name the
@@ -53,17 +54,6 @@ export async function hasLiveGatewayParent(pid: number, installDir: string): Pro
     if (real?.startsWith(installDir + sep)) return true
   }
   return false
-}
-
-async function parentOf(pid: number): Promise<number | null> {
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
-    // pid (comm) state ppid …: comm may hold spaces and parentheses, so read after the last ')'.
-    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
-    return Number.isSafeInteger(ppid) ? ppid : null
-  } catch {
-    return null // gone, or no /proc on this platform
-  }
 }
 
 async function commandLine(pid: number): Promise<string[] | null> {

@@ -15,4 +15,5 @@ export type {
   WorkerState,
 } from './types.js'
 export { callJson, callWorker } from './control.js'
+export { readProcStat } from './proc-stat.js'
 export type { ControlResult } from './control.js'

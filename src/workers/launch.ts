@@ -6,6 +6,7 @@ import type { Clock, Logger } from '../core/index.js'
 import { DeadlineExceeded, GatewayError, withDeadline } from '../core/index.js'
 import type { PoolConfig } from '../config.js'
 import { type CommandLine, type Confined, isNodeCommand, type Policy, type Sandbox } from './sandbox/index.js'
+import { captureOutput } from './output.js'
 import { buildWorkerEnv } from './worker-env.js'
 import type { ExitInfo, WorkerSpec } from './types.js'
 
@@ -29,9 +30,6 @@ export interface Launched extends Proc {
   readyMs: number
 }
 
-// Enough for the reason a worker died: Node 22+ follows a fatal error (out of memory) with a native
-// stack of ~2–4 KB, which a 2 KB tail kept instead of the error line.
-const STDERR_TAIL_BYTES = 8192
 // Runners that do not push readiness are probed this often: a few ms, not a 500 ms poll.
 const PROBE_INTERVAL_MS = 3
 const STARTING_PROBE_INTERVAL_MS = 1
@@ -46,7 +44,8 @@ export interface Proc {
   sandboxEnv: Record<string, string>
 }
 
-export function spawnProc(spawn: SpawnFn, confined: Confined, cwd: string, log: Logger, ipc = true): Proc {
+export function spawnProc(deps: Pick<LaunchDeps, 'spawn' | 'clock' | 'log'>, confined: Confined, cwd: string, ipc = true): Proc {
+  const { spawn, clock, log } = deps
   const [command, args] = confined.command
   const child = spawn(command, args, {
     env: confined.env,
@@ -59,7 +58,7 @@ export function spawnProc(spawn: SpawnFn, confined: Confined, cwd: string, log: 
   // Not awaited by `exited`: whoever waits for the exit (the pool's crash handling) runs first.
   void exited.then(() => confined.release()).catch((err: unknown) => log.warn({ err }, 'sandbox release failed'))
   const sandboxEnv: Record<string, string> = confined.env.TMPDIR === undefined ? {} : { TMPDIR: confined.env.TMPDIR }
-  return { child, exited, stderrTail: captureOutput(child, log), sandboxEnv }
+  return { child, exited, stderrTail: captureOutput(child, clock, log), sandboxEnv }
 }
 
 /** The command of a prewarmed runner: our runner with the worker's node flags, waiting for its plugin. */
@@ -75,7 +74,7 @@ export const prewarmCommand = (config: LaunchDeps['config']): CommandLine => {
  * awaited before the error is thrown.
  */
 export async function launchWorker(spec: WorkerSpec, port: number, deps: LaunchDeps, policy: Policy, prewarmed?: Proc): Promise<Launched> {
-  const { config, clock, log } = deps
+  const { config, clock } = deps
   const t0 = clock.now()
   let proc: Proc
   if (prewarmed) {
@@ -89,7 +88,7 @@ export async function launchWorker(spec: WorkerSpec, port: number, deps: LaunchD
     // Only our runner uses the IPC channel (readiness, leaving with its parent); it costs any other
     // node process a few ms of its boot, and the watchdog preloaded into those needs none.
     const confined = deps.sandbox.confine(policy, buildCommand(spec, port, config), env)
-    proc = spawnProc(deps.spawn, confined, spec.pluginDir, log, pushesReadiness(spec, config))
+    proc = spawnProc(deps, confined, spec.pluginDir, pushesReadiness(spec, config))
   }
   const { child, exited, stderrTail } = proc
   const dispatcher = new Pool(`http://127.0.0.1:${port}`, { connections: 64, keepAliveTimeout: 30_000 })
@@ -220,16 +219,6 @@ function exitOf(child: ChildProcess): Promise<ExitInfo> {
       if (child.pid === undefined) resolve({ code: null, signal: null })
     })
   })
-}
-
-function captureOutput(child: ChildProcess, log: Logger): () => string {
-  let tail = ''
-  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => log.debug({ stream: 'stdout', chunk }, 'worker output'))
-  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
-    tail = (tail + chunk).slice(-STDERR_TAIL_BYTES)
-    log.debug({ stream: 'stderr', chunk }, 'worker output')
-  })
-  return () => tail.trim()
 }
 
 /** The port was free when checked but taken before the worker bound it: worth another port. */

@@ -73,10 +73,9 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
           size: config.prewarmPoolSize,
           spawn: (policy) =>
             spawnProc(
-              deps.spawn,
+              { spawn: deps.spawn, clock, log: log.child({ prewarmed: true }) },
               sandbox.confine(policy, prewarmCommand(config), { ...config.baseEnv }),
               '/',
-              log.child({ prewarmed: true }),
             ),
           ...(sandbox.anyPlugin && { initial: sandbox.anyPlugin }),
           log,

@@ -276,6 +276,21 @@ describe('scanPlugins: checksum', () => {
     expect(await checksumOf(root)).toBe(before)
   })
 
+  it('ignores what a plugin writes beside its code at run time (logs, data), not a code file it adds', async () => {
+    const root = await tempRoot()
+    const dir = await plugin(root, 'echo', v2Package(), built)
+    const before = await checksumOf(root)
+    await write(join(dir, 'dist', 'app.log'), 'started\n')
+    await write(join(dir, 'dist', 'logs', 'today.log'), 'started\n')
+    await write(join(dir, 'dist', 'sessions.db'), 'x')
+    expect(await checksumOf(root)).toBe(before)
+    for (const file of ['more.js', 'more.mjs', 'more.cjs', 'more.json', 'more.ts', 'addon.node', 'lib.wasm', 'bin/run']) {
+      const was = await checksumOf(root)
+      await write(join(dir, 'dist', file), 'x')
+      expect({ file, changed: (await checksumOf(root)) !== was }).toEqual({ file, changed: true })
+    }
+  })
+
   it('bounds the walk to a stable, sorted prefix of the files', async () => {
     const root = await tempRoot()
     const manifest = Buffer.from('{}')

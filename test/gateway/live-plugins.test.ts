@@ -1,4 +1,5 @@
 // Plugins added, upgraded and removed under a running gateway (issue 18; README: Live plugin changes).
+import { existsSync } from 'node:fs'
 import { chmod, mkdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it, vi } from 'vitest'
@@ -340,6 +341,25 @@ describe('live plugin changes', () => {
 
     await copyPlugin(join(EXAMPLES_DIR, 'echo'), plugins, 'echo')
     await vi.waitFor(async () => expect(await pluginJson(t.url, 'echo')).toMatchObject({ valid: true }), WAIT)
+  })
+
+  it('WATCH_PLUGINS, sandbox off: what a plugin writes beside its code (logs) neither changes its checksum nor rolls its workers', async () => {
+    const { plugins, pluginDir } = await versionedPlugins()
+    const writer = await copyPlugin(join(FIXTURES_DIR, 'writes-own-dir'), plugins, 'writes-own-dir')
+    const t = await startTestGateway({ pluginDirs: [plugins], env: { WORKER_SANDBOX: 'off', WATCH_PLUGINS: '1', WATCH_DEBOUNCE_MS: '20' } })
+    await t.enable('acme', 'writes-own-dir')
+    const write = async () => (await fetchJson<{ pid: number }>(`${t.url}/orgs/acme/plugins/writes-own-dir/write`)).body.pid
+    const pid = await write()
+    expect([await write(), await write()]).toEqual([pid, pid])
+    expect(existsSync(join(writer, 'app.log'))).toBe(true)
+    const written = await pluginJson(t.url, 'writes-own-dir')
+
+    // A change of another plugin's code, after those writes: its rescan sees only that change.
+    const before = await pluginJson(t.url, 'versioned')
+    await setVersion(pluginDir, 2)
+    await vi.waitFor(async () => expect((await pluginJson(t.url, 'versioned'))?.checksum).not.toBe(before?.checksum), WAIT)
+    expect((await pluginJson(t.url, 'writes-own-dir'))?.checksum).toBe(written?.checksum)
+    expect(await write()).toBe(pid)
   })
 })
 

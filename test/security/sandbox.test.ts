@@ -1,9 +1,11 @@
-import { existsSync, readdirSync, statSync } from 'node:fs'
+import { chownSync, existsSync, readdirSync, statSync } from 'node:fs'
+import { once } from 'node:events'
 import { spawn } from 'node:child_process'
-import { cp, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises'
+import { chmod, cp, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it, onTestFinished, vi } from 'vitest'
+import { readProcStat } from '../../src/workers/index.js'
 import { copyPlugin, EXAMPLES_DIR, exitOf, FIXTURES_DIR, ROOT, startTestGateway, tempDir } from '../helpers/gateway.js'
 
 type Attempt = { ok: boolean; code: string | null; detail: string }
@@ -25,6 +27,27 @@ function nativeAddon(): string {
     if (existsSync(file)) return file
   }
   throw new Error('no native addon found under node_modules/@libsql')
+}
+
+/** A directory named as a gateway's temp root (with one worker dir), removed after the test. */
+async function tempRootOf(identity: string, mode = 0o711): Promise<string> {
+  const root = join(tmpdir(), `plugin-gateway-workers-${identity}`)
+  await mkdir(join(root, '0'), { recursive: true })
+  await chmod(root, mode)
+  onTestFinished(() => rm(root, { recursive: true, force: true }))
+  return root
+}
+
+/** A process that runs until the test ends. */
+async function liveProcess() {
+  const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' })
+  const exited = exitOf(child)
+  onTestFinished(async () => {
+    child.kill('SIGKILL')
+    await exited
+  })
+  await once(child, 'spawn')
+  return child
 }
 
 async function pidOf(t: TestGateway, orgId: string, pluginId: string, path: string): Promise<number> {
@@ -166,6 +189,34 @@ describe('the worker sandbox (on by default)', () => {
     onTestFinished(() => rm(stale, { recursive: true, force: true }))
     await startTestGateway()
     expect(existsSync(stale)).toBe(false)
+  })
+
+  it('removes the temp dirs of a killed gateway whose pid another process has taken since (its start time differs)', async () => {
+    const reused = await liveProcess()
+    const startTime = readProcStat(reused.pid as number)?.startTime as number
+    const stale = await tempRootOf(`${reused.pid}-${startTime - 1}-abc123`)
+    const live = await tempRootOf(`${reused.pid}-${startTime}-abc123`) // that process could be a gateway
+    await startTestGateway()
+    expect([existsSync(stale), existsSync(join(live, '0'))]).toEqual([false, true])
+  })
+
+  it.skipIf(!isRoot)("leaves alone what others made under a temp root's name, and never follows a link", async () => {
+    const dead = spawn('true')
+    await exitOf(dead)
+    const othersDir = await tempRootOf(`${dead.pid}-1-abc123`)
+    chownSync(othersDir, NOGROUP, NOGROUP)
+    const writable = await tempRootOf(`${dead.pid}-2-abc123`, 0o777)
+    const target = await tempDir()
+    await writeFile(join(target, 'keep'), '')
+    const link = join(tmpdir(), `plugin-gateway-workers-${dead.pid}-3-abc123`)
+    await symlink(target, link)
+    onTestFinished(() => rm(link, { force: true }))
+    await startTestGateway()
+    expect([existsSync(join(othersDir, '0')), existsSync(join(writable, '0')), existsSync(join(target, 'keep'))]).toEqual([
+      true,
+      true,
+      true,
+    ])
   })
 
   it("reads a package linked into the plugin's node_modules from elsewhere (a workspace, as Hay's plugins link its SDK), not what lies beside it", async () => {

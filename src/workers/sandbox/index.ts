@@ -3,7 +3,19 @@
 // processes, worker threads, addons and WASI only as its manifest asks), a user of its own when the
 // gateway runs as root, and an optional CPU-time limit.
 import { execFileSync } from 'node:child_process'
-import { accessSync, chmodSync, chownSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
+import {
+  accessSync,
+  chmodSync,
+  chownSync,
+  constants,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  statSync,
+} from 'node:fs'
 import { rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { basename, delimiter, isAbsolute, join } from 'node:path'
@@ -11,6 +23,7 @@ import type { WorkerPermission } from '../../contract/index.js'
 import type { Logger } from '../../core/index.js'
 import { GatewayError } from '../../core/index.js'
 import type { PrewarmPolicy } from '../prewarm.js'
+import { isRunning, readProcStat } from '../proc-stat.js'
 import { asNodeOptions, permissionFlags } from './node-flags.js'
 import { createPluginReach } from './reach.js'
 import { readRoots } from './read-roots.js'
@@ -127,8 +140,9 @@ export function createSandbox(deps: SandboxDeps): Sandbox {
     for (const file of deps.protectedPaths) if (existsSync(file)) chmodSync(file, statSync(file).mode & 0o700)
   }
   removeStaleTempRoots()
-  // Traversable by the workers' users, not listable: each worker knows only its own directory.
-  const tempRoot = mkdtempSync(join(tmpdir(), `${TEMP_ROOT_PREFIX}${process.pid}-`))
+  // Traversable by the workers' users, not listable: each worker knows only its own directory. Named
+  // after this gateway's pid and start time, which tell a later gateway whether it still runs.
+  const tempRoot = mkdtempSync(join(tmpdir(), `${TEMP_ROOT_PREFIX}${process.pid}-${readProcStat(process.pid)?.startTime ?? 0}-`))
   chmodSync(tempRoot, 0o711)
   let nextDir = 0
   // Releases under way: close() waits for them, so what a worker left under its uid is killed before
@@ -221,23 +235,30 @@ export function createSandbox(deps: SandboxDeps): Sandbox {
   }
 }
 
+// `<prefix><pid>-<start time>-<random>`; before start times were recorded, `<prefix><pid>-<random>`.
+const TEMP_ROOT_NAME = new RegExp(`^${TEMP_ROOT_PREFIX}(\\d+)-(?:(\\d+)-)?[A-Za-z0-9]+$`)
+
 /**
  * A gateway that was killed (SIGKILL) could not remove its workers' temp dirs: the next one removes
  * the roots of gateways no longer running. Their workers have left by then (IPC disconnect, watchdog).
+ * A name is no proof: anyone may create one in the temp dir, and a dead gateway's pid may have gone to
+ * another process. Only a directory (never a link) of the gateway's user that no one else may write
+ * to is removed, when no process runs with the pid and start time it names (an old name has no start
+ * time: its pid alone is checked, which may keep it).
  */
 function removeStaleTempRoots(): void {
+  // Without /proc (another platform) a live gateway cannot be told from a dead one: remove nothing.
+  if (readProcStat(process.pid) === undefined) return
+  const uid = process.getuid?.()
   for (const name of readdirSync(tmpdir())) {
-    const pid = Number(new RegExp(`^${TEMP_ROOT_PREFIX}(\\d+)-`).exec(name)?.[1])
-    if (pid && !isRunning(pid)) rmSync(join(tmpdir(), name), { recursive: true, force: true })
-  }
-}
-
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
+    const match = TEMP_ROOT_NAME.exec(name)
+    if (!match) continue
+    const path = join(tmpdir(), name)
+    const stats = lstatSync(path, { throwIfNoEntry: false })
+    // In a sticky temp dir (/tmp) only its owner may then swap it for something else.
+    if (!stats?.isDirectory() || stats.uid !== uid || (stats.mode & 0o022) !== 0) continue
+    const startTime = match[2] === undefined ? undefined : Number(match[2])
+    if (!isRunning(Number(match[1]), startTime)) rmSync(path, { recursive: true, force: true })
   }
 }
 

@@ -1,7 +1,8 @@
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync } from 'node:fs'
+import { existsSync, lstatSync, mkdirSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { GatewayError } from '../../core/index.js'
+import { readProcStat } from '../proc-stat.js'
 
 // Claims of worker uids shared by every gateway of the host (a cluster on one machine, parallel test
 // runs): give() kills every process of a uid, so two gateways must never hand out the same uid at once.
@@ -114,15 +115,8 @@ function isLive(holder: string): boolean {
   return Number.isInteger(pid) && pid > 0 && holderOf(pid) === holder
 }
 
-/** `<pid>-<start time in clock ticks since boot>` from /proc/<pid>/stat; undefined when it is gone. */
+/** `<pid>-<start time in clock ticks since boot>`; undefined when it is gone. */
 function holderOf(pid: number): string | undefined {
-  let stat: string
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-  } catch {
-    return undefined
-  }
-  // Fields after the command name, which may hold spaces and parentheses: state is field 3, start time 22.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return `${pid}-${fields[19]}`
+  const stat = readProcStat(pid)
+  return stat && `${pid}-${stat.startTime}`
 }
