@@ -14,7 +14,7 @@ const STDERR_TAIL_BYTES = 8192
  * and reported as one `worker output dropped`).
  */
 export const OUTPUT_WINDOW_MS = 1_000
-export const OUTPUT_BYTES_PER_WINDOW = 1024 * 1024
+export const OUTPUT_BYTES_PER_WINDOW = 4 * 1024 * 1024 // ~30k log lines a second: above what one worker serves
 export const LOGGED_LINES_PER_WINDOW = 100
 const MAX_LOGGED_LINE_BYTES = 1024
 

@@ -5,7 +5,7 @@ import { capturedLogger } from '../helpers/log.js'
 import { createManualClock } from '../helpers/manual-clock.js'
 
 const WAIT = { timeout: 10_000, interval: 10 }
-const FLOOD_MIB = 8
+const FLOOD_MIB = 32
 const LINE_BYTES = 128 // the fixture's
 
 describe('a worker that floods its stdout and stderr', () => {
