@@ -25,7 +25,7 @@ export type Placement = { kind: 'local'; generation: number } | { kind: 'remote'
 
 /** How this gateway reaches its peers: the Node entry's is undici (cluster/node). */
 export interface PeerTransport {
-  /** Keep-alive connection pool to a peer gateway's internal URL. */
+  /** Keep-alive connection pool to a peer gateway for forwarded requests (internal calls have their own). */
   dispatcher(url: string): Dispatcher
   /** One JSON call to a peer's /internal/*: a POST with a payload, a GET without one; marked as from a peer that saw `generation`. */
   call(url: string, path: string, generation: number, payload?: unknown): Promise<ControlResult>

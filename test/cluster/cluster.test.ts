@@ -294,6 +294,26 @@ describe('multi-instance on one libSQL file', () => {
     expect(await workersOf(gateways[1]!.url)).toEqual([])
   })
 
+  it("keeps serving a peer's other keys and internal calls while more requests than a pool holds are held open through it", async () => {
+    const gate = await startGate()
+    const { gateways } = await startCluster(2, { GATE_URL: gate.url })
+    const [owner, other] = [gateways[0]!, gateways[1]!]
+    await startWorker(owner.url, 'acme', 'gated', '/whoami')
+    await startWorker(owner.url, 'globex', 'echo', '/items/1')
+    const HELD = 40 // more than the 32 connections the peer pool used to share among every key and call
+    const held = Array.from({ length: HELD }, () => fetch(`${other.url}/orgs/acme/plugins/gated/hold/long`))
+    await gate.arrived('long', HELD)
+
+    const item = await fetch(`${other.url}/orgs/globex/plugins/echo/items/7`)
+    expect([item.status, ((await item.json()) as { id: string }).id]).toEqual([200, '7'])
+    const tools = await fetch(`${other.url}/admin/orgs/globex/plugins/echo/mcp/tools`)
+    expect([tools.status, await tools.json()]).toEqual([200, { tools: [] }])
+
+    gate.open('long')
+    const answers = await Promise.all(held.map(async (r) => [(await r).status, ((await (await r).json()) as { orgId: string }).orgId]))
+    expect(answers).toEqual(Array.from({ length: HELD }, () => [200, 'acme']))
+  })
+
   it('refuses forwarded requests without the cluster secret', async () => {
     const { gateways } = await startCluster(1)
     await enable(gateways[0]!.url, 'acme', 'echo')
