@@ -28,6 +28,8 @@
 // request is split by process: each gateway, the worker, and the load generator (this process).
 //
 //   npx tsx scripts/bench/ab.ts --cluster --a=… --b=… [--rounds=6] [--seconds=3] [--connections=32]
+//   --b=undici: side B's non-owner is that reference proxy in front of A's owner (the owner then serves
+//   it as any client): what the cheapest Node hop in front of an owner costs.
 //
 // Every mode: --a-env="NAME=value NAME=value" (and --b-env) set gateway variables for one side, e.g. the
 // same checkout twice with --a-env=WORKER_SANDBOX=off.
@@ -224,8 +226,9 @@ async function startup(rounds: number): Promise<void> {
 
 interface ClusterSide {
   label: 'A' | 'B'
-  owner: BenchGateway
-  other: BenchGateway
+  owner: { url: string; pid: number }
+  /** What the load lands on to be forwarded to the owner. */
+  other: { url: string; pid: number }
   workerPid: number
 }
 
@@ -258,13 +261,19 @@ async function startCluster(label: 'A' | 'B', dir: string, db: string): Promise<
   return { label, owner, other, workerPid: worker.pid }
 }
 
+async function referenceInFront(name: keyof typeof REFERENCES, a: ClusterSide): Promise<ClusterSide> {
+  const proxy = await REFERENCES[name](a.owner.url)
+  return { label: 'B', owner: a.owner, other: { url: proxy.url, pid: proxy.pid }, workerPid: a.workerPid }
+}
+
 async function clustered(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'plugin-gateway-ab-cluster-'))
   try {
-    const sides = [
-      await startCluster('A', checkouts.A as string, join(dir, 'a.db')),
-      await startCluster('B', checkouts.B as string, join(dir, 'b.db')),
-    ]
+    const a = await startCluster('A', checkouts.A as string, join(dir, 'a.db'))
+    const dirB = checkouts.B as string
+    const b =
+      dirB in REFERENCES ? await referenceInFront(dirB as keyof typeof REFERENCES, a) : await startCluster('B', dirB, join(dir, 'b.db'))
+    const sides = [a, b]
     const paths = sides.flatMap((s) => [
       { name: `${s.label} owner`, side: s, gw: s.owner },
       { name: `${s.label} forwarded`, side: s, gw: s.other },
