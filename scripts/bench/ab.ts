@@ -22,14 +22,25 @@
 //
 //   npx tsx scripts/bench/ab.ts --startup --a=… --b=… [--rounds=20] [--a-node=/path/to/node] [--b-node=…] [--a-node-args=…]
 //
+// Cluster (--cluster): each side is two gateways on one database (CLUSTER_SECRET), the owner with the
+// warm echo worker. Each round loads, in rotating order, A through its owner, A through its non-owner
+// (forwarded), then B's two; the goal's ratio is forwarded / owner rps, per side and per round. CPU per
+// request is split by process: each gateway, the worker, and the load generator (this process).
+//
+//   npx tsx scripts/bench/ab.ts --cluster --a=… --b=… [--rounds=6] [--seconds=3] [--connections=32]
+//   --b=undici: side B's non-owner is that reference proxy in front of A's owner (the owner then serves
+//   it as any client): what the cheapest Node hop in front of an owner costs.
+//
 // Every mode: --a-env="NAME=value NAME=value" (and --b-env) set gateway variables for one side, e.g. the
 // same checkout twice with --a-env=WORKER_SANDBOX=off.
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { bareFloorSampler, type ColdSampler, gatewayColdSampler, prewarmedReady } from './cold-start.js'
 import { startBenchGateway, type BenchGateway } from './lib/gateway.js'
 import { closeHttp } from './lib/http.js'
 import { measureLoad, type LoadResult } from './lib/load.js'
-import { leftovers, rssBytes, stopAll } from './lib/procs.js'
+import { cpuNs, leftovers, rssBytes, runPeriods, stopAll } from './lib/procs.js'
 import { startFastifyProxy, startUndiciProxy } from './lib/reference-proxies.js'
 import { fmt, fmtInt, mb, mean, median, paired, ratio, summarize } from './lib/stats.js'
 
@@ -82,6 +93,7 @@ async function startReference(name: keyof typeof REFERENCES, a: Side): Promise<S
 
 try {
   if (process.argv.includes('--cold')) await cold(Number(arg('rounds') ?? 30))
+  else if (process.argv.includes('--cluster')) await clustered()
   else if (process.argv.includes('--startup')) await startup(Number(arg('rounds') ?? 20))
   else await warm()
 } finally {
@@ -210,4 +222,109 @@ async function startup(rounds: number): Promise<void> {
   const perRound = paired(samples.B.ms, samples.A.ms, ratio)
   const rssDiff = paired(samples.B.rss, samples.A.rss, (b, a) => b - a)
   console.log(`B/A start-up: median per-round ratio ${fmt(median(perRound), 3)}; RSS B − A: median per round ${fmt(median(rssDiff))} MB`)
+}
+
+interface ClusterSide {
+  label: 'A' | 'B'
+  owner: { url: string; pid: number }
+  /** What the load lands on to be forwarded to the owner. */
+  other: { url: string; pid: number }
+  workerPid: number
+}
+
+async function startCluster(label: 'A' | 'B', dir: string, db: string): Promise<ClusterSide> {
+  const gateway = (id: string) =>
+    startBenchGateway({
+      name: `gateway ${label} (${id})`,
+      main: join(resolve(dir), 'dist', 'node', 'main.js'),
+      nodeArgs: nodeArgsOf(label),
+      node: nodes[label],
+      env: {
+        ...envOf(label),
+        DATABASE_URL: `file:${db}`,
+        CLUSTER_SECRET: 'ab-cluster-secret-0123456789',
+        GATEWAY_ID: id,
+        PREWARM_POOL_SIZE: '0',
+      },
+    })
+  const owner = await gateway('owner')
+  const other = await gateway('other')
+  await owner.enable('ab', 'echo')
+  for (const gw of [owner, other]) {
+    const res = await gw.get('ab', 'echo', '/items/1') // the owner first: it takes the lease and starts the worker
+    if (res.status !== 200 || (res.headers['x-plugin-cold-start'] === '1' && gw === other)) {
+      throw new Error(`${label}: warm-up answered ${res.status} ${res.body}`)
+    }
+  }
+  const worker = (await owner.workers()).find((w) => w.state === 'ready')
+  if (!worker?.pid) throw new Error(`${label}: the owner has no ready worker`)
+  return { label, owner, other, workerPid: worker.pid }
+}
+
+async function referenceInFront(name: keyof typeof REFERENCES, a: ClusterSide): Promise<ClusterSide> {
+  const proxy = await REFERENCES[name](a.owner.url)
+  return { label: 'B', owner: a.owner, other: { url: proxy.url, pid: proxy.pid }, workerPid: a.workerPid }
+}
+
+async function clustered(): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'plugin-gateway-ab-cluster-'))
+  try {
+    const a = await startCluster('A', checkouts.A as string, join(dir, 'a.db'))
+    const dirB = checkouts.B as string
+    const b =
+      dirB in REFERENCES ? await referenceInFront(dirB as keyof typeof REFERENCES, a) : await startCluster('B', dirB, join(dir, 'b.db'))
+    const sides = [a, b]
+    const paths = sides.flatMap((s) => [
+      { name: `${s.label} owner`, side: s, gw: s.owner },
+      { name: `${s.label} forwarded`, side: s, gw: s.other },
+    ])
+    const c = Math.max(...connections)
+    type Sample = { rps: number; cpu: Record<string, number>; runs: Record<string, number> }
+    const results = new Map<string, Sample[]>(paths.map((p) => [p.name, []]))
+    for (let r = 0; r < rounds; r++) {
+      for (let k = 0; k < paths.length; k++) {
+        const path = paths[(k + r) % paths.length] as (typeof paths)[number]
+        const url = `${path.gw.url}/orgs/ab/plugins/echo/items/1`
+        const pids = {
+          owner: path.side.owner.pid,
+          'non-owner': path.side.other.pid,
+          worker: path.side.workerPid,
+          'load generator': process.pid,
+        }
+        await measureLoad(url, { connections: c, durationS: 0.5, warmupS: 0 })
+        const per = (read: (pid: number) => number) => {
+          const before = Object.entries(pids).map(([n, pid]) => [n, pid, read(pid)] as const)
+          return (requests: number) => Object.fromEntries(before.map(([n, pid, was]) => [n, (read(pid) - was) / requests]))
+        }
+        const [cpuOf, runsOf] = [per(cpuNs), per(runPeriods)]
+        const load = await measureLoad(url, { connections: c, durationS: seconds, warmupS: 0 })
+        const [cpu, runs] = [cpuOf(load.requests * 1000), runsOf(load.requests)]
+        results.get(path.name)?.push({ rps: load.rps, cpu, runs })
+      }
+      const show = (name: string) => `${name} ${fmtInt(results.get(name)?.at(-1)?.rps)}`
+      console.log(`c=${c} round ${r + 1}: ${paths.map((p) => show(p.name)).join(', ')} rps`)
+    }
+    for (const s of sides) {
+      const [own, fwd] = [results.get(`${s.label} owner`) ?? [], results.get(`${s.label} forwarded`) ?? []]
+      const ratios = paired(fwd, own, (f, o) => ratio(f.rps, o.rps))
+      console.log(
+        `${s.label}: owner ${fmtInt(median(own.map((x) => x.rps)))} rps, forwarded ${fmtInt(median(fwd.map((x) => x.rps)))} rps; ` +
+          `forwarded/owner median per-round ${fmt(median(ratios), 3)} (${ratios.map((x) => fmt(x, 2)).join(' ')})`,
+      )
+      for (const [name, samples] of [
+        ['owner', own],
+        ['forwarded', fwd],
+      ] as const) {
+        const split = Object.keys(samples[0]?.cpu ?? {}).map((n) => [n, median(samples.map((x) => x.cpu[n] as number))] as const)
+        const total = median(samples.map((x) => Object.values(x.cpu).reduce((a, b) => a + b, 0)))
+        console.log(
+          `  ${name.padEnd(9)} CPU µs/req, medians: ${split.map(([n, us]) => `${n} ${fmt(us, 1)}`).join(', ')}; all ${fmt(total, 1)}`,
+        )
+        const runs = Object.keys(samples[0]?.runs ?? {}).map((n) => `${n} ${fmt(median(samples.map((x) => x.runs[n] as number)), 2)}`)
+        console.log(`  ${''.padEnd(9)} times put on a CPU per request, medians: ${runs.join(', ')}`)
+      }
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
 }

@@ -189,12 +189,17 @@ export function rssBytes(pid: number): number | null {
 }
 
 /** CPU time the process has used so far, all threads, in ns (/proc/<pid>/task/<tid>/schedstat); NaN when gone. */
-export function cpuNs(pid: number): number {
+export const cpuNs = (pid: number): number => schedstat(pid, 0)
+
+/** Times the process's threads were put on a CPU so far (schedstat's run periods): how often it was woken. NaN when gone. */
+export const runPeriods = (pid: number): number => schedstat(pid, 2)
+
+function schedstat(pid: number, field: number): number {
   let total = 0
   try {
     for (const tid of readdirSync(`/proc/${pid}/task`)) {
       try {
-        total += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0])
+        total += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[field])
       } catch {
         // thread exited between the listing and the read
       }
