@@ -34,6 +34,16 @@ describe('fault fixtures under the runner', () => {
     expect((await fetchJson(runner.url('/ping'))).body).toEqual({ pong: true })
   })
 
+  it('top-level-await starts and serves: an entry that awaits before it exports is loaded whole', async () => {
+    const runner = await startRunner({ pluginDir: fixture('top-level-await') })
+    expect((await fetchJson(runner.url('/ping'))).body).toEqual({ pong: true, awaited: 'settled before the export' })
+  })
+
+  it('commonjs-entry starts and serves: module.exports is its default export', async () => {
+    const runner = await startRunner({ pluginDir: fixture('commonjs-entry') })
+    expect((await fetchJson(runner.url('/ping'))).body).toEqual({ pong: true })
+  })
+
   it('crash-mid-request dies with the request in flight', async () => {
     for (const how of ['exit', 'throw']) {
       const runner = await startRunner({ pluginDir: fixture('crash-mid-request') })

@@ -1,17 +1,40 @@
 import { statSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { pathToFileURL } from 'node:url'
 import type { HayGlobalContext, HayPluginDefinition } from '../types.js'
 import { RunnerError } from './errors.js'
 import { isRecord, messageOf } from './guards.js'
 
-export type EntryModule = Promise<{ default?: unknown }>
+type EntryNamespace = { default?: unknown }
+export type EntryModule = Promise<EntryNamespace>
 
-/** Starts importing the plugin's entry; awaited by loadPlugin, so other start-up work overlaps the load. */
+/**
+ * Loads the plugin's entry (ES module or CommonJS) for loadPlugin, which awaits it. Where Node can
+ * require() an ES module (20.19+, 22.12+), it is required: on Node 20 the first import() starts the
+ * asynchronous ESM loader, which cost a cold start ~10 ms more than require() (BENCHMARKS.md). An entry
+ * whose graph has top-level await cannot be required (nothing of it has run then): it is imported.
+ */
 export function importEntry(entryPath: string): EntryModule {
-  const entry = import(pathToFileURL(entryPath).href) as EntryModule
-  entry.catch(() => {}) // a failure is rethrown where it is awaited, in loadPlugin()
-  return entry
+  const entry = process.features.require_module ? requireEntry(entryPath) : undefined
+  const loaded = entry ?? (import(pathToFileURL(entryPath).href) as EntryModule)
+  loaded.catch(() => {}) // a failure is rethrown where it is awaited, in loadPlugin()
+  return loaded
 }
+
+/** The entry as import() would give it, or undefined when only import() can load it. */
+function requireEntry(entryPath: string): EntryModule | undefined {
+  let exported: unknown
+  try {
+    exported = createRequire(entryPath)(entryPath)
+  } catch (err) {
+    if ((err as { code?: unknown } | null)?.code === 'ERR_REQUIRE_ASYNC_MODULE') return undefined
+    return Promise.reject(err)
+  }
+  // require() gives an ES module's namespace, and a CommonJS module's exports, which import() gives as `default`.
+  return Promise.resolve(isNamespace(exported) ? exported : { default: exported })
+}
+
+const isNamespace = (value: unknown): value is EntryNamespace => Object.prototype.toString.call(value) === '[object Module]'
 
 const HOOKS = ['onInitialize', 'onStart', 'onValidateAuth', 'onConfigUpdate', 'onDisable', 'onEnable'] as const
 
