@@ -2,9 +2,10 @@ import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { createClient } from '@libsql/client'
 import type { Client } from '@libsql/client'
-import { drizzle } from 'drizzle-orm/libsql'
+// The sqlite3 entry's drizzle() only wraps the client it is given, whatever its transport; unlike
+// the package's main entry it does not import the full client (see openDatabase).
+import { drizzle } from 'drizzle-orm/libsql/sqlite3'
 import { migrate } from 'drizzle-orm/libsql/migrator'
 import type { Logger } from '../core/index.js'
 import { GatewayError } from '../core/index.js'
@@ -46,6 +47,9 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<DatabaseH
   const filePath = localFilePath(opts.url)
   if (filePath !== undefined) await mkdir(dirname(resolve(filePath)), { recursive: true })
 
+  // Only a remote URL needs the full client: its ws and http transports (ws, hrana-client) are
+  // ~2 MB of the gateway's resident memory (measured) that an embedded database never uses.
+  const { createClient } = isEmbedded(opts.url) ? await import('@libsql/client/sqlite3') : await import('@libsql/client')
   const client = createClient({
     url: opts.url,
     ...(opts.authToken !== undefined ? { authToken: opts.authToken } : {}),
@@ -94,6 +98,11 @@ async function migrateWithRetry(db: Database, migrationsFolder: string, log: Log
       log.warn({ err, attempt }, 'database migration failed, retrying')
     }
   }
+}
+
+/** Whether libSQL serves the URL in process (a file or memory), as `@libsql/client` decides it. */
+function isEmbedded(url: string): boolean {
+  return url === ':memory:' || url.startsWith('file:')
 }
 
 /** The filesystem path of a `file:` URL, or undefined for remote and in-memory databases. */

@@ -1,14 +1,13 @@
-import type { Registry } from 'prom-client'
-
-// Metrics observed on every request, kept as plain tallies and read by the registry at scrape time.
-// prom-client's own Counter and Histogram hash and validate their labels on every call (~2 µs per
-// request for the two, BENCHMARKS.md); these are a map lookup and an addition. Their exposition is
-// the one prom-client gives for a counter and a histogram with the same labels.
+// Metrics kept as plain tallies and read by a prom-client Registry at scrape time. prom-client's own
+// Counter and Histogram hash and validate their labels on every call (~2 µs per request for the two,
+// BENCHMARKS.md); these are a map lookup and an addition, and they need no prom-client until the first
+// scrape (prometheus.ts). Their exposition is the one prom-client gives for a counter and a histogram
+// with the same labels.
 
 type Sample = { labels: Record<string, string | number>; sharedLabels?: Record<string, string>; value: number; metricName?: string }
 
 /** What a prom-client Registry reads from a registered metric. */
-interface CollectedMetric {
+export interface CollectedMetric {
   name: string
   help: string
   type: 'counter' | 'histogram'
@@ -17,7 +16,7 @@ interface CollectedMetric {
 }
 
 /** A counter with two labels, counted per first and second label value. */
-export function tallyCounter(registry: Registry, opts: { name: string; help: string; labelNames: readonly [string, string] }) {
+export function tallyCounter(opts: { name: string; help: string; labelNames: readonly [string, string] }) {
   const [first, second] = opts.labelNames
   const counts = new Map<string, Map<string | number, number>>()
   const metric: CollectedMetric = {
@@ -31,8 +30,8 @@ export function tallyCounter(registry: Registry, opts: { name: string; help: str
       return { name: opts.name, help: opts.help, type: 'counter', aggregator: 'sum', values }
     },
   }
-  registry.registerMetric(metric as never)
   return {
+    metric,
     inc(a: string, b: string | number): void {
       let byB = counts.get(a)
       if (!byB) {
@@ -44,8 +43,30 @@ export function tallyCounter(registry: Registry, opts: { name: string; help: str
   }
 }
 
+/** A counter with at most one label. Without one it reads 0 before its first inc, as prom-client's does. */
+export function eventCounter(opts: { name: string; help: string; labelName?: string }) {
+  const { name, help, labelName } = opts
+  const counts = new Map<string, number>(labelName === undefined ? [['', 0]] : [])
+  const metric: CollectedMetric = {
+    name,
+    help,
+    type: 'counter',
+    aggregator: 'sum',
+    async get() {
+      const values = [...counts].map(([label, value]) => ({ labels: labelName === undefined ? {} : { [labelName]: label }, value }))
+      return { name, help, type: 'counter', aggregator: 'sum', values }
+    },
+  }
+  return {
+    metric,
+    inc(label = ''): void {
+      counts.set(label, (counts.get(label) ?? 0) + 1)
+    },
+  }
+}
+
 /** A histogram with one label, its buckets counted per label value. */
-export function tallyHistogram(registry: Registry, opts: { name: string; help: string; labelName: string; buckets: readonly number[] }) {
+export function tallyHistogram(opts: { name: string; help: string; labelName: string; buckets: readonly number[] }) {
   const { name, labelName, buckets } = opts
   const series = new Map<string, { counts: Float64Array; sum: number; count: number }>()
   const metric: CollectedMetric = {
@@ -69,8 +90,8 @@ export function tallyHistogram(registry: Registry, opts: { name: string; help: s
       return { name, help: opts.help, type: 'histogram', aggregator: 'sum', values }
     },
   }
-  registry.registerMetric(metric as never)
   return {
+    metric,
     observe(labelValue: string, value: number): void {
       let s = series.get(labelValue)
       if (!s) {
