@@ -31,6 +31,8 @@ try {
   process.stderr.write(`plugin-gateway: cannot start (${err.code}): ${err.message}\n`)
   process.exit(1)
 }
+// Whoever read stdout may have gone (a dead log shipper): the gateway goes on serving, unheard.
+process.stdout.on('error', () => {})
 process.stdout.write(`plugin-gateway listening on ${gateway.url}\n`)
 
 let signals = 0

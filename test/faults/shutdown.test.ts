@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises'
+import getPort from 'get-port'
 import { join } from 'node:path'
 import { Agent, request } from 'undici'
 import { describe, expect, it, onTestFinished, vi } from 'vitest'
@@ -22,6 +23,19 @@ const drainingBegan = (gw: GatewayProcess) =>
 const gone = (pid: number) => vi.waitFor(() => expect(isRunning(pid)).toBe(false), { timeout: 10_000, interval: 20 })
 
 describe('gateway shutdown', () => {
+  it('exits on SIGTERM when whoever read its stdout left before it started (every log line and "listening" hit EPIPE)', async () => {
+    const dir = await tempDir()
+    const port = await getPort()
+    const proc = spawnNode([join(ROOT, 'dist', 'node', 'main.js')], {
+      env: workerEnv({ PORT: String(port), DATABASE_URL: `file:${join(dir, 'gateway.db')}`, LOG_LEVEL: 'info' }),
+    })
+    proc.child.stdout?.destroy() // a log shipper that died, a `| head` that had enough
+    await vi.waitFor(async () => expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200), { timeout: 15_000, interval: 50 })
+    proc.child.kill('SIGTERM')
+    const exited = await Promise.race([proc.exited, new Promise((resolve) => setTimeout(resolve, 15_000, 'still running'))])
+    expect(exited).toEqual({ code: 0, signal: null })
+  })
+
   it('on SIGTERM to the gateway process, stops every worker itself and records them stopped', async () => {
     const dir = await tempDir()
     const gw = await startGatewayProcess(dir)

@@ -45,5 +45,8 @@ export function createLogger(opts: LoggerOptions) {
     base: { service: 'plugin-gateway' },
     redact: { paths: [...REDACT_PATHS], censor: '[redacted]' },
   }
-  return opts.destination ? pino(options, opts.destination) : pino(options)
+  // Written synchronously: pino's default asynchronous stdout flushes itself at exit in a loop that
+  // never ends once stdout is a pipe nobody reads (EPIPE), and the gateway hung. A synchronous write
+  // that meets EPIPE makes pino stop logging instead.
+  return pino(options, opts.destination ?? pino.destination({ dest: 1, sync: true }))
 }
