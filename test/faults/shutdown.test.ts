@@ -30,7 +30,10 @@ describe('gateway shutdown', () => {
       env: workerEnv({ PORT: String(port), DATABASE_URL: `file:${join(dir, 'gateway.db')}`, LOG_LEVEL: 'info' }),
     })
     proc.child.stdout?.destroy() // a log shipper that died, a `| head` that had enough
-    await vi.waitFor(async () => expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200), { timeout: 15_000, interval: 50 })
+    await vi.waitFor(async () => expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200), {
+      timeout: 15_000,
+      interval: 50,
+    })
     proc.child.kill('SIGTERM')
     const exited = await Promise.race([proc.exited, new Promise((resolve) => setTimeout(resolve, 15_000, 'still running'))])
     expect(exited).toEqual({ code: 0, signal: null })
