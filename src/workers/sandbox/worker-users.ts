@@ -1,5 +1,5 @@
 import { readdirSync, readFileSync } from 'node:fs'
-import { readdir, readFile } from 'node:fs/promises'
+import { setTimeout as delay, setImmediate as yieldToLoop } from 'node:timers/promises'
 import { GatewayError } from '../../core/index.js'
 import { createUidClaims } from './uid-claims.js'
 
@@ -72,17 +72,21 @@ export function createWorkerUsers(settings: WorkerUserSettings, claimsDir?: stri
   }
 }
 
+// Reading the /proc/<pid>/status of every process of the host is the cost of freeing a uid. Read
+// synchronously, one costs ~20 µs; through fs/promises (open, stat, read, close, each a trip through
+// the threadpool and back) ~6 times that in CPU, and the walk ran beside the next worker's start (a
+// prewarmed start ~12 ms slower; BENCHMARKS.md). Batches bound how long the event loop is held.
+const STATUS_BATCH = 128
+// A round of the kill walk takes a few ms: pausing between rounds gives what was killed (a process
+// with a large heap takes ms to exit) time to die before the next round looks.
+const KILL_ROUNDS = 100
+const KILL_ROUND_PAUSE_MS = 10
+
 /** The uids from min to max any process of the host runs under (real, effective, saved or filesystem). */
 function uidsOfProcesses(min: number, max: number): Set<number> {
   const found = new Set<number>()
-  for (const pid of readdirSync('/proc').filter(isPid)) {
-    let status: string
-    try {
-      status = readFileSync(`/proc/${pid}/status`, 'utf8')
-    } catch {
-      continue // gone meanwhile
-    }
-    for (const uid of uidsIn(status)) if (uid >= min && uid <= max) found.add(uid)
+  for (const pid of listPids()) {
+    for (const uid of uidsIn(statusOf(pid) ?? '')) if (uid >= min && uid <= max) found.add(uid)
   }
   return found
 }
@@ -92,23 +96,38 @@ function uidsOfProcesses(min: number, max: number): Set<number> {
  * them runs (each is dead or a zombie), false when some still ran after many rounds.
  */
 async function killProcessesOf(uid: number): Promise<boolean> {
-  for (let round = 0; round < 100; round++) {
-    const pids = (await readdir('/proc').catch(() => [])).filter(isPid)
-    const running = await Promise.all(
-      pids.map(async (pid) => {
-        const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '')
-        if (uidsIn(status)[0] !== uid || /^State:\s+[ZX]/m.test(status)) return false
+  for (let round = 0; round < KILL_ROUNDS; round++) {
+    if (round > 0) await delay(KILL_ROUND_PAUSE_MS) // real time on purpose: pacing, not a deadline
+    let isAnyRunning = false
+    const pids = listPids()
+    for (let at = 0; at < pids.length; at += STATUS_BATCH) {
+      if (at > 0) await yieldToLoop()
+      for (const pid of pids.slice(at, at + STATUS_BATCH)) {
+        const status = statusOf(pid)
+        if (status === undefined || uidsIn(status)[0] !== uid || /^State:\s+[ZX]/m.test(status)) continue
+        isAnyRunning = true
         try {
-          process.kill(Number(pid), 'SIGKILL')
+          process.kill(pid, 'SIGKILL')
         } catch {
           // Gone meanwhile.
         }
-        return true
-      }),
-    )
-    if (!running.includes(true)) return true
+      }
+    }
+    if (!isAnyRunning) return true
   }
   return false
+}
+
+/** The pids of the host's processes. */
+const listPids = (): number[] => readdirSync('/proc').filter(isPid).map(Number)
+
+/** undefined when the process is gone. */
+function statusOf(pid: number): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/status`, 'utf8')
+  } catch {
+    return undefined
+  }
 }
 
 const isPid = (name: string) => /^\d+$/.test(name)
