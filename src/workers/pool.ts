@@ -21,7 +21,7 @@ export interface PoolDeps {
 }
 
 const PORT_ATTEMPTS = 3
-const PREWARM_REFILL_DELAY_MS = 50
+export const PREWARM_REFILL_DELAY_MS = 50
 
 // One slot per key. Each state holds only its own data; `gen` fences every continuation.
 type Slot =
@@ -57,6 +57,9 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
   // Every start under way, also one its key no longer holds (rolled, then superseded): close() waits for them.
   const starts = new Set<Promise<StartResult>>()
   const pendingByOrg = new Map<string, number>()
+  // Rolls per plugin so far: a sandbox policy worked out before a roll of its plugin confines code that
+  // has been replaced, so no prewarmed runner is booted for it (no start of the new code would take it).
+  const rollsOf = new Map<string, number>()
   const drainWaiters = new Map<Worker, () => void>()
   let nextGen = 1
   let closing: Promise<void> | null = null
@@ -148,11 +151,12 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
     const starting = slotOf()
     const { gen } = starting
     let refill: { policy: Policy; took: boolean } | undefined
+    const rolls = rollsOf.get(spec.pluginId) ?? 0 // read before the policy is: a roll during policyOf makes it stale
     try {
       emit({ type: 'starting', orgId: spec.orgId, pluginId: spec.pluginId, gen, sdkVersion: spec.sdkVersion })
       const wlog = log.child({ orgId: spec.orgId, pluginId: spec.pluginId, gen })
       const policy = await sandbox.policyOf(spec)
-      const { port, launched } = await launchOnFreePort(spec, policy, wlog)
+      const { port, launched } = await launchOnFreePort(spec, policy, rolls, wlog)
       if (isPrewarmable(spec)) refill = { policy, took: launched.prewarmed }
       const worker: Worker = {
         key,
@@ -233,9 +237,9 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
       throw error
     } finally {
       // Refill once this start and its first request are over, not during them (see PrewarmPool.refill).
-      if (refill && prewarm) {
+      if (refill) {
         const { policy, took } = refill
-        clock.setTimer(PREWARM_REFILL_DELAY_MS, () => prewarm.refill(policy, took))
+        clock.setTimer(PREWARM_REFILL_DELAY_MS, () => refillPrewarm(policy, took, rolls))
       }
     }
   }
@@ -252,8 +256,15 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
 
   const isPrewarmable = (spec: WorkerSpec) => spec.sdkVersion === 'v2' && !needsOwnBoot(spec, config.hostEnv)
 
+  /** Refills the prewarmed pool after a start under policy, unless its plugin rolled since `rolls` was read. */
+  function refillPrewarm(policy: Policy, took: boolean, rolls: number): void {
+    // The one policy of every plugin (sandbox off) confines no plugin's code: never stale.
+    if (policy.pluginId !== undefined && (rollsOf.get(policy.pluginId) ?? 0) !== rolls) return
+    prewarm?.refill(policy, took)
+  }
+
   // Another process may bind a port between our check and the worker's listen: try a few more.
-  async function launchOnFreePort(spec: WorkerSpec, policy: Policy, wlog: Logger) {
+  async function launchOnFreePort(spec: WorkerSpec, policy: Policy, rolls: number, wlog: Logger) {
     for (let attempt = 1; ; attempt++) {
       const port = await allocatePort(config.portRange, portsInUse())
       const prewarmed = isPrewarmable(spec) ? prewarm?.take(policy) : undefined
@@ -263,7 +274,7 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
           launched: await launchWorker(spec, port, { config, clock, spawn: deps.spawn, sandbox, log: wlog }, policy, prewarmed),
         }
       } catch (err) {
-        if (prewarmed) prewarm?.refill(policy, true)
+        if (prewarmed) refillPrewarm(policy, true, rolls)
         if (!(err instanceof PortInUseError) || attempt >= PORT_ATTEMPTS) throw err
         wlog.debug({ port }, 'port taken meanwhile; trying another')
       }
@@ -337,6 +348,7 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
   }
 
   function roll(pluginId: string, reason: 'replaced' | 'removed'): number {
+    rollsOf.set(pluginId, (rollsOf.get(pluginId) ?? 0) + 1) // first: refills of its old policy are refused from here on
     sandbox.forget(pluginId)
     prewarm?.discard((policy) => policy.pluginId === pluginId)
     let rolled = 0

@@ -8,6 +8,8 @@ import { startGate } from '../helpers/gate.js'
 import { copyPlugin, EXAMPLES_DIR, FIXTURES_DIR, isRunning, startTestGateway, tempDir } from '../helpers/gateway.js'
 import { enable, startGatewayProcess, workersOf } from '../helpers/gateway-process.js'
 import { fetchJson } from '../helpers/http.js'
+import { createManualClock } from '../helpers/manual-clock.js'
+import { PREWARM_REFILL_DELAY_MS } from '../../src/workers/pool.js'
 
 const WAIT = { timeout: 15_000, interval: 20 }
 
@@ -174,6 +176,38 @@ describe('live plugin changes', () => {
     const next = await fetchJson<Answer>(`${t.url}/orgs/globex/plugins/versioned/version`)
     expect(next).toMatchObject({ status: 200, body: { version: 2 } })
     expect(t.processes.find((p) => p.pid === next.body.pid)?.spawnargs).toContain('--prewarm')
+  })
+
+  it('boots no prewarmed runner under the old policy for a start of the old code that ends after the change; the new code’s start refills the pool under the new one', async () => {
+    const gate = await startGate()
+    const clock = createManualClock(Date.now()) // the refill runs on a timer: the test fires it
+    const { plugins, pluginDir } = await versionedPlugins()
+    const t = await startTestGateway({ clock, pluginDirs: [plugins], env: { GATE_URL: gate.url, PREWARM_POOL_SIZE: '1' } })
+    const runners = () => t.processes.filter((p) => p.spawnargs.includes('--prewarm'))
+    const refillDue = () => clock.waitForTimer((timer) => timer.ms === PREWARM_REFILL_DELAY_MS)
+    await t.enable('acme', 'versioned', { startGate: 'start' })
+    const base = `${t.url}/orgs/acme/plugins/versioned`
+    const waited = fetchJson<Answer>(`${base}/version`)
+    await gate.arrived('start-v1') // sandboxed: no runner yet, so this start spawned fresh
+
+    await setVersion(pluginDir, 2)
+    expect((await t.admin('POST', '/plugins/rescan')).body).toEqual({ ...NOTHING, changed: ['versioned'] })
+    gate.open('start-v1')
+    expect(await waited).toMatchObject({ status: 200, body: { version: 1 } })
+    await refillDue()
+    clock.advance(PREWARM_REFILL_DELAY_MS)
+    expect(runners()).toHaveLength(0) // no runner of the old policy: nobody would take it
+
+    gate.open('start-v2')
+    const first = await fetchJson<Answer>(`${base}/version`)
+    expect(first).toMatchObject({ status: 200, body: { version: 2 } })
+    await refillDue()
+    clock.advance(PREWARM_REFILL_DELAY_MS)
+    expect(runners()).toHaveLength(1)
+    await vi.waitFor(() => expect(t.gw.pool.prewarmed()).toBe(1), WAIT)
+    await t.enable('globex', 'versioned', { startGate: 'start' })
+    const next = await fetchJson<Answer>(`${t.url}/orgs/globex/plugins/versioned/version`)
+    expect(next).toMatchObject({ status: 200, body: { version: 2, pid: runners()[0]?.pid } })
   })
 
   it('lists an added folder at once; a removed one answers 404, drains its worker, and keeps its instance and sealed config for when it is back', async () => {
