@@ -59,7 +59,7 @@ export function spawnProc(deps: Pick<LaunchDeps, 'spawn' | 'clock' | 'log'>, con
   if (ipc) guardChannel(child, target)
   const exited = exitOf(child)
   // Not awaited by `exited`: whoever waits for the exit (the pool's crash handling) runs first.
-  void exited.then(() => confined.release()).catch((err: unknown) => log.warn({ err }, 'sandbox release failed'))
+  void exited.then(() => confined.release()).catch((err: unknown) => target.log.warn({ err }, 'sandbox release failed'))
   const sandboxEnv: Record<string, string> = confined.env.TMPDIR === undefined ? {} : { TMPDIR: confined.env.TMPDIR }
   const logTo = (to: Logger) => {
     target.log = to
