@@ -88,6 +88,7 @@ export function workerJson(w: WorkerInfo) {
     lastActivityAt: iso(w.lastActivityAt),
     inFlight: w.inFlight,
     tunnels: w.tunnels,
+    replacing: w.replacing,
     lastError: w.lastError,
   }
 }

@@ -153,7 +153,8 @@ interface PanelData {
 }
 
 function Panel(d: PanelData) {
-  const live = new Map(d.workers.map((w) => [`${w.orgId}/${w.pluginId}`, w]))
+  // The first listed per key is its current generation (a roll lists the one it replaces after it).
+  const live = new Map(d.workers.toReversed().map((w) => [`${w.orgId}/${w.pluginId}`, w]))
   const orgs = [...new Set(d.instances.map((i) => i.orgId))].sort()
   return (
     <>

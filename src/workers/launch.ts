@@ -6,7 +6,7 @@ import type { Clock, Logger } from '../core/index.js'
 import { DeadlineExceeded, GatewayError, withDeadline } from '../core/index.js'
 import type { PoolConfig } from '../config.js'
 import { type CommandLine, type Confined, isNodeCommand, type Policy, type Sandbox } from './sandbox/index.js'
-import { captureOutput } from './output.js'
+import { captureOutput, type LogTarget } from './output.js'
 import { buildWorkerEnv } from './worker-env.js'
 import type { ExitInfo, WorkerSpec } from './types.js'
 
@@ -42,6 +42,8 @@ export interface Proc {
   stderrTail(): string
   /** Variables the sandbox set (TMPDIR), which nothing handed to the process later may change. */
   sandboxEnv: Record<string, string>
+  /** Logs its output and protocol faults to log from now on (a prewarmed runner that became a worker). */
+  logTo(log: Logger): void
 }
 
 export function spawnProc(deps: Pick<LaunchDeps, 'spawn' | 'clock' | 'log'>, confined: Confined, cwd: string, ipc = true): Proc {
@@ -53,12 +55,16 @@ export function spawnProc(deps: Pick<LaunchDeps, 'spawn' | 'clock' | 'log'>, con
     stdio: ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'],
     ...(confined.user && { uid: confined.user.uid, gid: confined.user.gid }),
   })
-  if (ipc) guardChannel(child, log)
+  const target: LogTarget = { log }
+  if (ipc) guardChannel(child, target)
   const exited = exitOf(child)
   // Not awaited by `exited`: whoever waits for the exit (the pool's crash handling) runs first.
-  void exited.then(() => confined.release()).catch((err: unknown) => log.warn({ err }, 'sandbox release failed'))
+  void exited.then(() => confined.release()).catch((err: unknown) => target.log.warn({ err }, 'sandbox release failed'))
   const sandboxEnv: Record<string, string> = confined.env.TMPDIR === undefined ? {} : { TMPDIR: confined.env.TMPDIR }
-  return { child, exited, stderrTail: captureOutput(child, clock, log), sandboxEnv }
+  const logTo = (to: Logger) => {
+    target.log = to
+  }
+  return { child, exited, stderrTail: captureOutput(child, clock, target), sandboxEnv, logTo }
 }
 
 /** The command of a prewarmed runner: our runner with the worker's node flags, waiting for its plugin. */
@@ -79,6 +85,8 @@ export async function launchWorker(spec: WorkerSpec, port: number, deps: LaunchD
   let proc: Proc
   if (prewarmed) {
     proc = prewarmed
+    // From here on its lines are this worker's, logged as a fresh spawn's are (orgId, pluginId, gen).
+    proc.logTo(deps.log)
     // The prewarmed process started with the base env; it receives exactly what a fresh spawn adds.
     const env = buildWorkerEnv(spec, {}, config.hostEnv, proc.sandboxEnv)
     const specialize: SpecializeMessage = { type: 'specialize', argv: contractArgs(spec, port), env, cwd: spec.pluginDir }
@@ -90,7 +98,7 @@ export async function launchWorker(spec: WorkerSpec, port: number, deps: LaunchD
     const confined = deps.sandbox.confine(policy, buildCommand(spec, port, config), env)
     proc = spawnProc(deps, confined, spec.pluginDir, pushesReadiness(spec, config))
   }
-  const { child, exited, stderrTail } = proc
+  const { child, exited, stderrTail, logTo } = proc
   const dispatcher = new Pool(`http://127.0.0.1:${port}`, { connections: 64, keepAliveTimeout: 30_000 })
   const spawnMs = clock.now() - t0
 
@@ -129,6 +137,7 @@ export async function launchWorker(spec: WorkerSpec, port: number, deps: LaunchD
     exited,
     stderrTail,
     sandboxEnv: proc.sandboxEnv,
+    logTo,
     prewarmed: prewarmed !== undefined,
     spawnMs,
     readyMs: clock.now() - t0 - spawnMs,
@@ -176,9 +185,9 @@ function buildCommand(spec: WorkerSpec, port: number, config: LaunchDeps['config
 // the gateway's buffer of an unfinished line, and its parsing, without bound.
 const MAX_CHANNEL_BYTES = 64 * 1024
 
-function guardChannel(child: ChildProcess, log: Logger): void {
+function guardChannel(child: ChildProcess, target: LogTarget): void {
   const broke = (err: unknown, what: string) => {
-    log.warn({ err, pid: child.pid, what }, 'worker broke the IPC protocol; killing it')
+    target.log.warn({ err, pid: child.pid, what }, 'worker broke the IPC protocol; killing it')
     child.kill('SIGKILL')
   }
   // Node's own reader of the channel: the onread of the pipe handle that `child.channel` wraps, kept under

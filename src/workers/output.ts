@@ -22,10 +22,17 @@ const NEWLINE = 0x0a
 
 type Stream = 'stdout' | 'stderr'
 
-/** Reads a worker's output within its budget; returns its stderr's tail (for why it died). */
-export function captureOutput(child: ChildProcess, clock: Clock, log: Logger): () => string {
+/**
+ * Whom a process's lines are logged as. A prewarmed runner is spawned before it has an (org, plugin):
+ * once it becomes a worker it is pointed at that worker's logger, as a fresh spawn's would be.
+ */
+export interface LogTarget {
+  log: Logger
+}
+
+/** Reads a worker's output within its budget, logged to target.log; returns its stderr's tail (for why it died). */
+export function captureOutput(child: ChildProcess, clock: Clock, target: LogTarget): () => string {
   const streams = [child.stdout, child.stderr].filter((s): s is Readable => s !== null)
-  const logsLines = log.isLevelEnabled?.('debug') !== false
   let tail: Buffer = Buffer.alloc(0)
   let windowStartMs = clock.now()
   let readBytes = 0
@@ -37,7 +44,7 @@ export function captureOutput(child: ChildProcess, clock: Clock, log: Logger): (
   const partial = new Map<Stream, Buffer>()
 
   const endWindow = () => {
-    if (droppedLines > 0) log.debug({ droppedLines }, 'worker output dropped')
+    if (droppedLines > 0) target.log.debug({ droppedLines }, 'worker output dropped')
     windowStartMs = clock.now()
     readBytes = 0
     loggedLines = 0
@@ -55,7 +62,7 @@ export function captureOutput(child: ChildProcess, clock: Clock, log: Logger): (
       return
     }
     loggedLines++
-    log.debug({ stream, line: line.toString('utf8', 0, MAX_LOGGED_LINE_BYTES) }, 'worker output')
+    target.log.debug({ stream, line: line.toString('utf8', 0, MAX_LOGGED_LINE_BYTES) }, 'worker output')
   }
   const logLines = (stream: Stream, chunk: Buffer) => {
     let start = 0
@@ -80,12 +87,12 @@ export function captureOutput(child: ChildProcess, clock: Clock, log: Logger): (
     if (clock.now() - windowStartMs >= OUTPUT_WINDOW_MS) endWindow()
     readBytes += chunk.length
     if (stream === 'stderr') tail = keepTail(tail, chunk)
-    if (logsLines) logLines(stream, chunk)
+    if (target.log.isLevelEnabled?.('debug') !== false) logLines(stream, chunk)
     if (readBytes >= OUTPUT_BYTES_PER_WINDOW && cancelResume === undefined) {
       for (const s of streams) s.pause()
       cancelResume = clock.setTimer(Math.max(0, windowStartMs + OUTPUT_WINDOW_MS - clock.now()), resume)
       if (!hasWarned)
-        log.warn(
+        target.log.warn(
           { bytesPerWindow: OUTPUT_BYTES_PER_WINDOW, windowMs: OUTPUT_WINDOW_MS },
           'worker writes output faster than the gateway reads it; slowing it',
         )

@@ -21,7 +21,7 @@ export interface PoolDeps {
 }
 
 const PORT_ATTEMPTS = 3
-const PREWARM_REFILL_DELAY_MS = 50
+export const PREWARM_REFILL_DELAY_MS = 50
 
 // One slot per key. Each state holds only its own data; `gen` fences every continuation.
 type Slot =
@@ -37,6 +37,7 @@ type Slot =
 interface StartingSlot {
   state: 'starting'
   gen: number
+  key: WorkerKey
   orgId: string
   pending: number
   ready: Promise<StartResult>
@@ -54,9 +55,14 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
   const { config, clock, log } = deps
   const slots = new Map<WorkerKey, Slot>()
   const retiring = new Set<Promise<void>>()
+  // Workers draining or stopping, also one its key no longer holds (a newer generation started): list() shows them.
+  const retiringWorkers = new Set<Worker>()
   // Every start under way, also one its key no longer holds (rolled, then superseded): close() waits for them.
-  const starts = new Set<Promise<StartResult>>()
+  const starts = new Set<StartingSlot>()
   const pendingByOrg = new Map<string, number>()
+  // Rolls per plugin so far: a sandbox policy worked out before a roll of its plugin confines code that
+  // has been replaced, so no prewarmed runner is booted for it (no start of the new code would take it).
+  const rollsOf = new Map<string, number>()
   const drainWaiters = new Map<Worker, () => void>()
   let nextGen = 1
   let closing: Promise<void> | null = null
@@ -130,14 +136,15 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
     const slot: StartingSlot = {
       state: 'starting',
       gen,
+      key,
       orgId: spec.orgId,
       pending: 0,
       isRolled: false,
       ready: start(key, spec, failures, () => slot), // start() awaits before it reads the slot
     }
-    starts.add(slot.ready)
+    starts.add(slot)
     // Observed by waiters; a start nobody waits for must not be unhandled.
-    void slot.ready.catch(() => {}).finally(() => starts.delete(slot.ready))
+    void slot.ready.catch(() => {}).finally(() => starts.delete(slot))
     slots.set(key, slot)
     return slot
   }
@@ -148,11 +155,12 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
     const starting = slotOf()
     const { gen } = starting
     let refill: { policy: Policy; took: boolean } | undefined
+    const rolls = rollsOf.get(spec.pluginId) ?? 0 // read before the policy is: a roll during policyOf makes it stale
     try {
       emit({ type: 'starting', orgId: spec.orgId, pluginId: spec.pluginId, gen, sdkVersion: spec.sdkVersion })
       const wlog = log.child({ orgId: spec.orgId, pluginId: spec.pluginId, gen })
       const policy = await sandbox.policyOf(spec)
-      const { port, launched } = await launchOnFreePort(spec, policy, wlog)
+      const { port, launched } = await launchOnFreePort(spec, policy, rolls, wlog)
       if (isPrewarmable(spec)) refill = { policy, took: launched.prewarmed }
       const worker: Worker = {
         key,
@@ -187,6 +195,7 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
       if (starting.isRolled && !closing) {
         // Its code changed while it started: it serves the requests that waited for it, and only those.
         if (slots.get(key) === starting) slots.delete(key)
+        starts.delete(starting) // listed as the worker retiring from here on, not as a start too
         const waited = starting.pending === 0 ? undefined : new Promise<void>((resolve) => (starting.onNoneWaiting = resolve))
         void finishRetiring(key, worker, launched.exited, 'replaced', waited)
         wlog.info({ pid: worker.pid, port, waiters: starting.pending }, 'worker ready after its plugin changed; retiring it')
@@ -233,9 +242,9 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
       throw error
     } finally {
       // Refill once this start and its first request are over, not during them (see PrewarmPool.refill).
-      if (refill && prewarm) {
+      if (refill) {
         const { policy, took } = refill
-        clock.setTimer(PREWARM_REFILL_DELAY_MS, () => prewarm.refill(policy, took))
+        clock.setTimer(PREWARM_REFILL_DELAY_MS, () => refillPrewarm(policy, took, rolls))
       }
     }
   }
@@ -252,8 +261,15 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
 
   const isPrewarmable = (spec: WorkerSpec) => spec.sdkVersion === 'v2' && !needsOwnBoot(spec, config.hostEnv)
 
+  /** Refills the prewarmed pool after a start under policy, unless its plugin rolled since `rolls` was read. */
+  function refillPrewarm(policy: Policy, took: boolean, rolls: number): void {
+    // The one policy of every plugin (sandbox off) confines no plugin's code: never stale.
+    if (policy.pluginId !== undefined && (rollsOf.get(policy.pluginId) ?? 0) !== rolls) return
+    prewarm?.refill(policy, took)
+  }
+
   // Another process may bind a port between our check and the worker's listen: try a few more.
-  async function launchOnFreePort(spec: WorkerSpec, policy: Policy, wlog: Logger) {
+  async function launchOnFreePort(spec: WorkerSpec, policy: Policy, rolls: number, wlog: Logger) {
     for (let attempt = 1; ; attempt++) {
       const port = await allocatePort(config.portRange, portsInUse())
       const prewarmed = isPrewarmable(spec) ? prewarm?.take(policy) : undefined
@@ -263,7 +279,7 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
           launched: await launchWorker(spec, port, { config, clock, spawn: deps.spawn, sandbox, log: wlog }, policy, prewarmed),
         }
       } catch (err) {
-        if (prewarmed) prewarm?.refill(policy, true)
+        if (prewarmed) refillPrewarm(policy, true, rolls)
         if (!(err instanceof PortInUseError) || attempt >= PORT_ATTEMPTS) throw err
         wlog.debug({ port }, 'port taken meanwhile; trying another')
       }
@@ -321,6 +337,7 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
 
   /** Drains worker (once `first` has settled), stops it, and reports the stop; tracked until done, for close(). */
   function finishRetiring(key: WorkerKey, worker: Worker, exited: Promise<ExitInfo>, reason: StopReason, first?: Promise<void>) {
+    retiringWorkers.add(worker)
     const stopped = (async () => {
       await first
       await drained(worker, exited)
@@ -332,11 +349,15 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
       emit({ type: 'stopped', orgId: worker.orgId, pluginId: worker.pluginId, gen: worker.gen, reason, exit, superseded })
     })()
     retiring.add(stopped)
-    void stopped.finally(() => retiring.delete(stopped))
+    void stopped.finally(() => {
+      retiring.delete(stopped)
+      retiringWorkers.delete(worker)
+    })
     return stopped
   }
 
   function roll(pluginId: string, reason: 'replaced' | 'removed'): number {
+    rollsOf.set(pluginId, (rollsOf.get(pluginId) ?? 0) + 1) // first: refills of its old policy are refused from here on
     sandbox.forget(pluginId)
     prewarm?.discard((policy) => policy.pluginId === pluginId)
     let rolled = 0
@@ -434,44 +455,61 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
     return stop(orgId, pluginId, reason)
   }
 
+  /**
+   * Every process of the pool but the prewarmed runners: each key's slot, then what a roll left running
+   * beside it (a start of the old code, a worker draining), which the slot's `replacing` names.
+   */
   function list(): WorkerInfo[] {
-    const infos: WorkerInfo[] = []
-    for (const [key, s] of slots) {
-      const { orgId, pluginId } = splitWorkerKey(key)
-      if (s.state === 'ready' || s.state === 'stopping') {
-        const w = s.worker
-        infos.push({
-          orgId,
-          pluginId,
-          gen: s.gen,
-          state: s.state,
-          sdkVersion: w.sdkVersion,
-          pid: w.pid,
-          port: w.port,
-          startedAt: w.startedAt,
-          lastActivityAt: w.lastActiveAt,
-          inFlight: w.inFlight,
-          tunnels: w.tunnels,
-          lastError: null,
-        })
-      } else {
-        infos.push({
-          orgId,
-          pluginId,
-          gen: s.gen,
-          state: s.state,
-          sdkVersion: null,
-          pid: null,
-          port: null,
-          startedAt: null,
-          lastActivityAt: null,
-          inFlight: 0,
-          tunnels: 0,
-          lastError: s.state === 'error' ? s.error.message : null,
-        })
+    const current = [...slots].map(([key, s]) => slotInfo(key, s))
+    const older: WorkerInfo[] = []
+    for (const s of starts) if (slots.get(s.key) !== s) older.push(slotInfo(s.key, s))
+    for (const w of retiringWorkers) {
+      const slot = slots.get(w.key)
+      if (slot?.state !== 'stopping' || slot.worker !== w) older.push(workerInfo(w, 'stopping'))
+    }
+    for (const info of current) {
+      for (const o of older) {
+        if (o.orgId !== info.orgId || o.pluginId !== info.pluginId || o.gen >= info.gen) continue
+        info.replacing = Math.max(info.replacing ?? 0, o.gen)
       }
     }
-    return infos
+    return [...current, ...older]
+  }
+
+  function slotInfo(key: WorkerKey, s: Slot): WorkerInfo {
+    if (s.state === 'ready' || s.state === 'stopping') return workerInfo(s.worker, s.state)
+    return {
+      ...splitWorkerKey(key),
+      gen: s.gen,
+      state: s.state,
+      sdkVersion: null,
+      pid: null,
+      port: null,
+      startedAt: null,
+      lastActivityAt: null,
+      inFlight: 0,
+      tunnels: 0,
+      lastError: s.state === 'error' ? s.error.message : null,
+      replacing: null,
+    }
+  }
+
+  function workerInfo(w: Worker, state: 'ready' | 'stopping'): WorkerInfo {
+    return {
+      orgId: w.orgId,
+      pluginId: w.pluginId,
+      gen: w.gen,
+      state,
+      sdkVersion: w.sdkVersion,
+      pid: w.pid,
+      port: w.port,
+      startedAt: w.startedAt,
+      lastActivityAt: w.lastActiveAt,
+      inFlight: w.inFlight,
+      tunnels: w.tunnels,
+      lastError: null,
+      replacing: null,
+    }
   }
 
   function close(): Promise<void> {
@@ -479,7 +517,7 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
       const keys = [...slots.keys()].map(splitWorkerKey)
       await Promise.all([prewarm?.close(), ...keys.map((k) => stop(k.orgId, k.pluginId, 'shutdown'))])
       // A start sees `closing` and stops what it made, or hands it to `retiring` (rolled).
-      await Promise.all([...starts].map((start) => start.catch(() => {})))
+      await Promise.all([...starts].map((start) => start.ready.catch(() => {})))
       await Promise.all([...retiring])
       await sandbox.close()
     })()

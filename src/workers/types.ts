@@ -83,6 +83,11 @@ export interface WorkerInfo {
   /** Open tunnels, counted in inFlight too. */
   tunnels: number
   lastError: string | null
+  /**
+   * The generation of its key this one replaces (a roll), while that one still runs beside it (listed
+   * too: draining as `stopping`, or a start of the old code still `starting`); null otherwise.
+   */
+  replacing: number | null
 }
 
 export type StopReason = 'idle' | 'evicted' | 'admin' | 'shutdown' | 'replaced' | 'removed' | 'lease-lost'

@@ -8,6 +8,8 @@ import { startGate } from '../helpers/gate.js'
 import { copyPlugin, EXAMPLES_DIR, FIXTURES_DIR, isRunning, startTestGateway, tempDir } from '../helpers/gateway.js'
 import { enable, startGatewayProcess, workersOf } from '../helpers/gateway-process.js'
 import { fetchJson } from '../helpers/http.js'
+import { createManualClock } from '../helpers/manual-clock.js'
+import { PREWARM_REFILL_DELAY_MS } from '../../src/workers/pool.js'
 
 const WAIT = { timeout: 15_000, interval: 20 }
 
@@ -174,6 +176,91 @@ describe('live plugin changes', () => {
     const next = await fetchJson<Answer>(`${t.url}/orgs/globex/plugins/versioned/version`)
     expect(next).toMatchObject({ status: 200, body: { version: 2 } })
     expect(t.processes.find((p) => p.pid === next.body.pid)?.spawnargs).toContain('--prewarm')
+  })
+
+  it('boots no prewarmed runner under the old policy for a start of the old code that ends after the change; the new code’s start refills the pool under the new one', async () => {
+    const gate = await startGate()
+    const clock = createManualClock(Date.now()) // the refill runs on a timer: the test fires it
+    const { plugins, pluginDir } = await versionedPlugins()
+    const t = await startTestGateway({ clock, pluginDirs: [plugins], env: { GATE_URL: gate.url, PREWARM_POOL_SIZE: '1' } })
+    const runners = () => t.processes.filter((p) => p.spawnargs.includes('--prewarm'))
+    const refillDue = () => clock.waitForTimer((timer) => timer.ms === PREWARM_REFILL_DELAY_MS)
+    await t.enable('acme', 'versioned', { startGate: 'start' })
+    const base = `${t.url}/orgs/acme/plugins/versioned`
+    const waited = fetchJson<Answer>(`${base}/version`)
+    await gate.arrived('start-v1') // sandboxed: no runner yet, so this start spawned fresh
+
+    await setVersion(pluginDir, 2)
+    expect((await t.admin('POST', '/plugins/rescan')).body).toEqual({ ...NOTHING, changed: ['versioned'] })
+    gate.open('start-v1')
+    expect(await waited).toMatchObject({ status: 200, body: { version: 1 } })
+    await refillDue()
+    clock.advance(PREWARM_REFILL_DELAY_MS)
+    expect(runners()).toHaveLength(0) // no runner of the old policy: nobody would take it
+
+    gate.open('start-v2')
+    const first = await fetchJson<Answer>(`${base}/version`)
+    expect(first).toMatchObject({ status: 200, body: { version: 2 } })
+    await refillDue()
+    clock.advance(PREWARM_REFILL_DELAY_MS)
+    expect(runners()).toHaveLength(1)
+    await vi.waitFor(() => expect(t.gw.pool.prewarmed()).toBe(1), WAIT)
+    await t.enable('globex', 'versioned', { startGate: 'start' })
+    const next = await fetchJson<Answer>(`${t.url}/orgs/globex/plugins/versioned/version`)
+    expect(next).toMatchObject({ status: 200, body: { version: 2, pid: runners()[0]?.pid } })
+  })
+
+  it('lists what a roll leaves running beside the new generation: the worker of the old code draining, a start of the old code, each replaced by a start named `replacing` it', async () => {
+    const gate = await startGate()
+    const { plugins, pluginDir } = await versionedPlugins()
+    const t = await startTestGateway({ pluginDirs: [plugins], env: { GATE_URL: gate.url } })
+    const url = (orgId: string, path: string) => `${t.url}/orgs/${orgId}/plugins/versioned${path}`
+    const workers = async () => (await t.admin('GET', '/workers')).body.workers as Array<Record<string, unknown>>
+    // globex: a ready worker of the old code with a request held on it.
+    await t.enable('globex', 'versioned', { startGate: 'g' })
+    gate.open('g-v1')
+    const old = await fetchJson<Answer>(url('globex', '/version'))
+    expect(old).toMatchObject({ status: 200, body: { version: 1 } })
+    const held = fetchJson<Answer>(url('globex', '/hold/swap'))
+    await gate.arrived('swap')
+    // acme: a start of the old code, held in its onStart.
+    await t.enable('acme', 'versioned', { startGate: 'a' })
+    const waited = fetchJson<Answer>(url('acme', '/version'))
+    await gate.arrived('a-v1')
+    const gens = Object.fromEntries((await workers()).map((w) => [w.orgId, w.gen as number]))
+
+    await setVersion(pluginDir, 2)
+    expect((await t.admin('POST', '/plugins/rescan')).body).toEqual({ ...NOTHING, changed: ['versioned'] })
+    const after = ['acme', 'globex'].map((org) => fetchJson<Answer>(url(org, '/version')))
+    await gate.arrived('a-v2')
+    await gate.arrived('g-v2')
+    const listed = await workers()
+    const newGen = (orgId: string) => listed.find((w) => w.orgId === orgId && w.gen !== gens[orgId])?.gen
+    expect(listed).toHaveLength(4)
+    expect(listed).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ orgId: 'acme', gen: newGen('acme'), state: 'starting', replacing: gens.acme }),
+        expect.objectContaining({ orgId: 'acme', gen: gens.acme, state: 'starting', replacing: null }),
+        expect.objectContaining({ orgId: 'globex', gen: newGen('globex'), state: 'starting', replacing: gens.globex }),
+        expect.objectContaining({ orgId: 'globex', gen: gens.globex, state: 'stopping', pid: old.body.pid, inFlight: 1, replacing: null }),
+      ]),
+    )
+    // The slot comes first: what reads one worker per key reads the current generation.
+    expect(listed.map((w) => w.replacing === null)).toEqual([false, false, true, true])
+
+    gate.open('a-v1')
+    gate.open('swap')
+    expect([await waited, await held]).toMatchObject([{ body: { version: 1 } }, { body: { version: 1 } }])
+    gate.open('a-v2')
+    gate.open('g-v2')
+    for (const answer of after) expect(await answer).toMatchObject({ status: 200, body: { version: 2 } })
+    await vi.waitFor(async () => {
+      const settled = await workers()
+      expect(settled.map((w) => [w.state, w.replacing])).toEqual([
+        ['ready', null],
+        ['ready', null],
+      ])
+    }, WAIT)
   })
 
   it('lists an added folder at once; a removed one answers 404, drains its worker, and keeps its instance and sealed config for when it is back', async () => {

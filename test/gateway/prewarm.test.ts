@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import { describe, expect, it, vi } from 'vitest'
 import { startGate } from '../helpers/gate.js'
 import { copyPlugin, exitOf, FIXTURES_DIR, ROOT, startTestGateway, tempDir, warmUp } from '../helpers/gateway.js'
+import { capturedLogger } from '../helpers/log.js'
 import { listeningPorts } from '../helpers/process.js'
 
 const DEAF_RUNNER = join(ROOT, 'test', 'fixtures', 'runners', 'deaf-runner.mjs')
@@ -95,6 +96,33 @@ describe('prewarmed runners', () => {
     expect(a).toEqual(b)
     expect(a.keys).not.toContain('NOT_ALLOWED')
     expect(a).toMatchObject({ allowed: 'yes', org: { id: 'acme' } })
+  })
+
+  it('log a prewarmed worker’s output with its org, plugin and generation, as a freshly spawned worker’s is', async () => {
+    const { log, records } = capturedLogger('debug')
+    const t = await startTestGateway({ log, env: { PREWARM_POOL_SIZE: '1' } })
+    await warmUp(t, 'output-flood', '/ping') // its worker is spawned fresh; then a runner is booted for the plugin
+    await t.enable('acme', 'output-flood')
+    const say = async (orgId: string, line: string) => {
+      const res = await fetch(`${t.url}/orgs/${orgId}/plugins/output-flood/say?line=${line}`, { method: 'POST' })
+      expect(res.status).toBe(200)
+      return ((await res.json()) as { pid: number }).pid
+    }
+    const freshPid = await say('warm-up', 'from-fresh')
+    const prewarmedPid = await say('acme', 'from-prewarmed')
+    expect(isPrewarmed(t.processes.find((c) => c.pid === prewarmedPid)?.spawnargs ?? [])).toBe(true)
+    expect(isPrewarmed(t.processes.find((c) => c.pid === freshPid)?.spawnargs ?? [])).toBe(false)
+
+    const lineOf = (line: string) => records().find((r) => r.msg === 'worker output' && r.line === line)
+    await vi.waitFor(() => expect([lineOf('from-fresh'), lineOf('from-prewarmed')]).not.toContain(undefined), {
+      timeout: 10_000,
+      interval: 5,
+    })
+    const gens = new Map(t.gw.pool.list().map((w) => [w.orgId, w.gen]))
+    expect(lineOf('from-prewarmed')).toMatchObject({ orgId: 'acme', pluginId: 'output-flood', gen: gens.get('acme'), stream: 'stdout' })
+    expect(lineOf('from-fresh')).toMatchObject({ orgId: 'warm-up', pluginId: 'output-flood', gen: gens.get('warm-up') })
+    const fieldsOf = (r: Record<string, unknown> | undefined) => Object.keys(r ?? {}).sort()
+    expect(fieldsOf(lineOf('from-prewarmed'))).toEqual(fieldsOf(lineOf('from-fresh')))
   })
 
   it('are not used for a worker allowed a variable Node reads only at boot (NODE_OPTIONS…): it is spawned fresh', async () => {

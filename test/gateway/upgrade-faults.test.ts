@@ -1,4 +1,6 @@
-import { describe, expect, it, vi } from 'vitest'
+import { once } from 'node:events'
+import { connect } from 'node:net'
+import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js'
 import { parseAnswer, rawConnection, rawExchange, upgradeHead } from '../helpers/upgrade.js'
 
@@ -79,6 +81,22 @@ describe.each([
     conn.socket.end(`${upgradeHead(`${BASE}/ws`, 'raw')}\r\n\r\n`)
     await conn.ended
     await vi.waitFor(() => expect(workerOf(t)).toMatchObject({ state: 'ready', inFlight: 0, tunnels: 0 }), WAIT)
+    expect(await isHealthy(t)).toBe(true)
+  })
+
+  it('a worker that half-closes a tunnel after more than the client takes, to a client that never reads: ended after STREAM_IDLE_TIMEOUT_MS, its lease released', async () => {
+    const t = await startTestGateway({ env: { PUBLIC_FAST_PATH: fastPath, STREAM_IDLE_TIMEOUT_MS: '200' } })
+    await t.enable('acme', 'bad-upgrades')
+    // Never read (no 'data' listener): the worker's 16 MiB back up in the gateway, its end behind them.
+    const client = connect(portOf(t), '127.0.0.1')
+    onTestFinished(() => void client.destroy())
+    const closed = once(client, 'close')
+    client.on('error', () => {}) // reset by the gateway that ends the tunnel
+    client.write(`${upgradeHead(`${BASE}/ws?mode=half-close&mib=16`, 'raw')}\r\n\r\n`)
+    await vi.waitFor(() => expect(workerOf(t)).toMatchObject({ inFlight: 1, tunnels: 1 }), WAIT)
+    await vi.waitFor(() => expect(workerOf(t)).toMatchObject({ state: 'ready', inFlight: 0, tunnels: 0 }), WAIT)
+    client.resume() // reads what reached it, then sees the end the gateway sent
+    await closed
     expect(await isHealthy(t)).toBe(true)
   })
 })
