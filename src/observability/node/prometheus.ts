@@ -135,29 +135,22 @@ async function createRegistry(counted: readonly CollectedMetric[], deps: Prometh
       for (const [state, n] of counts) this.set({ state }, n)
     },
   })
-  new Gauge({
-    name: `${p}worker_requests_in_flight`,
-    help: 'Requests in flight on live workers',
-    registers,
-    collect() {
-      this.set(deps.workers().reduce((n, w) => n + w.inFlight, 0))
-    },
-  })
-  new Gauge({
-    name: `${p}worker_tunnels_open`,
-    help: 'Open tunnels (upgraded connections, e.g. WebSockets) to live workers; counted in worker_requests_in_flight too',
-    registers,
-    collect() {
-      this.set(deps.workers().reduce((n, w) => n + w.tunnels, 0))
-    },
-  })
-  new Gauge({
-    name: `${p}queue_depth`,
-    help: 'Requests waiting for a worker to start',
-    registers,
-    collect() {
-      this.set(deps.queueDepth())
-    },
-  })
+  // Gauges read when scraped, from the pool's own state.
+  const sampled = (name: string, help: string, value: () => number) =>
+    new Gauge({
+      name: `${p}${name}`,
+      help,
+      registers,
+      collect() {
+        this.set(value())
+      },
+    })
+  sampled('worker_requests_in_flight', 'Requests in flight on live workers', () => deps.workers().reduce((n, w) => n + w.inFlight, 0))
+  sampled(
+    'worker_tunnels_open',
+    'Open tunnels (upgraded connections, e.g. WebSockets) to live workers; counted in worker_requests_in_flight too',
+    () => deps.workers().reduce((n, w) => n + w.tunnels, 0),
+  )
+  sampled('queue_depth', 'Requests waiting for a worker to start', () => deps.queueDepth())
   return registry
 }
