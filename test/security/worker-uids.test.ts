@@ -1,8 +1,8 @@
-import { spawn } from 'node:child_process'
-import { readFileSync } from 'node:fs'
-import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
+import { spawn, spawnSync } from 'node:child_process'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { chmod, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { createWorkerUsers } from '../../src/workers/index.js'
 import { copyPlugin, exitOf, FIXTURES_DIR, startTestGateway, tempDir } from '../helpers/gateway.js'
@@ -13,6 +13,7 @@ import { enable, startGatewayProcess, startWorker, workersOf } from '../helpers/
 const isRoot = process.getuid?.() === 0
 const NOGROUP = 65_534
 const DEFAULT_UIDS = { min: 0x7000_0000, max: 0x7000_ffff }
+const KILL = ['/usr/bin/kill', '/bin/kill'].find((path) => existsSync(path)) // procps, as the gateway finds it on PATH
 
 async function uidOf(pid: number): Promise<number> {
   return Number(/^Uid:\s+(\d+)/m.exec(await readFile(`/proc/${pid}/status`, 'utf8'))?.[1])
@@ -157,13 +158,13 @@ describe.runIf(isRoot)('worker uids of a root gateway', () => {
     await plantClaim(dir, uids.min + 1, `${process.pid}-1`) // its pid is alive, but started at another time
     await plantClaim(dir, uids.min + 2, holder.holder) // a live gateway's
     await plantClaim(dir, uids.min + 3, holder.holder)
-    const users = createWorkerUsers({ uids, gid: NOGROUP }, dir)
+    const users = createWorkerUsers({ uids, gid: NOGROUP }, { claimsDir: dir, killCommand: KILL })
     const taken = [users.take().uid, users.take().uid].sort()
     expect(taken).toEqual([uids.min, uids.min + 1])
     expect(() => users.take()).toThrow(expect.objectContaining({ code: 'CAPACITY_EXHAUSTED' }))
 
     // Another instance (another gateway) sees this one's claims as held until it gives them back.
-    const other = createWorkerUsers({ uids, gid: NOGROUP }, dir)
+    const other = createWorkerUsers({ uids, gid: NOGROUP }, { claimsDir: dir, killCommand: KILL })
     expect(() => other.take()).toThrow(expect.objectContaining({ code: 'CAPACITY_EXHAUSTED' }))
     await users.give({ uid: uids.min, gid: NOGROUP })
     expect(other.take().uid).toBe(uids.min)
@@ -178,7 +179,7 @@ describe.runIf(isRoot)('worker uids of a root gateway', () => {
     const uids = { min: 1879900020, max: 1879900021 }
     await liveProcess({ uid: uids.min }) // the worker of a gateway that was killed, still leaving
     await plantClaim(dir, uids.min, '999999999-1') // that gateway's claim (no pid is that high)
-    const users = createWorkerUsers({ uids, gid: NOGROUP }, dir)
+    const users = createWorkerUsers({ uids, gid: NOGROUP }, { claimsDir: dir, killCommand: KILL })
     const user = users.take()
     expect(user.uid).toBe(uids.max)
     expect(() => users.take()).toThrow(expect.objectContaining({ code: 'CAPACITY_EXHAUSTED' }))
@@ -192,5 +193,39 @@ describe.runIf(isRoot)('worker uids of a root gateway', () => {
     })
     expect(['Z', 'X', 'gone']).toContain(stateWhileHeld) // killed before the temp dir is removed
     expect(await killed).toEqual({ code: null, signal: 'SIGKILL' })
+  })
+
+  it('kills a chain of processes that keeps forking a new one and exiting (each missed by a walk of /proc that lists it too late)', async () => {
+    const dir = await claimsDir()
+    const uids = { min: 1879900030, max: 1879900031 }
+    const users = createWorkerUsers({ uids, gid: NOGROUP }, { claimsDir: dir, killCommand: KILL })
+    const runningAs = (uid: number) =>
+      readdirSync('/proc')
+        .filter((name) => /^\d+$/.test(name))
+        .filter((pid) => {
+          const status = (() => {
+            try {
+              return readFileSync(`/proc/${pid}/status`, 'utf8')
+            } catch {
+              return ''
+            }
+          })()
+          return /^Uid:\s+(\d+)/m.exec(status)?.[1] === String(uid) && !/^State:\s+[ZX]/m.test(status)
+        })
+    // Each round of the chain: a shell that sleeps a moment, starts the next shell and exits.
+    const script = join(await tempDir(), 'hop.sh')
+    await writeFile(script, 'sleep 0.002; sh "$0" & exit 0\n', { mode: 0o755 })
+    await chmod(dirname(script), 0o755)
+    for (let round = 0; round < 5; round++) {
+      const user = users.take()
+      onTestFinished(() => {
+        // Should the chain have escaped, killing a list of it would miss its next round as well.
+        for (let i = 0; i < 3 && KILL; i++) spawnSync(KILL, ['-9', '-1'], { uid: user.uid, gid: user.gid, cwd: '/', stdio: 'ignore' })
+      })
+      spawn('sh', [script], { stdio: 'ignore', uid: user.uid, gid: user.gid, detached: true }).unref()
+      await vi.waitFor(() => expect(runningAs(user.uid).length).toBeGreaterThan(0))
+      await users.give(user)
+      expect(runningAs(user.uid)).toEqual([])
+    }
   })
 })

@@ -134,7 +134,11 @@ export function createSandbox(deps: SandboxDeps): Sandbox {
     }
   }
 
-  const users = settings.users && createWorkerUsers(settings.users)
+  const killCommand = settings.users && findExecutable('kill', settings.path)
+  if (settings.users && !killCommand) {
+    log.warn('no kill on PATH (procps): a process a worker forks as it exits can outlive it into the next worker of its uid')
+  }
+  const users = settings.users && createWorkerUsers(settings.users, { killCommand })
   if (settings.users) {
     // The database and key files are the gateway's alone: a worker running as another user must not read them.
     for (const file of deps.protectedPaths) if (existsSync(file)) chmodSync(file, statSync(file).mode & 0o700)

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
 import { setTimeout as delay, setImmediate as yieldToLoop } from 'node:timers/promises'
 import { GatewayError } from '../../core/index.js'
@@ -27,7 +28,18 @@ export interface WorkerUsers {
   give(user: WorkerUser, whileHeld?: () => Promise<void>): Promise<void>
 }
 
-export function createWorkerUsers(settings: WorkerUserSettings, claimsDir?: string): WorkerUsers {
+export interface WorkerUsersOptions {
+  /** Where the uid claims live (tests); the host's claims directory by default. */
+  claimsDir?: string
+  /**
+   * A `kill` binary (procps, util-linux): `kill -9 -1` run as a worker's uid kills every process of
+   * that uid at once. Without it a freed uid's processes are found by walking /proc, which misses one
+   * forked by a process that exits before the walk reads it.
+   */
+  killCommand?: string | undefined
+}
+
+export function createWorkerUsers(settings: WorkerUserSettings, options: WorkerUsersOptions = {}): WorkerUsers {
   const { min, max } = settings.uids
   if (min === max) {
     return {
@@ -35,7 +47,7 @@ export function createWorkerUsers(settings: WorkerUserSettings, claimsDir?: stri
       give: async (_user, whileHeld) => whileHeld?.(),
     }
   }
-  const claims = createUidClaims(claimsDir)
+  const claims = createUidClaims(options.claimsDir)
   const inUse = new Set<number>()
   return {
     take() {
@@ -55,10 +67,10 @@ export function createWorkerUsers(settings: WorkerUserSettings, claimsDir?: stri
       }
       throw new GatewayError('CAPACITY_EXHAUSTED', 503, `every worker uid of ${min}-${max} is in use`, { retryAfterSeconds: 1 })
     },
-    async give({ uid }, whileHeld) {
+    async give({ uid, gid }, whileHeld) {
       // A process the worker started (a stdio MCP server) would otherwise live on under a uid the
       // next worker, maybe another org's, is given.
-      if (!(await killProcessesOf(uid))) {
+      if (!(await killProcessesOf({ uid, gid }, options.killCommand))) {
         inUse.delete(uid) // still claimed: no gateway of the host gives it while this one lives
         throw new GatewayError('INTERNAL', 500, `processes of worker uid ${uid} did not die: the uid is not given again`)
       }
@@ -92,19 +104,20 @@ function uidsOfProcesses(min: number, max: number): Set<number> {
 }
 
 /**
- * Kills every process whose real uid is uid, again for those they start meanwhile; true once none of
- * them runs (each is dead or a zombie), false when some still ran after many rounds.
+ * Kills every process whose real uid is the user's, again for those they start meanwhile; true once
+ * none of them runs (each is dead or a zombie), false when some still ran after many rounds.
  */
-async function killProcessesOf(uid: number): Promise<boolean> {
+async function killProcessesOf(user: WorkerUser, killCommand: string | undefined): Promise<boolean> {
   for (let round = 0; round < KILL_ROUNDS; round++) {
     if (round > 0) await delay(KILL_ROUND_PAUSE_MS) // real time on purpose: pacing, not a deadline
+    if (killCommand) await killAllAs(user, killCommand)
     let isAnyRunning = false
     const pids = listPids()
     for (let at = 0; at < pids.length; at += STATUS_BATCH) {
       if (at > 0) await yieldToLoop()
       for (const pid of pids.slice(at, at + STATUS_BATCH)) {
         const status = statusOf(pid)
-        if (status === undefined || uidsIn(status)[0] !== uid || /^State:\s+[ZX]/m.test(status)) continue
+        if (status === undefined || uidsIn(status)[0] !== user.uid || /^State:\s+[ZX]/m.test(status)) continue
         isAnyRunning = true
         try {
           process.kill(pid, 'SIGKILL')
@@ -116,6 +129,19 @@ async function killProcessesOf(uid: number): Promise<boolean> {
     if (!isAnyRunning) return true
   }
   return false
+}
+
+/**
+ * kill(-1) from a process of the user: the kernel signals every process of that uid while fork() is
+ * held off, so a process that forks and exits cannot leave a child behind as it can from a /proc walk.
+ */
+async function killAllAs(user: WorkerUser, killCommand: string): Promise<void> {
+  const child = spawn(killCommand, ['-9', '-1'], { uid: user.uid, gid: user.gid, cwd: '/', env: {}, stdio: 'ignore' })
+  // Its status says nothing (ESRCH when nothing was left); a failure to run it leaves the walk to do the work.
+  await new Promise<void>((resolve) => {
+    child.once('error', () => resolve())
+    child.once('close', () => resolve())
+  })
 }
 
 /** The pids of the host's processes. */
