@@ -217,6 +217,9 @@ export function createSandbox(deps: SandboxDeps): Sandbox {
       // processes a worker allowed child processes starts (Node 22+ does that itself; 20 does not).
       // Never on the command line as well: Node 20 aborts on a path allowed twice.
       const viaEnv = !isNode || policy.permissions.includes('child-process')
+      // What can leave processes of its uid behind: a wrapper command, a node allowed child processes or
+      // native code (without those permissions Node refuses spawns, process.binding() included).
+      const couldFork = viaEnv || policy.permissions.includes('native-addons')
       if (viaEnv) confinedEnv.NODE_OPTIONS = [asNodeOptions(flags), env.NODE_OPTIONS].filter(Boolean).join(' ')
       return {
         command: cpuLimit([line.command, [...(isNode ? [...(viaEnv ? [] : flags), ...line.nodeFlags] : []), ...line.args]]),
@@ -226,7 +229,7 @@ export function createSandbox(deps: SandboxDeps): Sandbox {
           // rm walks the dir by path: a process of the worker's uid still running could swap a directory
           // in it for a link out while root walks it. With a uid of its own, nothing of it is left then.
           const removeTempDir = () => rm(tempDir, { recursive: true, force: true })
-          const released = user && users ? users.give(user, removeTempDir) : removeTempDir()
+          const released = user && users ? users.give(user, removeTempDir, couldFork) : removeTempDir()
           releasing.add(released)
           return released.finally(() => releasing.delete(released))
         },

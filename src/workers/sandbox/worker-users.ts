@@ -24,8 +24,10 @@ export interface WorkerUsers {
   /**
    * The process of user has exited: with a range, anything left under its uid is killed, then
    * whileHeld runs (no process of the uid runs then, and none can start), then the uid is freed.
+   * couldFork false (a node worker the permission model denies child processes) spares the kill that
+   * catches a fork racing the walk: it costs a spawn, beside the next worker's start.
    */
-  give(user: WorkerUser, whileHeld?: () => Promise<void>): Promise<void>
+  give(user: WorkerUser, whileHeld?: () => Promise<void>, couldFork?: boolean): Promise<void>
 }
 
 export interface WorkerUsersOptions {
@@ -67,10 +69,10 @@ export function createWorkerUsers(settings: WorkerUserSettings, options: WorkerU
       }
       throw new GatewayError('CAPACITY_EXHAUSTED', 503, `every worker uid of ${min}-${max} is in use`, { retryAfterSeconds: 1 })
     },
-    async give({ uid, gid }, whileHeld) {
+    async give({ uid, gid }, whileHeld, couldFork = true) {
       // A process the worker started (a stdio MCP server) would otherwise live on under a uid the
       // next worker, maybe another org's, is given.
-      if (!(await killProcessesOf({ uid, gid }, options.killCommand))) {
+      if (!(await killProcessesOf({ uid, gid }, couldFork ? options.killCommand : undefined))) {
         inUse.delete(uid) // still claimed: no gateway of the host gives it while this one lives
         throw new GatewayError('INTERNAL', 500, `processes of worker uid ${uid} did not die: the uid is not given again`)
       }
