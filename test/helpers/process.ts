@@ -1,7 +1,7 @@
 // Small, generic helpers for tests that run real child processes (STYLE.md §11): every child is
 // tracked and waits are armed at spawn time. A child still running when its test ends is stopped
-// the way the gateway stops a worker (SIGTERM), and given a bounded time to leave; `liveChildren()`
-// then names any that did not (a leak), before `killAll()` removes them.
+// the way the gateway stops a worker (SIGTERM), and given a bounded time to leave, then SIGKILLed;
+// `liveChildren()` names any that did not leave by themselves (a leak), and `killAll()` removes the rest.
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
 import { once } from 'node:events'
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
@@ -179,17 +179,30 @@ export function listeningPorts(pid: number): number[] {
   return ports.sort((a, b) => a - b)
 }
 
-/** SIGTERM, then up to STOP_BOUND_MS for the exit; a child still running after that is left to the leak check. */
+/** Pids of children that outlived SIGTERM + STOP_BOUND_MS: killed, and named by liveChildren() as leaks. */
+const outlived = new Set<number | undefined>()
+
+/** SIGTERM, then up to STOP_BOUND_MS for the exit; a child still running after that is SIGKILLed and reported as a leak. */
 async function stopGracefully(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return
   child.kill('SIGTERM')
   let timer: NodeJS.Timeout | undefined
-  await Promise.race([waitForExit(child), new Promise((resolve) => (timer = setTimeout(resolve, STOP_BOUND_MS)))])
+  const exited = waitForExit(child)
+  const hasExited = await Promise.race([
+    exited.then(() => true),
+    new Promise<false>((resolve) => (timer = setTimeout(resolve, STOP_BOUND_MS, false))),
+  ])
   clearTimeout(timer)
+  if (hasExited) return
+  // Killed here, not left behind: a test run that fails must not leave a hung gateway running on the machine.
+  outlived.add(child.pid)
+  child.kill('SIGKILL')
+  await exited
 }
 
 /** SIGKILLs every tracked child still running and waits for each to exit. */
 export async function killAll(): Promise<void> {
+  outlived.clear()
   await Promise.all(
     [...live].map((child) => {
       const exited = waitForExit(child)
@@ -199,5 +212,5 @@ export async function killAll(): Promise<void> {
   )
 }
 
-/** Pids of tracked children that have not exited yet. */
-export const liveChildren = (): Array<number | undefined> => [...live].map((c) => c.pid)
+/** Pids of tracked children that have not exited yet, and of those killed for outliving SIGTERM. */
+export const liveChildren = (): Array<number | undefined> => [...outlived, ...[...live].map((c) => c.pid)]
