@@ -2,14 +2,9 @@ import { appendFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { scanPlugins } from '../../src/catalog/index.js'
-import { silentLogger } from '../../src/core/index.js'
-import { createInstancesRepo, createPluginsRepo } from '../../src/db/index.js'
 import { createTargets } from '../../src/gateway/index.js'
-import { createRegistry } from '../../src/registry/index.js'
-import { openTempDb } from '../db/harness.js'
 import { copyPlugin, EXAMPLES_DIR, tempDir } from '../helpers/gateway.js'
-import { heldReads } from '../helpers/held-reads.js'
-import { createManualClock } from '../helpers/manual-clock.js'
+import { registryWithHeldReads } from '../helpers/held-reads.js'
 
 // A request reads its target, then (a cache miss) its instance from the database: a rescan or an
 // instance write may finish meanwhile. Its worker must be started for the catalog as it is then, not as it was.
@@ -17,12 +12,7 @@ describe('Targets during a rescan or an instance write', () => {
   async function setUp() {
     const plugins = join(await tempDir(), 'plugins')
     const pluginDir = await copyPlugin(join(EXAMPLES_DIR, 'echo'), plugins, 'echo')
-    const handle = await openTempDb()
-    const clock = createManualClock(1_700_000_000_000)
-    const repo = createInstancesRepo(handle.db, clock)
-    await repo.upsert('acme', 'echo', { enabled: true })
-    const held = heldReads(repo)
-    const registry = createRegistry({ plugins: createPluginsRepo(handle.db, clock), instances: held.instances, log: silentLogger })
+    const { registry, held } = await registryWithHeldReads()
     await registry.load(await scanPlugins([plugins]))
     return { plugins, pluginDir, registry, held, targets: createTargets(registry) }
   }
