@@ -17,6 +17,7 @@ import { leftovers, stopAll, trackedPidCount } from './bench/lib/procs.js'
 import { failedSection, renderSection, renderTable, renderTargets, type Section } from './bench/lib/report.js'
 import { metadataCache } from './bench/metadata-cache.js'
 import { noIpcStart } from './bench/no-ipc-start.js'
+import { peerHops } from './bench/peer-hops.js'
 import { reaper } from './bench/reaper.js'
 import { throughput } from './bench/throughput.js'
 
@@ -74,6 +75,12 @@ const SCENARIOS: Scenario[] = [
           ? { durationS: 2, warmupS: 1, rounds: 1, connections: [1, 32] }
           : { durationS: 3, warmupS: 0.5, rounds: 3, connections: [1, 32] },
       ),
+  },
+  {
+    id: 'peer-hops',
+    title: 'Cluster: the second hop by transport',
+    timeoutS: 300,
+    run: () => peerHops({ durationS: quick ? 2 : 3, warmupS: 0.5, rounds: quick ? 1 : 3, connections: 32 }),
   },
 ]
 
