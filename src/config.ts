@@ -5,7 +5,6 @@ import { fileURLToPath } from 'node:url'
 import { parse as parseShell } from 'shell-quote'
 import { z } from 'zod'
 import { MAX_TIMER_MS } from './core/index.js'
-import { localFilePath } from './db/file-url.js'
 
 // The only module that reads the environment. Everything else receives a slice of Config.
 
@@ -140,8 +139,6 @@ const Env = z
     // The public path on Node without building a Hono context (same rules); false: through the Hono app.
     PUBLIC_FAST_PATH: z.stringbool().default(true),
     CLUSTER_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
-    // Gateways on one database file are on one host: peers reach each other over a unix socket beside it.
-    CLUSTER_SOCKETS: z.enum(['on', 'off']).default('on'),
     LEASE_TTL_MS: ms(500).default(10_000),
     HEARTBEAT_MS: ms(100).default(2_000),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -209,14 +206,12 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd(), uid = pr
   const secretKey = e.SECRET_KEY
   const previousKeys = e.SECRET_KEY_PREVIOUS
   const baseEnv = workerBaseEnv(hostEnv)
-  const databaseUrl = resolveFileUrl(e.DATABASE_URL, cwd)
-  const gatewayId = e.GATEWAY_ID ?? `gw-${randomUUID().slice(0, 8)}`
 
   return deepFreeze({
     /** Where this gateway is installed: its processes run scripts from here (orphan checks). */
     installDir: packageRoot,
     server: { host: e.HOST, port: e.PORT, maxHeaderBytes: e.MAX_HEADER_BYTES, publicFastPath: e.PUBLIC_FAST_PATH },
-    database: { url: databaseUrl, authToken: e.DATABASE_AUTH_TOKEN },
+    database: { url: resolveFileUrl(e.DATABASE_URL, cwd), authToken: e.DATABASE_AUTH_TOKEN },
     pluginDirs: e.PLUGINS_DIR.split(':')
       .filter(Boolean)
       .map((dir) => resolve(cwd, dir)),
@@ -273,11 +268,9 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd(), uid = pr
     cluster: e.CLUSTER_SECRET
       ? {
           secret: e.CLUSTER_SECRET,
-          gatewayId,
+          gatewayId: e.GATEWAY_ID ?? `gw-${randomUUID().slice(0, 8)}`,
           /** Defaults to the address the gateway listens on, known once it listens. */
           internalUrl: e.INTERNAL_URL?.replace(/\/$/, ''),
-          /** Where peers on this host reach it too (a file database only): `<database file>.<gateway id>.sock`. */
-          socketPath: e.CLUSTER_SOCKETS === 'on' ? peerSocketPath(databaseUrl, gatewayId) : null,
           leaseTtlMs: e.LEASE_TTL_MS,
           heartbeatMs: e.HEARTBEAT_MS,
           /** A gateway silent for this long is dead: its leases may be taken and its rows reset. */
@@ -310,12 +303,6 @@ function secretKeyHex(value: string): string | null {
   if (!/^[A-Za-z0-9+/_-]{43}=?$/.test(s)) return null
   const bytes = Buffer.from(s.replace(/-/g, '+').replace(/_/g, '/'), 'base64')
   return bytes.length === 32 ? bytes.toString('hex') : null
-}
-
-/** Beside a local database file, which every gateway of the cluster opens; none for a remote database. */
-function peerSocketPath(databaseUrl: string, gatewayId: string): string | null {
-  const file = localFilePath(databaseUrl)
-  return file === undefined ? null : `${file}.${gatewayId}.sock`
 }
 
 // A relative file: URL is taken relative to the working directory, like any CLI path.

@@ -14,14 +14,9 @@ export interface ClusterConfig {
   gatewayTtlMs: number
 }
 
-/** Where a gateway is reached: its internal URL, and its unix socket, which peers on its host use instead. */
-export interface PeerAddress {
-  url: string
-  socketPath: string | null
-}
-
-export interface PeerOwner extends PeerAddress {
+export interface PeerOwner {
   gatewayId: string
+  url: string
   generation: number
 }
 
@@ -31,9 +26,9 @@ export type Placement = { kind: 'local'; generation: number } | { kind: 'remote'
 /** How this gateway reaches its peers: the Node entry's is undici (cluster/node). */
 export interface PeerTransport {
   /** Keep-alive connection pool to a peer gateway for forwarded requests (internal calls have their own). */
-  dispatcher(peer: PeerAddress): Dispatcher
+  dispatcher(url: string): Dispatcher
   /** One JSON call to a peer's /internal/*: a POST with a payload, a GET without one; marked as from a peer that saw `generation`. */
-  call(peer: PeerAddress, path: string, generation: number, payload?: unknown): Promise<ControlResult>
+  call(url: string, path: string, generation: number, payload?: unknown): Promise<ControlResult>
   /** Closes every connection. */
   close(): Promise<void>
 }
@@ -58,8 +53,8 @@ export interface Cluster {
   ownerChanged(orgId: string, pluginId: string): Promise<Placement>
   /** The owner did not answer: forget it, wait (bounded) for its lease to lapse, and place again. */
   ownerUnreachable(orgId: string, pluginId: string, owner: PeerOwner, signal?: AbortSignal): Promise<Placement>
-  /** Keep-alive connection pool to a peer gateway. */
-  peerDispatcher(peer: PeerAddress): Dispatcher
+  /** Keep-alive connection pool to a peer gateway's internal URL. */
+  peerDispatcher(url: string): Dispatcher
   /** Every live peer's workers, asked in parallel; a peer that does not answer is listed with its error. */
   peerWorkers(): Promise<PeerWorkers[]>
   /** A control call run on the worker's owner when another gateway owns it; null when this one does. */
@@ -68,8 +63,8 @@ export interface Cluster {
   remoteStop(orgId: string, pluginId: string): Promise<boolean>
   /** Tells every other gateway that an instance changed, so owners apply it to their workers. */
   instanceChanged(orgId: string, pluginId: string): Promise<void>
-  /** Registers this gateway at its address and starts heartbeat and lease renewal. */
-  start(address: PeerAddress): Promise<void>
+  /** Registers this gateway and starts heartbeat and lease renewal. */
+  start(selfUrl: string): Promise<void>
   /** Stops the timers, deregisters and closes the peer connections. Leases were released as the workers stopped. */
   close(): Promise<void>
 }
@@ -106,19 +101,18 @@ export function createCluster(deps: ClusterDeps): Cluster {
   const owned = new Map<WorkerKey, { generation: number; since: number }>()
   const remote = new Map<WorkerKey, { owner: PeerOwner; until: number }>()
   const placing = new Map<WorkerKey, Promise<Placement>>()
-  const addresses = new Map<string, PeerAddress>()
+  const addresses = new Map<string, string>()
   const releasing = new Set<Promise<void>>()
+  let selfUrl = ''
   let stopTimers: Array<() => void> = []
   let closed = false
 
-  async function addressOf(gatewayId: string): Promise<PeerAddress | undefined> {
+  async function addressOf(gatewayId: string): Promise<string | undefined> {
     const known = addresses.get(gatewayId)
     if (known) return known
     const row = await repo.gateway(gatewayId)
-    if (!row) return undefined
-    const address = { url: row.address, socketPath: row.socketPath }
-    addresses.set(gatewayId, address)
-    return address
+    if (row) addresses.set(gatewayId, row.address)
+    return row?.address
   }
 
   async function fromLease(key: WorkerKey, row: WorkerLeaseRow): Promise<Placement> {
@@ -127,13 +121,13 @@ export function createCluster(deps: ClusterDeps): Cluster {
       remote.delete(key)
       return { kind: 'local', generation: row.generation }
     }
-    const address = await addressOf(row.ownerGatewayId)
-    if (!address) {
+    const url = await addressOf(row.ownerGatewayId)
+    if (!url) {
       throw new GatewayError('WORKER_UNAVAILABLE', 503, `owner gateway ${row.ownerGatewayId} is not registered`, {
         retryAfterSeconds: Math.max(1, Math.ceil((row.expiresAt.getTime() - clock.now()) / 1000)),
       })
     }
-    const owner = { gatewayId: row.ownerGatewayId, ...address, generation: row.generation }
+    const owner = { gatewayId: row.ownerGatewayId, url, generation: row.generation }
     remote.set(key, { owner, until: row.expiresAt.getTime() })
     return { kind: 'remote', owner }
   }
@@ -185,8 +179,8 @@ export function createCluster(deps: ClusterDeps): Cluster {
       }
       // The owner restarted under its id (a stable GATEWAY_ID), took its lease back at the same
       // generation and keeps renewing it: it is alive, at the address it registered since.
-      const address = await addressOf(owner.gatewayId)
-      if (address !== undefined && address.url !== owner.url) return fromLease(key, row)
+      const url = await addressOf(owner.gatewayId)
+      if (url !== undefined && url !== owner.url) return fromLease(key, row)
       if (clock.now() >= deadline) {
         throw new GatewayError('WORKER_UNAVAILABLE', 503, `owner gateway ${owner.gatewayId} is unreachable`, {
           retryAfterSeconds: 1,
@@ -248,15 +242,14 @@ export function createCluster(deps: ClusterDeps): Cluster {
     return () => cancel()
   }
 
-  type Peer = PeerAddress & { gatewayId: string }
-  async function peers(): Promise<Peer[]> {
+  async function peers(): Promise<Array<{ gatewayId: string; url: string }>> {
     const rows = await repo.liveGateways(config.gatewayTtlMs)
-    return rows.filter((r) => r.id !== self).map((r) => ({ gatewayId: r.id, url: r.address, socketPath: r.socketPath }))
+    return rows.filter((r) => r.id !== self).map((r) => ({ gatewayId: r.id, url: r.address }))
   }
 
-  async function workersOf(peer: Peer): Promise<PeerWorkers> {
+  async function workersOf(peer: { gatewayId: string; url: string }): Promise<PeerWorkers> {
     try {
-      const reply = await transport.call(peer, '/internal/workers', 0)
+      const reply = await transport.call(peer.url, '/internal/workers', 0)
       const parsed = WorkerListings.safeParse(reply.body)
       if (reply.status !== 200 || !parsed.success)
         return { gatewayId: peer.gatewayId, error: `answered ${reply.status} without a worker list` }
@@ -286,7 +279,7 @@ export function createCluster(deps: ClusterDeps): Cluster {
       for (let attempt = 0; placement.kind === 'remote'; attempt++) {
         const { owner } = placement
         const reply = await transport
-          .call(owner, `/internal/orgs/${orgId}/plugins/${pluginId}/control`, owner.generation, { method, path, payload })
+          .call(owner.url, `/internal/orgs/${orgId}/plugins/${pluginId}/control`, owner.generation, { method, path, payload })
           .catch((err: unknown) => {
             throw new GatewayError('UPSTREAM_ERROR', 502, `owner gateway ${owner.gatewayId} failed: ${errorText(err)}`, { cause: err })
           })
@@ -305,15 +298,14 @@ export function createCluster(deps: ClusterDeps): Cluster {
       if (!lease || lease.ownerGatewayId === self || lease.expiresAt.getTime() <= clock.now()) return false
       const owner = await repo.gateway(lease.ownerGatewayId)
       if (!owner) return false
-      const peer = { url: owner.address, socketPath: owner.socketPath }
-      const reply = await transport.call(peer, `/internal/orgs/${orgId}/plugins/${pluginId}/stop`, lease.generation, {})
+      const reply = await transport.call(owner.address, `/internal/orgs/${orgId}/plugins/${pluginId}/stop`, lease.generation, {})
       return (reply.body as { stopped?: boolean } | null)?.stopped === true
     },
 
     async instanceChanged(orgId, pluginId) {
       await Promise.all(
         (await peers()).map((peer) =>
-          transport.call(peer, `/internal/orgs/${orgId}/plugins/${pluginId}/changed`, 0, {}).catch((err: unknown) => {
+          transport.call(peer.url, `/internal/orgs/${orgId}/plugins/${pluginId}/changed`, 0, {}).catch((err: unknown) => {
             // A dead peer has no worker to update; it reads the row afresh when it comes back.
             log.warn({ err, peer: peer.gatewayId, orgId, pluginId }, 'could not tell a peer about an instance change')
           }),
@@ -321,11 +313,11 @@ export function createCluster(deps: ClusterDeps): Cluster {
       )
     },
 
-    async start(address) {
-      const heartbeat = () => repo.heartbeat(self, address.url, address.socketPath)
-      await heartbeat()
+    async start(url) {
+      selfUrl = url
+      await repo.heartbeat(self, selfUrl)
       stopTimers = [
-        every(config.heartbeatMs, heartbeat, 'heartbeat'),
+        every(config.heartbeatMs, () => repo.heartbeat(self, selfUrl), 'heartbeat'),
         every(Math.max(100, Math.floor(config.leaseTtlMs / 3)), renew, 'lease renewal'),
       ]
     },

@@ -1,7 +1,7 @@
 // Runtime-agnostic: leases and placement, peer calls over an injected transport, and the wire
 // protocol between gateways. The undici transport is in ./node (its own door).
 export { createCluster } from './cluster.js'
-export type { Cluster, ClusterConfig, ClusterDeps, PeerAddress, PeerOwner, PeerTransport, Placement } from './cluster.js'
+export type { Cluster, ClusterConfig, ClusterDeps, PeerOwner, PeerTransport, Placement } from './cluster.js'
 export {
   draining,
   isFromPeer,

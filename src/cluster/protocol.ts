@@ -64,19 +64,10 @@ export const draining = () =>
 
 export const isNotOwner = (err: unknown): boolean => err instanceof GatewayError && err.code === 'NOT_OWNER'
 
-// Connection failures before any response: the request never reached the owner, or it died (a peer
-// socket's file is gone once its gateway stopped: ENOENT). Or the owner is shutting down and did not
-// take the request: the same wait for its lease, then a new owner.
+// Connection failures before any response: the request never reached the owner, or it died. Or the
+// owner is shutting down and did not take the request: the same wait for its lease, then a new owner.
 const OWNER_DRAINING = 'OWNER_DRAINING'
-const UNREACHABLE = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'EHOSTUNREACH',
-  'ENOENT',
-  'UND_ERR_SOCKET',
-  'UND_ERR_CONNECT_TIMEOUT',
-  OWNER_DRAINING,
-])
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', OWNER_DRAINING])
 
 /** The peer's answer to a forwarded request, when it says it is not the owner or is shutting down: handled, not relayed. */
 export const refuseNotOwner = (orgId: string, pluginId: string) => (status: number, headers: Record<string, unknown>) => {

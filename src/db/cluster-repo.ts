@@ -13,7 +13,7 @@ export interface LeaseRef {
 
 export interface ClusterRepo {
   /** Registers the gateway (first call) and moves its heartbeat forward. */
-  heartbeat(id: string, address: string, socketPath: string | null): Promise<void>
+  heartbeat(id: string, address: string): Promise<void>
   gateway(id: string): Promise<GatewayRow | undefined>
   /** Gateways whose heartbeat is younger than ttlMs. */
   liveGateways(ttlMs: number): Promise<GatewayRow[]>
@@ -40,13 +40,13 @@ export function createClusterRepo(db: Database, clock: Clock): ClusterRepo {
   const heartbeatSince = (ttlMs: number) => new Date(clock.now() - ttlMs)
 
   return {
-    heartbeat: (id, address, socketPath) =>
+    heartbeat: (id, address) =>
       write(async () => {
         const at = new Date(clock.now())
         await db
           .insert(gateways)
-          .values({ id, address, socketPath, startedAt: at, heartbeatAt: at })
-          .onConflictDoUpdate({ target: gateways.id, set: { address, socketPath, heartbeatAt: at } })
+          .values({ id, address, startedAt: at, heartbeatAt: at })
+          .onConflictDoUpdate({ target: gateways.id, set: { address, heartbeatAt: at } })
       }),
 
     gateway: (id) => db.select().from(gateways).where(eq(gateways.id, id)).get(),

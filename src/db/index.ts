@@ -1,6 +1,5 @@
 // The only door into db/: other folders get repositories and row types, never drizzle itself.
-export { localFilePath } from './file-url.js'
-export { findMigrationsFolder, openDatabase } from './open.js'
+export { findMigrationsFolder, localFilePath, openDatabase } from './open.js'
 export type { DatabaseHandle, OpenDatabaseOptions } from './open.js'
 export { isBusyError, withBusyRetry } from './busy.js'
 export type { BusyRetryOptions } from './busy.js'

@@ -9,7 +9,6 @@ import { drizzle } from 'drizzle-orm/libsql/sqlite3'
 import { migrate } from 'drizzle-orm/libsql/migrator'
 import type { Logger } from '../core/index.js'
 import { GatewayError } from '../core/index.js'
-import { localFilePath } from './file-url.js'
 import * as schema from './schema.js'
 import type { Database } from './types.js'
 
@@ -104,6 +103,21 @@ async function migrateWithRetry(db: Database, migrationsFolder: string, log: Log
 /** Whether libSQL serves the URL in process (a file or memory), as `@libsql/client` decides it. */
 function isEmbedded(url: string): boolean {
   return url === ':memory:' || url.startsWith('file:')
+}
+
+/** The filesystem path of a `file:` URL, or undefined for remote and in-memory databases. */
+export function localFilePath(url: string): string | undefined {
+  if (!url.startsWith('file:')) return undefined
+  let path = url.slice('file:'.length)
+  const query = path.indexOf('?')
+  if (query !== -1) path = path.slice(0, query)
+  // file:///abs and file://localhost/abs carry an (empty or local) authority before the path.
+  if (path.startsWith('//')) {
+    const slash = path.indexOf('/', 2)
+    path = slash === -1 ? '' : path.slice(slash)
+  }
+  if (path === '' || path === ':memory:') return undefined
+  return decodeURIComponent(path)
 }
 
 /**

@@ -63,8 +63,6 @@ export const gateways = sqliteTable('gateways', {
   id: text('id').primaryKey(),
   /** Internal base URL other gateways forward to (INTERNAL_URL). */
   address: text('address').notNull(),
-  /** Its unix socket for peers on the same host (beside a file database); null when it has none. */
-  socketPath: text('socket_path'),
   startedAt: integer('started_at', { mode: 'timestamp_ms' }).notNull(),
   heartbeatAt: integer('heartbeat_at', { mode: 'timestamp_ms' }).notNull(),
 })

@@ -34,7 +34,6 @@ import { generatedKeyPath, openSecretBox } from '../secrets/node/index.js'
 import { callWorker, checkRunnerReach, createSandbox, createWorkerPool, type SpawnFn } from '../workers/index.js'
 import { hasLiveGatewayParent, killOrphanedWorkers } from './orphans.js'
 import { withWorkerReach } from './plugin-reach.js'
-import { listenPeerSocket } from './peer-socket.js'
 import { createPublicFastPath } from './public-fast-path.js'
 
 export interface GatewayOptions {
@@ -219,8 +218,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   }
   const server = createServer({ maxHeaderSize: config.server.maxHeaderBytes }, serve)
   // Upgrade requests (WebSocket or any other) take the same path, on a response over their raw socket.
-  const upgrade = (incoming: IncomingMessage, socket: Socket, head: Buffer) => proxy.upgrades.accept(incoming, socket, head, serve)
-  server.on('upgrade', upgrade)
+  server.on('upgrade', (incoming: IncomingMessage, socket: Socket, head: Buffer) => proxy.upgrades.accept(incoming, socket, head, serve))
   server.listen(config.server.port, config.server.host)
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve)
@@ -243,21 +241,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   const port = (server.address() as AddressInfo).port
   const host = config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host
   const url = `http://${host}:${port}`
-  const { socketPath } = config.cluster ?? {}
-  const peerServer =
-    config.cluster && socketPath
-      ? await listenPeerSocket({
-          path: socketPath,
-          secret: config.cluster.secret,
-          maxHeaderBytes: config.server.maxHeaderBytes,
-          serve,
-          upgrade,
-          log,
-        })
-      : null
-  // Both serve requests, and both stop as one at shutdown.
-  const servers = peerServer ? [server, peerServer] : [server]
-  await cluster?.start({ url: config.cluster?.internalUrl ?? url, socketPath: peerServer ? (socketPath ?? null) : null })
+  await cluster?.start(config.cluster?.internalUrl ?? url)
   const watcher =
     config.watchPlugins &&
     (await watchPlugins({ dirs: config.pluginDirs, debounceMs: config.watchPlugins.debounceMs, clock, log, onChange: catalog.rescan }))
@@ -266,19 +250,17 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   const close = () =>
     (closing ??= (async () => {
       // Stop accepting; requests in flight finish while workers drain.
-      const serversClosed = Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))))
+      const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()))
       // A keep-alive client that keeps sending (health checks, a peer) would hold its connection
       // forever: every answer from now on ends its connection, connections are closed as soon as
       // they are idle, and all of them once the workers had their time to drain and stop. That time
       // is the whole stop (drain, /disable, SIGTERM → SIGKILL): a request cut by it still gets its 502.
-      for (const s of servers) s.prependListener('request', (_req, res: ServerResponse) => res.setHeader('connection', 'close'))
-      const sweep = setInterval(() => {
-        for (const s of servers) s.closeIdleConnections()
-      }, IDLE_SWEEP_MS)
+      server.prependListener('request', (_req, res: ServerResponse) => res.setHeader('connection', 'close'))
+      const sweep = setInterval(() => server.closeIdleConnections(), IDLE_SWEEP_MS)
       const { drainTimeoutMs, disableTimeoutMs, stopTimeoutMs } = config.pool
       const deadline = setTimeout(
         () => {
-          for (const s of servers) s.closeAllConnections()
+          server.closeAllConnections()
           proxy.upgrades.closeAll()
         },
         Math.min(drainTimeoutMs + disableTimeoutMs + stopTimeoutMs, MAX_TIMER_MS),
@@ -292,7 +274,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
         proxy.upgrades.closeAll()
         await cluster?.close()
         await recorder.close()
-        await serversClosed
+        await serverClosed
       } finally {
         clearInterval(sweep)
         clearTimeout(deadline)

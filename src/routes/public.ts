@@ -116,7 +116,7 @@ export function createPublicPath(deps: PublicPathDeps) {
       const { owner } = placement
       try {
         const response = await ex.forward({
-          dispatcher: c.peerDispatcher(owner),
+          dispatcher: c.peerDispatcher(owner.url),
           hop: 'peer',
           path: ex.url.pathname + ex.url.search,
           requestHeaders: Object.assign(forwardedFor(ex, false), peerHeaders(c.secret, owner.generation)),

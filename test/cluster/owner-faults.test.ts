@@ -151,7 +151,7 @@ describe('an owner gateway that fails under load', () => {
     peer.listen(0, '127.0.0.1')
     await once(peer, 'listening')
     onTestFinished(() => new Promise<void>((resolve) => peer.close(() => resolve())))
-    await repo.heartbeat('gw-draining', `http://127.0.0.1:${(peer.address() as AddressInfo).port}`, null)
+    await repo.heartbeat('gw-draining', `http://127.0.0.1:${(peer.address() as AddressInfo).port}`)
     const held = await repo.acquireLease('acme', 'gated', 'gw-draining', 60_000)
 
     // A body was streamed to the owner already: the client is told to come back.

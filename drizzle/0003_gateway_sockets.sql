@@ -1,1 +1,0 @@
-ALTER TABLE `gateways` ADD `socket_path` text;
