@@ -3,7 +3,7 @@ import { setTimeout as delay } from 'node:timers/promises'
 import { Pool } from 'undici'
 import { ReadyMessage, type SpecializeMessage } from '../contract/index.js'
 import type { Clock, Logger } from '../core/index.js'
-import { DeadlineExceeded, GatewayError, withDeadline } from '../core/index.js'
+import { DeadlineExceeded, errorText, GatewayError, withDeadline } from '../core/index.js'
 import type { PoolConfig } from '../config.js'
 import { type CommandLine, type Confined, isNodeCommand, type Policy, type Sandbox } from './sandbox/index.js'
 import { captureOutput, type LogTarget } from './output.js'
@@ -49,12 +49,20 @@ export interface Proc {
 export function spawnProc(deps: Pick<LaunchDeps, 'spawn' | 'clock' | 'log'>, confined: Confined, cwd: string, ipc = true): Proc {
   const { spawn, clock, log } = deps
   const [command, args] = confined.command
-  const child = spawn(command, args, {
-    env: confined.env,
-    cwd,
-    stdio: ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'],
-    ...(confined.user && { uid: confined.user.uid, gid: confined.user.gid }),
-  })
+  let child: ChildProcess
+  try {
+    child = spawn(command, args, {
+      env: confined.env,
+      cwd,
+      stdio: ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'],
+      ...(confined.user && { uid: confined.user.uid, gid: confined.user.gid }),
+    })
+  } catch (err) {
+    // Thrown, not emitted, when the kernel refuses the command line at once (E2BIG: one variable over
+    // 128 KiB, such as a large HAY_ORG_CONFIG): no exit will give back the uid and temp dir it took.
+    void confined.release().catch((releaseErr: unknown) => log.warn({ err: releaseErr }, 'sandbox release failed'))
+    throw new GatewayError('WORKER_START_FAILED', 503, `worker could not be spawned: ${errorText(err)}`, { cause: err })
+  }
   const target: LogTarget = { log }
   if (ipc) guardChannel(child, target)
   const exited = exitOf(child)
