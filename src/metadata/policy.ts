@@ -44,7 +44,7 @@ export interface MetadataPolicy {
    * failed fetch the last good metadata still routes, so that retry runs in the background instead of
    * adding its attempts and timeouts to a cold start.
    */
-  afterReady(worker: Worker): Promise<void>
+  afterReady(worker: Worker, signal?: AbortSignal): Promise<void>
   /** Manual refresh: stale from now on; `running` (a worker of the plugin its caller holds) is asked at once. */
   refresh(pluginId: string, running?: Worker): Promise<void>
 }
@@ -61,9 +61,9 @@ export function createMetadataPolicy(deps: MetadataPolicyDeps): MetadataPolicy {
    * Asks worker for its plugin's metadata and applies the answer. Stored only for the code the worker
    * runs: one started before a rescan changed the plugin answers for the old code.
    */
-  async function ask(worker: Worker, view: PluginView): Promise<void> {
+  async function ask(worker: Worker, view: PluginView, signal?: AbortSignal): Promise<void> {
     lastAsked.set(view.id, clock.now())
-    const row = await store.ensureFresh(view.id, worker.dispatcher, worker.checksum)
+    const row = await store.ensureFresh(view.id, worker.dispatcher, worker.checksum, signal)
     registry.updateRow(row)
     await arrived(view, row)
   }
@@ -100,15 +100,15 @@ export function createMetadataPolicy(deps: MetadataPolicyDeps): MetadataPolicy {
       })
     },
 
-    async afterReady(worker) {
+    async afterReady(worker, signal) {
       const view = registry.plugin(worker.pluginId)
       if (worker.sdkVersion === 'v2' && worker.checksum !== view?.checksum) {
-        const answer = await fetchMetadata({ dispatcher: worker.dispatcher, clock, ...deps.fetch, log })
+        const answer = await fetchMetadata({ dispatcher: worker.dispatcher, clock, ...deps.fetch, log, ...(signal && { signal }) })
         if (answer.ok) ownRoutes.set(worker, compileRoutes(answer.metadata.routes))
         return
       }
       if (view?.sdkVersion !== 'v2' || view.row.metadataState === 'fresh') return
-      const asked = ask(worker, view)
+      const asked = ask(worker, view, signal)
       if (view.row.metadataState === 'error' && view.row.metadata) {
         void inBackground(asked, view.id, 'background metadata refresh failed')
         return

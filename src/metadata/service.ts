@@ -22,7 +22,7 @@ export interface MetadataService {
    * `codeChecksum` is the checksum of the code that worker runs: the answer is stored only while
    * the shared row still describes that code (during a rolling deploy another gateway may run other code).
    */
-  ensureFresh(pluginId: string, worker: Dispatcher, codeChecksum: string): Promise<PluginRow>
+  ensureFresh(pluginId: string, worker: Dispatcher, codeChecksum: string, signal?: AbortSignal): Promise<PluginRow>
   /** Manual refresh: the next ensureFresh fetches again. A no-op for v1; undefined if unknown. */
   markStale(pluginId: string): Promise<PluginRow | undefined>
 }
@@ -31,12 +31,12 @@ export function createMetadataService(deps: MetadataServiceDeps): MetadataServic
   const { plugins, clock, log } = deps
   const inflight = new Map<string, Promise<PluginRow>>()
 
-  async function refresh(pluginId: string, worker: Dispatcher, codeChecksum: string): Promise<PluginRow> {
+  async function refresh(pluginId: string, worker: Dispatcher, codeChecksum: string, signal?: AbortSignal): Promise<PluginRow> {
     const row = await plugins.get(pluginId)
     if (!row) throw new GatewayError('PLUGIN_NOT_FOUND', 404, `plugin ${pluginId} is not registered`)
     if (row.sdkVersion === 'v1' || row.metadataState === 'fresh') return row
 
-    const result = await fetchMetadata({ dispatcher: worker, clock, ...deps.fetch, log })
+    const result = await fetchMetadata({ dispatcher: worker, clock, ...deps.fetch, log, ...(signal && { signal }) })
     if (result.ok) {
       const { metadata } = result
       let saved: PluginRow | undefined
@@ -63,6 +63,8 @@ export function createMetadataService(deps: MetadataServiceDeps): MetadataServic
       return saved ?? (await plugins.get(pluginId)) ?? row
     }
 
+    // Called off (the worker died while it was asked): that says nothing about the plugin's metadata.
+    if (result.reason === 'aborted') return row
     log.warn(
       { pluginId, reason: result.reason, attempts: result.attempts, error: result.error, hasMetadata: row.metadata !== null },
       'plugin metadata fetch failed; keeping the last good metadata',
@@ -71,13 +73,13 @@ export function createMetadataService(deps: MetadataServiceDeps): MetadataServic
   }
 
   return {
-    ensureFresh(pluginId, worker, codeChecksum) {
+    ensureFresh(pluginId, worker, codeChecksum, signal) {
       // Per code version: a worker of new code never waits on a fetch from old code, which is not stored.
       const key = `${pluginId}\0${codeChecksum}`
       const pending = inflight.get(key)
       if (pending) return pending
       // Entered in the map before the first await, so a concurrent caller always finds it.
-      const flight: Promise<PluginRow> = refresh(pluginId, worker, codeChecksum).finally(() => {
+      const flight: Promise<PluginRow> = refresh(pluginId, worker, codeChecksum, signal).finally(() => {
         if (inflight.get(key) === flight) inflight.delete(key)
       })
       inflight.set(key, flight)

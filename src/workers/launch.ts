@@ -244,7 +244,8 @@ export class PortInUseError extends Error {
   readonly code = 'PORT_IN_USE'
 }
 
-function startFailed(spec: WorkerSpec, exit: ExitInfo, stderr: string): Error {
+/** A worker that exited before it served: a port lost to a race, else WORKER_START_FAILED with its stderr's reason. */
+export function startFailed(spec: WorkerSpec, exit: ExitInfo, stderr: string): Error {
   if (/EADDRINUSE/.test(stderr)) return new PortInUseError(`port taken before ${spec.pluginId}'s worker could bind it`)
   const how = exit.signal ? `signal ${exit.signal}` : exit.code === null ? 'could not be spawned' : `code ${exit.code}`
   const detail = stderr ? `: ${startFailureReason(stderr)}` : ''

@@ -1,7 +1,7 @@
 import type { Clock, Logger, WorkerKey } from '../core/index.js'
 import { GatewayError, errorText, splitWorkerKey, withDeadline, workerKey } from '../core/index.js'
 import type { PoolConfig } from '../config.js'
-import { launchWorker, PortInUseError, prewarmCommand, spawnProc, type SpawnFn } from './launch.js'
+import { type Launched, launchWorker, PortInUseError, prewarmCommand, spawnProc, startFailed, type SpawnFn } from './launch.js'
 import { createPrewarmPool } from './prewarm.js'
 import type { Policy, Sandbox } from './sandbox/index.js'
 import { allocatePort } from './ports.js'
@@ -17,7 +17,7 @@ export interface PoolDeps {
   sandbox: Sandbox
   log: Logger
   /** Runs after a worker is ready and before it takes requests (metadata fetch); counted in the cold start. */
-  afterReady?: (worker: Worker) => Promise<void>
+  afterReady?: (worker: Worker, signal: AbortSignal) => Promise<void>
 }
 
 const PORT_ATTEMPTS = 3
@@ -180,7 +180,7 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
       }
       const metadataStart = clock.now()
       try {
-        await deps.afterReady?.(worker)
+        await afterReady(worker, spec, launched)
       } catch (err) {
         await stopProcess(worker, launched.exited, stopOptions())
         throw err
@@ -269,6 +269,28 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
   }
 
   // Another process may bind a port between our check and the worker's listen: try a few more.
+  /**
+   * The pool's hook for a worker that just became ready (its metadata fetched), raced against the
+   * worker's exit: one that dies meanwhile is a failed start (its backoff applies), and the hook is
+   * called off rather than left retrying a dead port and blaming the plugin's metadata.
+   */
+  async function afterReady(worker: Worker, spec: WorkerSpec, launched: Launched): Promise<void> {
+    if (!deps.afterReady) return
+    // Aborted by the exit, whenever it comes: what the hook left running in the background asks a dead port too.
+    const died = new AbortController()
+    let isOver = false
+    const exitedFirst = launched.exited.then((exit) => {
+      died.abort()
+      if (!isOver) throw startFailed(spec, exit, launched.stderrTail())
+    })
+    exitedFirst.catch(() => {}) // a rejection the race below reads, or nobody once it is over
+    try {
+      await Promise.race([deps.afterReady(worker, died.signal), exitedFirst])
+    } finally {
+      isOver = true
+    }
+  }
+
   async function launchOnFreePort(spec: WorkerSpec, policy: Policy, rolls: number, wlog: Logger) {
     for (let attempt = 1; ; attempt++) {
       const port = await allocatePort(config.portRange, portsInUse())

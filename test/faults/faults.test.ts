@@ -42,6 +42,19 @@ describe('faulty plugins', () => {
     expect(t.spawned).toHaveLength(2)
   })
 
+  it('dies right after ready, while its metadata is asked → a failed start with its backoff; the metadata is not blamed', async () => {
+    const t = await startTestGateway({ env: { RESTART_BACKOFF_MS: '60000', RESTART_BACKOFF_MAX_MS: '600000', PREWARM_POOL_SIZE: '0' } })
+    await t.enable('acme', 'dies-after-ready')
+    const first = await fetch(`${t.url}/orgs/acme/plugins/dies-after-ready/ping`)
+    expect([first.status, (await json(first)).error.code, first.headers.get('retry-after')]).toEqual([503, 'WORKER_START_FAILED', '60'])
+    expect((await t.instanceRow('acme', 'dies-after-ready'))?.lastError).toMatch(/exited during start \(code 3\)/)
+    // Every org's metadata: still to be fetched from a worker that lives, not marked an error.
+    expect((await t.pluginRow('dies-after-ready'))?.metadataState).toBe('missing')
+    const second = await fetch(`${t.url}/orgs/acme/plugins/dies-after-ready/ping`)
+    expect([second.status, (await json(second)).error.code]).toEqual([503, 'WORKER_START_FAILED'])
+    expect(t.spawned).toHaveLength(1) // the backoff holds
+  })
+
   it('why a worker died during start goes to the operator (lastError, admin API), not to a public client', async () => {
     const t = await startTestGateway()
     await t.enable('acme', 'crash-on-start')
