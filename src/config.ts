@@ -262,7 +262,18 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd(), uid = pr
     },
     /** Keep x-forwarded-proto/host from the client: only behind a proxy you run (the edge entry). */
     trustForwarded: e.TRUST_FORWARDED,
-    proxy: { upstreamTimeoutMs: e.UPSTREAM_TIMEOUT_MS, streamIdleTimeoutMs: e.STREAM_IDLE_TIMEOUT_MS, maxBodyBytes: e.MAX_BODY_BYTES },
+    proxy: {
+      upstreamTimeoutMs: e.UPSTREAM_TIMEOUT_MS,
+      // A peer owner's answer may wait for its cold start first, as a request sent to it does: the
+      // start, the worst metadata fetch (every attempt timing out, the pauses between), then the plugin.
+      peerTimeoutMs:
+        e.START_TIMEOUT_MS +
+        e.METADATA_ATTEMPTS * e.METADATA_TIMEOUT_MS +
+        pausesBetween(e.METADATA_ATTEMPTS, e.METADATA_BACKOFF_MS) +
+        e.UPSTREAM_TIMEOUT_MS,
+      streamIdleTimeoutMs: e.STREAM_IDLE_TIMEOUT_MS,
+      maxBodyBytes: e.MAX_BODY_BYTES,
+    },
     activityFlushMs: e.ACTIVITY_FLUSH_MS,
     /** Several gateways on one database coordinate only when CLUSTER_SECRET is set. */
     cluster: e.CLUSTER_SECRET
@@ -304,6 +315,10 @@ function secretKeyHex(value: string): string | null {
   const bytes = Buffer.from(s.replace(/-/g, '+').replace(/_/g, '/'), 'base64')
   return bytes.length === 32 ? bytes.toString('hex') : null
 }
+
+/** The pauses a metadata fetch makes between its attempts (the last listed pause repeats). */
+const pausesBetween = (attempts: number, backoffMs: readonly number[]): number =>
+  Array.from({ length: attempts - 1 }, (_, i) => backoffMs[Math.min(i, backoffMs.length - 1)] ?? 0).reduce((a, b) => a + b, 0)
 
 // A relative file: URL is taken relative to the working directory, like any CLI path.
 function resolveFileUrl(url: string, cwd: string): string {

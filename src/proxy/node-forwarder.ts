@@ -14,6 +14,8 @@ import type { ForwardTarget, Forwarder } from './types.js'
 export interface NodeForwarderOptions {
   /** Bound on the wait for the upstream's response headers (or its 101). */
   upstreamTimeoutMs: number
+  /** The same to a peer gateway (hop `peer`), whose answer may wait for its cold start first; upstreamTimeoutMs if absent. */
+  peerTimeoutMs?: number
   /** Once they are through, the longest a response body or a tunnel may stay silent; 0: no bound. */
   streamIdleTimeoutMs: number
   maxBodyBytes: number
@@ -72,7 +74,7 @@ export function createNodeProxy(opts: NodeForwarderOptions): NodeProxy {
           path: target.path,
           headers: forwardHeaders(incoming.headers, target.requestHeaders),
           upgrade: headerValue(incoming.headers.upgrade),
-          headersTimeout: opts.upstreamTimeoutMs,
+          headersTimeout: headersTimeoutOf(target, opts),
           bodyTimeout: opts.streamIdleTimeoutMs,
         },
         new ProxyHandler(outgoing, target, opts, resolve, reject),
@@ -99,7 +101,7 @@ export function createNodeProxy(opts: NodeForwarderOptions): NodeProxy {
             path: target.path,
             headers: forwardHeaders(incoming.headers, target.requestHeaders),
             body: requestBody(incoming, opts.maxBodyBytes),
-            headersTimeout: opts.upstreamTimeoutMs,
+            headersTimeout: headersTimeoutOf(target, opts),
             // Between body chunks, not in all: a long stream (SSE) is never cut for its length.
             bodyTimeout: opts.streamIdleTimeoutMs,
           },
@@ -243,7 +245,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     if ((err as { code?: string }).code === 'BODY_TOO_LARGE') endAfterAnswer(this.outgoing)
     if (this.headersSent)
       this.outgoing.destroy() // the worker died mid-body or the client went away
-    else this.reject(upstreamError(err, this.opts))
+    else this.reject(upstreamError(err, this.target, this.opts))
   }
 
   private finish(): void {
@@ -309,12 +311,16 @@ function limitBytes(max: number): Transform {
 
 const tooLarge = (max: number) => new GatewayError('PAYLOAD_TOO_LARGE', 413, `request body exceeds ${max} bytes`)
 
-function upstreamError(err: unknown, opts: NodeForwarderOptions): GatewayError {
+const headersTimeoutOf = (target: ForwardTarget, opts: NodeForwarderOptions): number =>
+  target.hop === 'peer' ? (opts.peerTimeoutMs ?? opts.upstreamTimeoutMs) : opts.upstreamTimeoutMs
+
+function upstreamError(err: unknown, target: ForwardTarget, opts: NodeForwarderOptions): GatewayError {
   if (err instanceof GatewayError) return err
   const code = (err as { code?: string } | null)?.code
   if (code === 'BODY_TOO_LARGE') return tooLarge(opts.maxBodyBytes)
   if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
-    return new GatewayError('UPSTREAM_TIMEOUT', 504, `plugin did not answer within ${opts.upstreamTimeoutMs} ms`, { cause: err })
+    const who = target.hop === 'peer' ? 'the owner gateway' : 'plugin'
+    return new GatewayError('UPSTREAM_TIMEOUT', 504, `${who} did not answer within ${headersTimeoutOf(target, opts)} ms`, { cause: err })
   }
   return new GatewayError('UPSTREAM_ERROR', 502, 'plugin worker failed while handling the request', { cause: err })
 }

@@ -1,6 +1,7 @@
 // The owner of a worker fails while other gateways send it traffic (README: Several gateways on
 // one database): silent but alive (SIGSTOP), or dead with a request in flight (SIGKILL).
 import { once } from 'node:events'
+import { setTimeout as delay } from 'node:timers/promises'
 import { createServer } from 'node:http'
 import { connect, type AddressInfo } from 'node:net'
 import { describe, expect, it, onTestFinished, vi } from 'vitest'
@@ -28,6 +29,23 @@ async function outcome(url: string, init?: RequestInit): Promise<{ status: numbe
 }
 
 describe('an owner gateway that fails under load', () => {
+  it('answers a request a peer forwarded while it starts the worker, after the start, as it answers its own', async () => {
+    const gate = await startGate()
+    // The peer hop waits for the owner's start (START_TIMEOUT_MS), not only for the plugin (UPSTREAM_TIMEOUT_MS).
+    const { gateways } = await startCluster(2, { GATE_URL: gate.url, UPSTREAM_TIMEOUT_MS: '300', START_TIMEOUT_MS: '20000' })
+    const [owner, peer] = [gateways[0]!, gateways[1]!]
+    await enable(owner.url, 'acme', 'gated', { enabled: true, config: { startGate: 'start' } })
+    const direct = fetch(`${owner.url}/orgs/acme/plugins/gated/whoami`) // takes the lease; its start is held
+    await gate.arrived('start')
+    const viaPeer = fetch(`${peer.url}/orgs/acme/plugins/gated/whoami`)
+    // Held past UPSTREAM_TIMEOUT_MS (a condition, not a measurement): a 504 would have come by then.
+    await Promise.race([viaPeer, delay(1_000)])
+    gate.open('start')
+    expect((await direct).status).toBe(200)
+    const res = await viaPeer
+    expect([res.status, await res.text()]).toEqual([200, expect.stringContaining('"orgId":"acme"')])
+  })
+
   it('is replaced once its lease lapses when it is SIGSTOPped (alive, silent); resumed, it stops its worker', async () => {
     const { gateways, repo, instances, allWorkers } = await startCluster(3)
     const [owner, a, b] = [gateways[0]!, gateways[1]!, gateways[2]!]
