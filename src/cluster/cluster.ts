@@ -2,7 +2,7 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import type { Dispatcher } from 'undici'
 import { z } from 'zod'
 import type { Clock, ErrorCode, Logger, WorkerKey } from '../core/index.js'
-import { errorText, GatewayError, isErrorCode, sleep, splitWorkerKey, workerKey } from '../core/index.js'
+import { abortable, errorText, GatewayError, isErrorCode, sleep, splitWorkerKey, workerKey } from '../core/index.js'
 import type { ClusterRepo, LeaseRef, WorkerLeaseRow } from '../db/index.js'
 import type { ControlResult, PoolEvent, WorkerPool } from '../workers/index.js'
 import { type PeerWorkers, WorkerListings } from './protocol.js'
@@ -51,8 +51,12 @@ export interface Cluster {
   claim(orgId: string, pluginId: string, seenGeneration: number | undefined): Promise<Placement>
   /** The owner we had cached said it no longer owns the key: forget it and place again. */
   ownerChanged(orgId: string, pluginId: string): Promise<Placement>
-  /** The owner did not answer: forget it, wait (bounded) for its lease to lapse, and place again. */
-  ownerUnreachable(orgId: string, pluginId: string, owner: PeerOwner, signal?: AbortSignal): Promise<Placement>
+  /**
+   * The owner did not answer (or, `isDraining`, refused because it shuts down): forget it and place
+   * again once its lease lapses, or at once when it is seen alive (bounded). One wait per owner and key,
+   * whoever asks; signal lets one caller leave it.
+   */
+  ownerUnreachable(orgId: string, pluginId: string, owner: PeerOwner, signal?: AbortSignal, isDraining?: boolean): Promise<Placement>
   /** Keep-alive connection pool to a peer gateway's internal URL. */
   peerDispatcher(url: string): Dispatcher
   /** Every live peer's workers, asked in parallel; a peer that does not answer is listed with its error. */
@@ -101,6 +105,8 @@ export function createCluster(deps: ClusterDeps): Cluster {
   const owned = new Map<WorkerKey, { generation: number; since: number }>()
   const remote = new Map<WorkerKey, { owner: PeerOwner; until: number }>()
   const placing = new Map<WorkerKey, Promise<Placement>>()
+  // Waits on an owner that did not answer, per key, owner and generation: shared by every request that hit it.
+  const waitingOut = new Map<string, Promise<Placement>>()
   const addresses = new Map<string, string>()
   const releasing = new Set<Promise<void>>()
   let selfUrl = ''
@@ -166,28 +172,47 @@ export function createCluster(deps: ClusterDeps): Cluster {
     return place(orgId, pluginId)
   }
 
-  async function ownerUnreachable(orgId: string, pluginId: string, owner: PeerOwner, signal?: AbortSignal) {
+  function ownerUnreachable(orgId: string, pluginId: string, owner: PeerOwner, signal?: AbortSignal, isDraining = false) {
     const key = workerKey(orgId, pluginId)
     remote.delete(key)
     addresses.delete(owner.gatewayId)
+    const id = `${key}\0${owner.gatewayId}\0${owner.generation}\0${isDraining}`
+    let wait = waitingOut.get(id)
+    if (!wait) {
+      wait = waitOut(key, owner, isDraining).finally(() => waitingOut.delete(id))
+      waitingOut.set(id, wait)
+    }
+    return abortable(wait, signal)
+  }
+
+  async function waitOut(key: WorkerKey, owner: PeerOwner, isDraining: boolean): Promise<Placement> {
+    const { orgId, pluginId } = splitWorkerKey(key)
     const deadline = clock.now() + config.leaseTtlMs + config.heartbeatMs
+    let firstHeartbeat: number | undefined
     for (;;) {
       const row = await repo.lease(orgId, pluginId)
       const stillHeld = row && row.ownerGatewayId === owner.gatewayId && row.generation === owner.generation
       if (!stillHeld || row.expiresAt.getTime() <= clock.now()) {
         return fromLease(key, await repo.acquireLease(orgId, pluginId, self, config.leaseTtlMs))
       }
+      const gateway = await repo.gateway(owner.gatewayId)
+      if (gateway) addresses.set(owner.gatewayId, gateway.address)
       // The owner restarted under its id (a stable GATEWAY_ID), took its lease back at the same
       // generation and keeps renewing it: it is alive, at the address it registered since.
-      const url = await addressOf(owner.gatewayId)
-      if (url !== undefined && url !== owner.url) return fromLease(key, row)
+      if (gateway && gateway.address !== owner.url) return fromLease(key, row)
+      // It heartbeated since it failed us (a reset connection, a blip): alive, so asked again, not
+      // waited out. Compared with its own earlier heartbeat, so no two hosts' clocks are compared. One
+      // that shuts down heartbeats too, and is waited out: it lets go of the key.
+      const heartbeat = gateway?.heartbeatAt.getTime()
+      if (!isDraining && heartbeat !== undefined && firstHeartbeat !== undefined && heartbeat > firstHeartbeat) return fromLease(key, row)
+      firstHeartbeat ??= heartbeat
       if (clock.now() >= deadline) {
         throw new GatewayError('WORKER_UNAVAILABLE', 503, `owner gateway ${owner.gatewayId} is unreachable`, {
           retryAfterSeconds: 1,
         })
       }
-      // The owner is gone but its lease still runs: wait for it to lapse rather than fail the request.
-      await sleep(clock, Math.min(row.expiresAt.getTime() - clock.now() + 1, deadline - clock.now()), signal)
+      // Its lease still runs: look again at its next heartbeat, or once the lease lapsed.
+      await sleep(clock, Math.max(1, Math.min(config.heartbeatMs, row.expiresAt.getTime() - clock.now() + 1, deadline - clock.now())))
     }
   }
 

@@ -5,6 +5,7 @@ export type { Cluster, ClusterConfig, ClusterDeps, PeerOwner, PeerTransport, Pla
 export {
   draining,
   isFromPeer,
+  isOwnerDraining,
   isNotOwner,
   isRetryableAfter,
   notOwner,

@@ -82,6 +82,10 @@ export const refuseNotOwner = (orgId: string, pluginId: string) => (status: numb
   return null
 }
 
+/** The owner refused a forwarded request because it is shutting down (it answered, so it is alive). */
+export const isOwnerDraining = (err: unknown): boolean =>
+  err instanceof GatewayError && (err.cause as { code?: string } | undefined)?.code === OWNER_DRAINING
+
 /** A forward that failed this way may go to the (new) owner again; only a request without a body can be sent twice. */
 export function isRetryableAfter(err: unknown, bodyless: boolean): boolean {
   const cause = err instanceof GatewayError ? (err.cause as { code?: string } | undefined) : undefined

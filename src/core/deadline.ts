@@ -32,3 +32,14 @@ export async function withDeadline<T>(clock: Clock, ms: number, fn: (signal: Abo
     parent?.removeEventListener('abort', onParentAbort)
   }
 }
+
+/** promise, or its caller's abort first: a wait several callers share, each able to leave it. */
+export function abortable<T>(promise: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (!signal) return promise
+  if (signal.aborted) return Promise.reject(signal.reason)
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason)
+    signal.addEventListener('abort', onAbort, { once: true })
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
+  })
+}

@@ -4,6 +4,7 @@ import type { Cluster } from '../cluster/index.js'
 import {
   draining,
   isFromPeer,
+  isOwnerDraining,
   isNotOwner,
   isRetryableAfter,
   notOwner,
@@ -133,7 +134,7 @@ export function createPublicPath(deps: PublicPathDeps) {
           await moved?.catch(() => {})
           throw err
         }
-        placement = await (moved ?? c.ownerUnreachable(orgId, pluginId, owner, ex.clientSignal()))
+        placement = await (moved ?? c.ownerUnreachable(orgId, pluginId, owner, ex.clientSignal(), isOwnerDraining(err)))
       }
     }
     return HERE

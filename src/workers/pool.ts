@@ -1,5 +1,5 @@
 import type { Clock, Logger, WorkerKey } from '../core/index.js'
-import { GatewayError, errorText, splitWorkerKey, withDeadline, workerKey } from '../core/index.js'
+import { abortable, GatewayError, errorText, splitWorkerKey, withDeadline, workerKey } from '../core/index.js'
 import type { PoolConfig } from '../config.js'
 import { type Launched, launchWorker, PortInUseError, prewarmCommand, spawnProc, startFailed, type SpawnFn } from './launch.js'
 import { createPrewarmPool } from './prewarm.js'
@@ -594,14 +594,4 @@ function describeCrash(exit: ExitInfo, stderrTail: string, config: Pick<PoolConf
   }
   const lastLine = stderrTail.split('\n').filter(Boolean).slice(-1)[0]
   return `worker exited unexpectedly (${how})${lastLine ? `: ${lastLine.slice(0, 300)}` : ''}`
-}
-
-function abortable<T>(promise: Promise<T>, signal?: AbortSignal): Promise<T> {
-  if (!signal) return promise
-  if (signal.aborted) return Promise.reject(signal.reason)
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason)
-    signal.addEventListener('abort', onAbort, { once: true })
-    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
-  })
 }

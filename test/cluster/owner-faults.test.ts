@@ -3,11 +3,11 @@
 import { once } from 'node:events'
 import { setTimeout as delay } from 'node:timers/promises'
 import { createServer } from 'node:http'
-import { connect, type AddressInfo } from 'node:net'
+import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net'
 import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { startGate } from '../helpers/gate.js'
-import { isRunning } from '../helpers/gateway.js'
-import { enable, startWorker, workersOf } from '../helpers/gateway-process.js'
+import { isRunning, tempDir } from '../helpers/gateway.js'
+import { enable, startGatewayProcess, startWorker, workersOf } from '../helpers/gateway-process.js'
 import { listeningPorts } from '../helpers/process.js'
 import { SECRET, startCluster } from './harness.js'
 
@@ -28,7 +28,59 @@ async function outcome(url: string, init?: RequestInit): Promise<{ status: numbe
   }
 }
 
+/** A TCP relay to the port `state.target`; it resets the next `state.resets` connections once they send. */
+async function startBlipRelay() {
+  const state = { target: 0, resets: 0, reset: 0 }
+  const sockets = new Set<Socket>()
+  const track = (socket: Socket) => {
+    sockets.add(socket)
+    socket.on('close', () => sockets.delete(socket))
+  }
+  const server = createNetServer((client) => {
+    track(client)
+    client.on('error', () => client.destroy())
+    if (state.resets > 0) {
+      state.resets--
+      client.once('data', () => {
+        state.reset++
+        client.resetAndDestroy()
+      })
+      return
+    }
+    const upstream = connect(state.target, '127.0.0.1')
+    track(upstream)
+    upstream.on('error', () => client.destroy())
+    client.on('close', () => upstream.destroy())
+    upstream.on('close', () => client.destroy())
+    client.pipe(upstream).pipe(client)
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  onTestFinished(() => {
+    for (const socket of sockets) socket.destroy()
+    return new Promise<void>((resolve) => server.close(() => resolve()))
+  })
+  return { state, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` }
+}
+
 describe('an owner gateway that fails under load', () => {
+  it('is asked again at once when it heartbeats after its connection failed (a reset), not waited out', async () => {
+    const relay = await startBlipRelay()
+    const dir = await tempDir()
+    const env = (id: string) => ({ CLUSTER_SECRET: SECRET, GATEWAY_ID: id, LEASE_TTL_MS: '3000', HEARTBEAT_MS: '250' })
+    // Peers reach gw0 through the relay (its INTERNAL_URL), as through a network.
+    const owner = await startGatewayProcess(dir, { ...env('gw0'), INTERNAL_URL: relay.url })
+    relay.state.target = Number(new URL(owner.url).port)
+    const peer = await startGatewayProcess(dir, env('gw1'))
+    await enable(owner.url, 'acme', 'echo')
+    const first = await fetch(`${owner.url}/orgs/acme/plugins/echo/items/1`)
+    expect(first.status).toBe(200) // gw0 owns the key and runs its worker
+    await first.body?.cancel()
+    relay.state.resets = 1 // the next connection to the owner is reset
+    const res = await fetch(`${peer.url}/orgs/acme/plugins/echo/items/2`)
+    expect([relay.state.reset, res.status, await res.json()]).toEqual([1, 200, { prefix: 'echo', id: '2', query: {} }])
+  })
+
   it('answers a request a peer forwarded while it starts the worker, after the start, as it answers its own', async () => {
     const gate = await startGate()
     // The peer hop waits for the owner's start (START_TIMEOUT_MS), not only for the plugin (UPSTREAM_TIMEOUT_MS).
