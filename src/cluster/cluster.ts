@@ -82,6 +82,8 @@ export interface ClusterDeps {
   transport: PeerTransport
   clock: Clock
   log: Logger
+  /** True once this gateway shuts down: it gives its keys back as its workers start to drain, and takes none. */
+  draining?: () => boolean
 }
 
 const OwnerError = z.object({ error: z.object({ code: z.string(), message: z.string() }) })
@@ -152,7 +154,16 @@ export function createCluster(deps: ClusterDeps): Cluster {
     if (held) return Promise.resolve({ kind: 'local', generation: held.generation })
     const cached = remote.get(key)
     if (cached && clock.now() < cached.until) return Promise.resolve({ kind: 'remote', owner: cached.owner })
+    if (deps.draining?.()) return singleFlight(key, () => placeWhileDraining(key))
     return singleFlight(key, async () => fromLease(key, await repo.acquireLease(orgId, pluginId, self, config.leaseTtlMs)))
+  }
+
+  /** Shutting down, a gateway sends a request to the key's live owner, if another gateway is one, and takes no key itself. */
+  async function placeWhileDraining(key: WorkerKey): Promise<Placement> {
+    const { orgId, pluginId } = splitWorkerKey(key)
+    const row = await repo.lease(orgId, pluginId)
+    if (row && row.ownerGatewayId !== self && row.expiresAt.getTime() > clock.now()) return fromLease(key, row)
+    throw new GatewayError('SHUTTING_DOWN', 503, 'gateway is shutting down', { retryAfterSeconds: 1 })
   }
 
   async function claim(orgId: string, pluginId: string, seenGeneration: number | undefined): Promise<Placement> {
@@ -284,9 +295,12 @@ export function createCluster(deps: ClusterDeps): Cluster {
     }
   }
 
-  // A superseded stop is not the key's: the lease now covers the generation that replaced it.
+  // A superseded stop is not the key's: the lease now covers the generation that replaced it. At
+  // shutdown the key is given back as its worker starts to drain, not once it stopped: a peer starts the
+  // next generation for new requests while those in flight finish here.
   const unsubscribe = pool.subscribe((event: PoolEvent) => {
     if ((event.type === 'stopped' && !event.superseded) || event.type === 'start-failed') release(event.orgId, event.pluginId)
+    else if (event.type === 'stopping' && event.reason === 'shutdown') release(event.worker.orgId, event.worker.pluginId)
   })
 
   return {

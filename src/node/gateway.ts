@@ -142,6 +142,9 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   pool.subscribe(recorder.record)
   const metrics = createPrometheusMetrics({ workers: pool.list, queueDepth: pool.queued })
   pool.subscribe(metrics.observePoolEvent)
+  // Set once shutdown begins (close below).
+  let closing: Promise<void> | null = null
+  const draining = () => closing !== null
   const cluster =
     config.cluster &&
     createCluster({
@@ -152,6 +155,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       transport: createPeerTransport({ secret: config.cluster.secret, timeoutMs: config.controlTimeoutMs }),
       clock,
       log,
+      draining,
     })
 
   const targets = createTargets(registry)
@@ -176,8 +180,6 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     ...(config.cluster && seenCatalog && { cluster: { repo: catalogRepo, seen: seenCatalog, followMs: config.cluster.heartbeatMs } }),
   })
   const instanceUseCases = createInstances({ registry, targets, specs, pool, workers, secrets, log, ...(cluster && { cluster }) })
-  let closing: Promise<void> | null = null
-  const draining = () => closing !== null
   const servePublic = createPublicPath({ admission, trustForwarded: config.trustForwarded, draining, ...(cluster && { cluster }) })
 
   const clientAddress = (c: Context) => getConnInfo(c).remote.address

@@ -174,6 +174,50 @@ describe('an owner gateway that fails under load', () => {
     await vi.waitFor(() => expect(isRunning(oldPid)).toBe(false), WAIT)
   })
 
+  it('gives its keys back as it starts to drain: a peer serves the key (a new generation) while its request in flight finishes', async () => {
+    const gate = await startGate()
+    const { gateways } = await startCluster(2, { GATE_URL: gate.url })
+    const [owner, peer] = [gateways[0]!, gateways[1]!]
+    const oldPid = await startWorker(owner.url, 'acme', 'gated', '/whoami')
+    const held = fetch(`${owner.url}/orgs/acme/plugins/gated/hold/busy`)
+    await gate.arrived('busy')
+    owner.proc.child.kill('SIGTERM')
+    await vi.waitFor(() => expect(listeningPorts(owner.proc.child.pid as number)).toEqual([]), WAIT) // draining
+
+    const res = await fetch(`${peer.url}/orgs/acme/plugins/gated/whoami`)
+    const body = (await res.json()) as { pid?: number }
+    gate.open('busy')
+    expect((await held).status).toBe(200) // the request in flight finished on the old worker
+    expect([res.status, body.pid === oldPid]).toEqual([200, false])
+  })
+
+  it('takes no key while it shuts down: a client request for a key nobody owns is refused, its lease left free', async () => {
+    const gate = await startGate()
+    const { gateways, repo } = await startCluster(1, { GATE_URL: gate.url })
+    const owner = gateways[0]!
+    await startWorker(owner.url, 'acme', 'gated', '/whoami')
+    await enable(owner.url, 'acme', 'echo')
+    // As above: a held request keeps the connection through the shutdown; a client's request behind it.
+    const socket = connect(Number(new URL(owner.url).port), '127.0.0.1')
+    onTestFinished(() => void socket.destroy())
+    await once(socket, 'connect')
+    let answer = ''
+    socket.setEncoding('utf8').on('data', (d: string) => (answer += d))
+    const ended = once(socket, 'end')
+    socket.write('GET /orgs/acme/plugins/gated/hold/busy HTTP/1.1\r\nhost: gw\r\n\r\n')
+    await gate.arrived('busy')
+    owner.proc.child.kill('SIGTERM')
+    await vi.waitFor(() => expect(listeningPorts(owner.proc.child.pid as number)).toEqual([]), WAIT) // draining
+    socket.write('GET /orgs/acme/plugins/echo/items/1 HTTP/1.1\r\nhost: gw\r\n\r\n')
+    gate.open('busy')
+    await ended
+    const [, refused = ''] = answer.split(/(?=HTTP\/1\.1 )/)
+    const [head = '', body = ''] = refused.split('\r\n\r\n')
+    expect(head.split('\r\n')[0]).toBe('HTTP/1.1 503 Service Unavailable')
+    expect(JSON.parse(body)).toEqual({ error: { code: 'SHUTTING_DOWN', message: 'gateway is shutting down' } })
+    expect(await repo.lease('acme', 'echo')).toBeUndefined()
+  })
+
   it('answers a request forwarded to it while it shuts down with the draining mark, which a peer does not relay', async () => {
     const gate = await startGate()
     const { gateways } = await startCluster(1, { GATE_URL: gate.url })
