@@ -64,10 +64,14 @@ export const draining = () =>
 
 export const isNotOwner = (err: unknown): boolean => err instanceof GatewayError && err.code === 'NOT_OWNER'
 
-// Connection failures before any response: the request never reached the owner, or it died. Or the
-// owner is shutting down and did not take the request: the same wait for its lease, then a new owner.
+// Connection failures before any response. Either the request never reached the owner (or the owner
+// is shutting down and did not take it): the same wait for its lease, then a new owner...
 const OWNER_DRAINING = 'OWNER_DRAINING'
-const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', OWNER_DRAINING])
+const NEVER_REACHED = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'UND_ERR_CONNECT_TIMEOUT', OWNER_DRAINING])
+// ...or the connection broke after it was sent: the owner (or it died) may have run it already.
+const MAY_HAVE_RUN = new Set(['ECONNRESET', 'UND_ERR_SOCKET'])
+// RFC 9110 §9.2.2: what a proxy may send again on its own, the request having maybe been run once.
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
 
 /** The peer's answer to a forwarded request, when it says it is not the owner or is shutting down: handled, not relayed. */
 export const refuseNotOwner = (orgId: string, pluginId: string) => (status: number, headers: Record<string, unknown>) => {
@@ -86,10 +90,16 @@ export const refuseNotOwner = (orgId: string, pluginId: string) => (status: numb
 export const isOwnerDraining = (err: unknown): boolean =>
   err instanceof GatewayError && (err.cause as { code?: string } | undefined)?.code === OWNER_DRAINING
 
-/** A forward that failed this way may go to the (new) owner again; only a request without a body can be sent twice. */
-export function isRetryableAfter(err: unknown, bodyless: boolean): boolean {
-  const cause = err instanceof GatewayError ? (err.cause as { code?: string } | undefined) : undefined
-  return bodyless && (isNotOwner(err) || (cause?.code !== undefined && UNREACHABLE.has(cause.code)))
+/**
+ * A forward that failed this way may go to the (new) owner again. Only a request without a body can be
+ * sent twice, and one the owner may have run already only when its method is idempotent.
+ */
+export function isRetryableAfter(err: unknown, bodyless: boolean, method: string): boolean {
+  if (!bodyless) return false
+  if (isNotOwner(err)) return true
+  const code = err instanceof GatewayError ? (err.cause as { code?: string } | undefined)?.code : undefined
+  if (code === undefined) return false
+  return NEVER_REACHED.has(code) || (MAY_HAVE_RUN.has(code) && IDEMPOTENT.has(method))
 }
 
 /** A peer's worker as its admin API shows it; checked for the fields the listing relies on. */

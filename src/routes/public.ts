@@ -130,7 +130,7 @@ export function createPublicPath(deps: PublicPathDeps) {
       } catch (err) {
         // An owner that is no longer one: the cached placement is stale, whatever happens next.
         const moved = isNotOwner(err) ? c.ownerChanged(orgId, pluginId) : null
-        if (attempt > 0 || !isRetryableAfter(err, isBodyless(ex))) {
+        if (attempt > 0 || !isRetryableAfter(err, isBodyless(ex), ex.method)) {
           await moved?.catch(() => {})
           throw err
         }
