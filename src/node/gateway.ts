@@ -180,7 +180,13 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     ...(config.cluster && seenCatalog && { cluster: { repo: catalogRepo, seen: seenCatalog, followMs: config.cluster.heartbeatMs } }),
   })
   const instanceUseCases = createInstances({ registry, targets, specs, pool, workers, secrets, log, ...(cluster && { cluster }) })
-  const servePublic = createPublicPath({ admission, trustForwarded: config.trustForwarded, draining, ...(cluster && { cluster }) })
+  const servePublic = createPublicPath({
+    admission,
+    trustForwarded: config.trustForwarded,
+    draining,
+    maxBodyBytes: config.proxy.maxBodyBytes,
+    ...(cluster && { cluster }),
+  })
 
   const clientAddress = (c: Context) => getConnInfo(c).remote.address
   // Node has parsed the headers already; c.req.header() would first copy them all into a Web Headers.

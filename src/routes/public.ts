@@ -53,6 +53,8 @@ export interface PublicPathDeps {
   trustForwarded?: boolean
   /** True once shutdown has begun: requests forwarded by peers are refused so they go elsewhere. */
   draining?: () => boolean
+  /** A declared body over it is refused before anything starts for it (the forwarder bounds what is streamed). */
+  maxBodyBytes: number
 }
 
 /** Where the cluster step left a request: forwarded to its owner, or to be served here. */
@@ -67,6 +69,7 @@ export function createPublicPath(deps: PublicPathDeps) {
   async function servePublic<R>(ex: PublicExchange<R>, orgId: string, pluginId: string): Promise<R> {
     const path = pluginPath(ex.url.pathname, orgId, pluginId)
     if (path === null || isControlPath(path)) throw routeNotFound(pluginId)
+    if (Number(ex.header('content-length') ?? 0) > deps.maxBodyBytes) throw bodyTooLarge(deps.maxBodyBytes)
     const req: AdmitRequest = { orgId, pluginId, method: ex.method, path }
     let routed: Routed<R>
     let lease: Lease
@@ -237,6 +240,10 @@ function withheldFromPublic(err: unknown, pluginId: string): unknown {
     headers: err.headers,
   })
 }
+
+// Its unread body must not be taken for the next request: the connection ends after the answer.
+const bodyTooLarge = (max: number) =>
+  new GatewayError('PAYLOAD_TOO_LARGE', 413, `request body exceeds ${max} bytes`, { headers: { connection: 'close' } })
 
 const isBodyless = <R>(ex: PublicExchange<R>) => ex.header('content-length') === undefined && ex.header('transfer-encoding') === undefined
 

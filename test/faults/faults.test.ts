@@ -329,6 +329,7 @@ describe('bad input at the edge', () => {
       req.write(Buffer.alloc(2048)) // far less than declared: the answer cannot depend on the rest
     })
     expect(status).toBe(413)
+    expect(t.spawned).toHaveLength(0) // refused before a worker started for it
 
     const chunked = await fetch(`${t.url}/orgs/acme/plugins/echo/raw`, {
       method: 'POST',
