@@ -3,10 +3,18 @@ import { z } from 'zod'
 // The edge program's only reader of its bindings (wrangler.toml [vars] / secrets): the Worker's
 // counterpart of src/config.ts.
 
+// A base URL is joined with a request's path: a query, a fragment or credentials in it would end up
+// before that path (`…/?pool=1/orgs/…`), or in every request.
+const isBaseUrl = (s: string): boolean => {
+  if (!URL.canParse(s)) return false
+  const url = new URL(s)
+  return /^https?:$/.test(url.protocol) && !s.includes('?') && !s.includes('#') && url.username === '' && url.password === ''
+}
+
 const BaseUrl = z
   .string()
   .trim()
-  .refine((s) => URL.canParse(s) && /^https?:$/.test(new URL(s).protocol), 'must be an http(s) base URL')
+  .refine(isBaseUrl, 'must be an http(s) base URL, without a query, a fragment or credentials')
   .transform((s) => s.replace(/\/+$/, ''))
 
 const EdgeBindings = z.object({

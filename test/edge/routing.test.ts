@@ -68,4 +68,13 @@ describe('parseEdgeBindings', () => {
       if (!result.ok) expect(result.error).toContain('GATEWAY_ORIGINS')
     }
   })
+
+  it('refuses a base URL with a query, a fragment or credentials, which would end up before every path', () => {
+    for (const origin of ['https://gw.example/?pool=1', 'https://gw.example/gw?', 'https://gw.example/#a', 'https://user:pw@gw.example']) {
+      const env = { GATEWAY_ORIGINS: `http://ok.example ${origin}` }
+      const result = parseEdgeBindings(env)
+      expect(result.ok).toBe(false)
+      if (!result.ok) expect(result.error).toContain('GATEWAY_ORIGINS')
+    }
+  })
 })
