@@ -1,6 +1,7 @@
 import { Hono } from 'hono'
+import { bodyLimit } from 'hono/body-limit'
 import type { Cluster } from './cluster/index.js'
-import type { Logger } from './core/index.js'
+import { GatewayError, type Logger } from './core/index.js'
 import type { Instances, PluginCatalog, Targets, WorkerControl } from './gateway/index.js'
 import { requestLogging, requestMetrics, type Metrics, type ResponseStatus } from './observability/index.js'
 import type { Forwarder } from './proxy/index.js'
@@ -48,6 +49,8 @@ export interface AppDeps {
   draining?: () => boolean
   /** This machine's own names (its host name): a Host the tokenless admin API accepts besides loopback names. */
   localNames?: readonly string[]
+  /** The largest body an admin or internal call may send (MAX_BODY_BYTES, as for plugin traffic). */
+  maxBodyBytes: number
 }
 
 /** The gateway's HTTP surface, runtime-agnostic: everything that touches processes or sockets is injected. */
@@ -70,9 +73,20 @@ export function createApp(deps: AppDeps) {
   // Registered before the /admin/* guard, which it replaces for the page: a browser navigating there
   // cannot send a bearer header, so the page also takes ?token= (its script then keeps it in sessionStorage).
   app.route('/admin/ui', uiRoutes({ ...deps, auth: adminAuth({ ...guard, queryParam: 'token' }) }))
-  app.use('/admin/*', adminAuth(guard))
+  // Read whole before they are parsed: bounded, so one call cannot hold the gateway's memory.
+  const bounded = bodyLimit({
+    maxSize: deps.maxBodyBytes,
+    onError: () => {
+      // The rest of it is not read: the connection ends after the answer.
+      throw new GatewayError('PAYLOAD_TOO_LARGE', 413, `request body exceeds ${deps.maxBodyBytes} bytes`, {
+        headers: { connection: 'close' },
+      })
+    },
+  })
+  app.use('/admin/*', adminAuth(guard), bounded)
   app.route('/admin', adminRoutes(deps))
   if (deps.cluster) {
+    app.use('/internal/*', bounded)
     const localWorkers = () => deps.pool.list().map(workerJson)
     app.route('/internal', internalRoutes({ instances: deps.instances, workers: deps.workers, cluster: deps.cluster, localWorkers }))
   }

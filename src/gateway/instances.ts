@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { fitsWorkerEnv, orgConfigJson } from '../contract/index.js'
 import type { Cluster } from '../cluster/index.js'
 import type { Logger } from '../core/index.js'
 import { GatewayError } from '../core/index.js'
@@ -30,6 +31,16 @@ const ConfigUpdateReply = z.object({ success: z.boolean(), error: z.string().opt
 
 /** How a running worker took new config (POST /config-update, CONTRACT.md §3). */
 type Pushed = { kind: 'applied' } | { kind: 'rejected'; error: string | undefined } | { kind: 'failed' }
+
+/** A worker receives config and credentials in one environment variable each: what it cannot be started with is not stored. */
+function refuseOverEnv(name: string, value: string, what: string): void {
+  if (fitsWorkerEnv(name, value)) return
+  throw new GatewayError(
+    'CONFIG_TOO_LARGE',
+    413,
+    `the ${what} is ${Buffer.byteLength(value)} bytes as JSON: a worker receives it in ${name}, and Linux starts no process with an environment variable over 128 KiB`,
+  )
+}
 
 /** An org's instances of plugins: enabling, config, credentials, and keeping running workers in line with them. */
 export function createInstances(deps: InstancesDeps) {
@@ -101,6 +112,7 @@ export function createInstances(deps: InstancesDeps) {
         const current = await registry.instance(orgId, pluginId)
         const plain = unmaskConfig(secrets, ref, patch.config, current?.config)
         if (view.row.metadata) validateConfig(view.row.metadata.configSchema, plain)
+        refuseOverEnv('HAY_ORG_CONFIG', orgConfigJson(orgId, plain), 'config')
         config = { plain, stored: sealForStorage(ref, view, plain) }
       }
       // A worker starting right now was spawned with the old config: it gets the new one once ready.
@@ -124,12 +136,16 @@ export function createInstances(deps: InstancesDeps) {
         throw new GatewayError('AUTH_INVALID', 422, `plugin ${pluginId} has no auth method ${auth.methodId}`)
       }
       if (!secrets.hasKey) throw secretsUnavailable(`cannot store credentials for ${orgId}/${pluginId}`)
+      refuseOverEnv('HAY_ORG_AUTH', JSON.stringify(auth), 'credentials')
       const stored = sealAuth(secrets, { orgId, pluginId }, auth)
       const config = specs.plainOf(t.instance).config
       // A disabled instance gets a worker only for this check: it must not outlive it.
       const reply = await workers.control(t, 'POST', '/validate-auth', { config, authState: auth }).finally(async () => {
         if (!t.instance.enabled) await restart(orgId, pluginId)
       })
+      if (reply.status < 200 || reply.status > 299) {
+        throw new GatewayError('UPSTREAM_ERROR', 502, `worker answered ${reply.status} to POST /validate-auth`)
+      }
       const parsed = ValidateAuthReply.safeParse(reply.body)
       if (!parsed.success) throw new GatewayError('UPSTREAM_ERROR', 502, 'worker gave a malformed /validate-auth answer')
       if (!parsed.data.valid) throw new GatewayError('AUTH_INVALID', 422, parsed.data.error ?? 'credentials were rejected')

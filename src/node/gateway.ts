@@ -214,6 +214,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     ...(cluster && { cluster }),
     draining,
     localNames: [hostname()],
+    maxBodyBytes: config.proxy.maxBodyBytes,
   })
 
   // Not @hono/node-server's serve(): it cannot pass an errorHandler, and without one a request the

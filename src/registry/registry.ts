@@ -55,6 +55,11 @@ export interface Registry {
   updateRow(row: PluginRow): PluginView | undefined
   /** The instance for (org, plugin), read through a cache: the hot path never waits on the DB twice. */
   instance(orgId: string, pluginId: string): Promise<PluginInstanceRow | undefined>
+  /**
+   * The instance as stored, read past the cache: with the runtime fields (state, last error, pid) that
+   * the runtime recorder writes, from any gateway of a cluster, beside the cache.
+   */
+  storedInstance(orgId: string, pluginId: string): Promise<PluginInstanceRow | undefined>
   saveInstance(orgId: string, pluginId: string, patch: InstancePatch): Promise<PluginInstanceRow>
   /** `row`'s config and auth replaced by `next`, unless the stored row changed since it was read (undefined then). */
   replaceSecrets(row: PluginInstanceRow, next: StoredSecrets): Promise<PluginInstanceRow | undefined>
@@ -188,6 +193,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
         // would still get a worker). Read what the write left instead.
       }
     },
+    storedInstance: (orgId, pluginId) => deps.instances.get(orgId, pluginId),
     async saveInstance(orgId, pluginId, patch) {
       const row = await deps.instances.upsert(orgId, pluginId, patch)
       changes++

@@ -135,7 +135,8 @@ export function adminRoutes(deps: AdminRouteDeps) {
   app.get('/orgs/:orgId/plugins/:pluginId', async (c) => {
     const { orgId, pluginId } = params(c, InstanceParams)
     const { view, instance } = await targets.target(orgId, pluginId, { requireEnabled: false })
-    return c.json(instanceJson(instance, workerOf(orgId, pluginId), view))
+    const stored = (await registry.storedInstance(orgId, pluginId)) ?? instance
+    return c.json(instanceJson(stored, workerOf(orgId, pluginId), view))
   })
 
   app.put('/orgs/:orgId/plugins/:pluginId', async (c) => {

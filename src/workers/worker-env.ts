@@ -1,3 +1,4 @@
+import { orgConfigJson } from '../contract/index.js'
 import type { WorkerSpec } from './types.js'
 
 // CONTRACT.md §2: a worker sees the minimal base, its org config/auth, and exactly the host
@@ -13,7 +14,7 @@ export function buildWorkerEnv(
     const value = hostEnv[name]
     if (value !== undefined) env[name] = value
   }
-  env.HAY_ORG_CONFIG = JSON.stringify({ org: { id: spec.orgId }, config: spec.config })
+  env.HAY_ORG_CONFIG = orgConfigJson(spec.orgId, spec.config)
   if (spec.authState) env.HAY_ORG_AUTH = JSON.stringify(spec.authState)
   return Object.assign(env, extra)
 }

@@ -88,6 +88,57 @@ describe('admin API', () => {
     expect(unknownKey).toMatchObject({ status: 400, body: { error: { code: 'CONFIG_INVALID' } } })
   })
 
+  it('bounds what an admin call may send: past MAX_BODY_BYTES, too deep, a __proto__ key, or more than a worker can be started with', async () => {
+    const t = await startTestGateway({ env: { MAX_BODY_BYTES: '65536' } })
+    const put = (body: string) =>
+      fetch(`${t.url}/admin/orgs/acme/plugins/echo`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body })
+    const answer = async (res: Response) => [res.status, ((await res.json()) as { error: { code: string } }).error.code]
+
+    const huge = await put(JSON.stringify({ enabled: true, config: { prefix: 'x'.repeat(200_000) } }))
+    expect([...(await answer(huge)), huge.headers.get('connection')]).toEqual([413, 'PAYLOAD_TOO_LARGE', 'close'])
+    // 40 KB of brackets: parsed, then refused before anything serializes (seals) it.
+    expect(await answer(await put(`{"enabled":true,"config":{"deep":${'['.repeat(20_000)}${']'.repeat(20_000)}}}`))).toEqual([
+      400,
+      'VALIDATION_FAILED',
+    ])
+    // An object built from it would drop the key with a 200.
+    expect(await answer(await put('{"enabled":true,"config":{"__proto__":"x","prefix":"p"}}'))).toEqual([400, 'VALIDATION_FAILED'])
+    expect(await t.instanceRow('acme', 'echo')).toBeUndefined()
+
+    // Under MAX_BODY_BYTES, over what one environment variable (HAY_ORG_CONFIG, HAY_ORG_AUTH) may hold.
+    const big = await startTestGateway()
+    const tooBig = await big.admin('PUT', '/orgs/acme/plugins/legacy-v1', {
+      enabled: true,
+      config: { apiKey: 'k', greeting: 'g'.repeat(140_000) },
+    })
+    expect(tooBig).toMatchObject({ status: 413, body: { error: { code: 'CONFIG_TOO_LARGE' } } })
+    expect(await big.instanceRow('acme', 'legacy-v1')).toBeUndefined()
+    await big.enable('acme', 'legacy-v1', { apiKey: 'k' })
+    const tooBigAuth = await big.admin('PUT', '/orgs/acme/plugins/legacy-v1/auth', {
+      methodId: 'apiKey',
+      credentials: { apiKey: 'k'.repeat(140_000) },
+    })
+    expect(tooBigAuth).toMatchObject({ status: 413, body: { error: { code: 'CONFIG_TOO_LARGE' } } })
+    const res = await fetch(`${big.url}/orgs/acme/plugins/legacy-v1/hello`)
+    expect([res.status, await res.json()]).toEqual([200, { greeting: 'hello', orgId: 'acme', hasAuth: false }])
+  })
+
+  it('shows the runtime state, last error and last start of an instance as stored, which workers change beside its cache', async () => {
+    const t = await startTestGateway()
+    await t.enable('acme', 'crash-on-start')
+    await t.enable('acme', 'echo')
+    await (await fetch(`${t.url}/orgs/acme/plugins/crash-on-start/anything`)).body?.cancel()
+    await (await fetch(`${t.url}/orgs/acme/plugins/echo/items/1`)).body?.cancel()
+    const crashed = await t.instanceRow('acme', 'crash-on-start') // flushed: the row holds what happened
+    expect((await t.admin('GET', '/orgs/acme/plugins/crash-on-start')).body).toMatchObject({
+      runtimeState: 'error',
+      lastError: crashed?.lastError,
+    })
+    expect((await t.instanceRow('acme', 'echo'))?.runtimeState).toBe('ready')
+    const echo = (await t.admin('GET', '/orgs/acme/plugins/echo')).body
+    expect([echo.runtimeState, typeof echo.lastStartedAt]).toEqual(['ready', 'string'])
+  })
+
   it('pushes new config to the running worker through /config-update', async () => {
     const t = await startTestGateway()
     await t.enable('acme', 'echo', { prefix: 'one' })
@@ -135,6 +186,17 @@ describe('admin API', () => {
 
     const missing = await t.admin('PUT', '/orgs/acme/plugins/webhook/auth', { methodId: 'apiKey' })
     expect(missing).toMatchObject({ status: 400, body: { error: { code: 'VALIDATION_FAILED' } } })
+  })
+
+  it('stores auth of a legacy v1 plugin once its worker validates it (the bundled example serves /validate-auth)', async () => {
+    const t = await startTestGateway()
+    await t.enable('acme', 'legacy-v1', { apiKey: 'k' })
+    const bad = await t.admin('PUT', '/orgs/acme/plugins/legacy-v1/auth', { methodId: 'apiKey', credentials: { apiKey: '' } })
+    expect(bad).toMatchObject({ status: 422, body: { error: { code: 'AUTH_INVALID', message: 'apiKey must be a non-empty string' } } })
+    const good = await t.admin('PUT', '/orgs/acme/plugins/legacy-v1/auth', { methodId: 'apiKey', credentials: { apiKey: 'k2' } })
+    expect(good).toMatchObject({ status: 200, body: { auth: { methodId: 'apiKey', configured: true } } })
+    const res = await fetch(`${t.url}/orgs/acme/plugins/legacy-v1/hello`) // restarted with HAY_ORG_AUTH
+    expect(await res.json()).toMatchObject({ hasAuth: true })
   })
 
   it('checks auth of a disabled instance with a worker that does not outlive the check', async () => {

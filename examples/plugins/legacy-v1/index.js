@@ -27,6 +27,23 @@ const server = createServer((req, res) => {
   const path = (req.url ?? '/').split('?', 1)[0]
   if (req.method === 'GET' && path === '/health') return json(res, 200, { status: 'healthy', pid: process.pid, orgId })
   if (req.method === 'GET' && path === '/hello') return json(res, 200, { greeting, orgId, hasAuth })
+  if (req.method === 'POST' && path === '/validate-auth') {
+    // CONTRACT.md §3: {"config"?, "authState": {"methodId", "credentials"}} → {"valid", "error"?}
+    /** @type {Buffer[]} */
+    const chunks = []
+    req.on('data', (chunk) => chunks.push(chunk))
+    req.on('end', () => {
+      let apiKey
+      try {
+        apiKey = JSON.parse(Buffer.concat(chunks).toString('utf8'))?.authState?.credentials?.apiKey
+      } catch {
+        return json(res, 400, { error: { code: 'INVALID_JSON', message: 'body must be JSON' } })
+      }
+      if (typeof apiKey === 'string' && apiKey.length > 0) return json(res, 200, { valid: true })
+      json(res, 200, { valid: false, error: 'apiKey must be a non-empty string' })
+    })
+    return
+  }
   if (req.method === 'POST' && path === '/echo') {
     /** @type {Buffer[]} */
     const chunks = []
