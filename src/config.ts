@@ -4,6 +4,8 @@ import { dirname, isAbsolute, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parse as parseShell } from 'shell-quote'
 import { z } from 'zod'
+import { peerHeaderBytes } from './cluster/index.js'
+import { HOP_HEADER_BYTES } from './contract/index.js'
 import { MAX_TIMER_MS } from './core/index.js'
 
 // The only module that reads the environment. Everything else receives a slice of Config.
@@ -206,11 +208,14 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd(), uid = pr
   const secretKey = e.SECRET_KEY
   const previousKeys = e.SECRET_KEY_PREVIOUS
   const baseEnv = workerBaseEnv(hostEnv)
+  // README: MAX_HEADER_BYTES. In a cluster a request may come through a peer, which added its headers;
+  // a worker gets what this gateway accepted and what it adds in turn.
+  const serverHeaderBytes = e.MAX_HEADER_BYTES + (e.CLUSTER_SECRET ? HOP_HEADER_BYTES + peerHeaderBytes(e.CLUSTER_SECRET) : 0)
 
   return deepFreeze({
     /** Where this gateway is installed: its processes run scripts from here (orphan checks). */
     installDir: packageRoot,
-    server: { host: e.HOST, port: e.PORT, maxHeaderBytes: e.MAX_HEADER_BYTES, publicFastPath: e.PUBLIC_FAST_PATH },
+    server: { host: e.HOST, port: e.PORT, maxHeaderBytes: serverHeaderBytes, publicFastPath: e.PUBLIC_FAST_PATH },
     database: { url: resolveFileUrl(e.DATABASE_URL, cwd), authToken: e.DATABASE_AUTH_TOKEN },
     pluginDirs: e.PLUGINS_DIR.split(':')
       .filter(Boolean)
@@ -248,6 +253,8 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd(), uid = pr
       restartBackoffMs: e.RESTART_BACKOFF_MS,
       restartBackoffMaxMs: e.RESTART_BACKOFF_MAX_MS,
       maxOldSpaceMb: e.WORKER_MAX_OLD_SPACE_MB,
+      /** The request header limit of node workers' HTTP servers: all the gateway may send them. */
+      maxHeaderBytes: serverHeaderBytes + HOP_HEADER_BYTES,
       sandbox: {
         enabled: isSandboxed,
         /** A root gateway never runs plugins as root: a uid of their own each, or WORKER_UID / WORKER_GID. */

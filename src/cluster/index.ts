@@ -9,6 +9,7 @@ export {
   isNotOwner,
   isRetryableAfter,
   notOwner,
+  peerHeaderBytes,
   peerHeaders,
   refuseNotOwner,
   requireSecret,

@@ -21,6 +21,13 @@ export const peerHeaders = (secret: string, generation: number): Record<string, 
   [GENERATION_HEADER]: String(generation),
 })
 
+/** The most peerHeaders(secret, …) add to a request's headers, as Node's parser counts them (names and values, in bytes). */
+export function peerHeaderBytes(secret: string): number {
+  const encoder = new TextEncoder()
+  const headers = peerHeaders(secret, Number.MAX_SAFE_INTEGER)
+  return Object.entries(headers).reduce((sum, [name, value]) => sum + name.length + encoder.encode(value).length, 0)
+}
+
 /** True for a request a peer gateway forwarded (hop header and the right secret); a wrong secret is 403. */
 export function isFromPeer(header: HeaderOf, secret: string): boolean {
   if (header(HOP_HEADER) === undefined) return false

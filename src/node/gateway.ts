@@ -32,6 +32,7 @@ import { createPublicPath } from '../routes/index.js'
 import type { SecretBox } from '../secrets/index.js'
 import { generatedKeyPath, openSecretBox } from '../secrets/node/index.js'
 import { callWorker, checkRunnerReach, createSandbox, createWorkerPool, type SpawnFn } from '../workers/index.js'
+import { answerClientError } from './client-errors.js'
 import { hasLiveGatewayParent, killOrphanedWorkers } from './orphans.js'
 import { withWorkerReach } from './plugin-reach.js'
 import { createPublicFastPath } from './public-fast-path.js'
@@ -226,6 +227,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     if (!servePublicOnNode(incoming, outgoing)) void serveApp(incoming, outgoing)
   }
   const server = createServer({ maxHeaderSize: config.server.maxHeaderBytes }, serve)
+  server.on('clientError', answerClientError(config.server.maxHeaderBytes))
   // Upgrade requests (WebSocket or any other) take the same path, on a response over their raw socket.
   server.on('upgrade', (incoming: IncomingMessage, socket: Socket, head: Buffer) => proxy.upgrades.accept(incoming, socket, head, serve))
   server.listen(config.server.port, config.server.host)

@@ -13,7 +13,10 @@ import type { ExitInfo, WorkerSpec } from './types.js'
 export type SpawnFn = typeof nodeSpawn
 
 export interface LaunchDeps {
-  config: Pick<PoolConfig, 'runnerCommand' | 'ownRunner' | 'baseEnv' | 'hostEnv' | 'maxOldSpaceMb' | 'startTimeoutMs' | 'watchdogPath'>
+  config: Pick<
+    PoolConfig,
+    'runnerCommand' | 'ownRunner' | 'baseEnv' | 'hostEnv' | 'maxOldSpaceMb' | 'maxHeaderBytes' | 'startTimeoutMs' | 'watchdogPath'
+  >
   clock: Clock
   spawn: SpawnFn
   sandbox: Sandbox
@@ -157,11 +160,14 @@ const pushesReadiness = (spec: WorkerSpec, config: LaunchDeps['config']) => spec
 /**
  * Node flags for a worker. Our runner leaves with its parent by itself; the watchdog is preloaded
  * only into processes that may not (another runner, a legacy entry), saving our cold start a file load.
+ * Node's own header limit (16 KiB) would refuse, with a bare 431, requests the gateway accepted and
+ * added its x-forwarded-* to (README: MAX_HEADER_BYTES).
  */
 function nodeFlags(config: LaunchDeps['config'], ownRunner: boolean): string[] {
   return [
     ...(ownRunner ? [] : ['--require', config.watchdogPath]),
     ...(config.maxOldSpaceMb ? [`--max-old-space-size=${config.maxOldSpaceMb}`] : []),
+    `--max-http-header-size=${config.maxHeaderBytes}`,
   ]
 }
 
