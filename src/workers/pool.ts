@@ -1,5 +1,5 @@
 import type { Clock, Logger, WorkerKey } from '../core/index.js'
-import { abortable, GatewayError, errorText, splitWorkerKey, withDeadline, workerKey } from '../core/index.js'
+import { abortable, GatewayError, errorText, isGatewayError, splitWorkerKey, withDeadline, workerKey } from '../core/index.js'
 import type { PoolConfig } from '../config.js'
 import { type Launched, launchWorker, PortInUseError, prewarmCommand, spawnProc, startFailed, type SpawnFn } from './launch.js'
 import { createPrewarmPool } from './prewarm.js'
@@ -225,6 +225,14 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
       return { worker, timing }
     } catch (err) {
       if (slots.get(key)?.gen !== gen) throw err // superseded: the newer generation reports for the key
+      if (isGatewayError(err) && err.code === 'CAPACITY_EXHAUSTED') {
+        // The host is full (worker uids, ports), not the plugin at fault: refused with its own Retry-After,
+        // and the next request may start it at once.
+        slots.delete(key)
+        emit({ type: 'start-failed', orgId: spec.orgId, pluginId: spec.pluginId, gen, error: err, retryAt: clock.now() })
+        log.warn({ orgId: spec.orgId, pluginId: spec.pluginId, gen, code: err.code, err }, 'worker start refused')
+        throw err
+      }
       if (starting.isRolled) {
         // The failure of code that has been replaced: reported (the key's row and lease must not stay
         // the start's), but the new code starts without its backoff.
