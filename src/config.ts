@@ -187,6 +187,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd(), uid = pr
         ctx.addIssue({ code: 'custom', path: [name], message: `needs the gateway to run as root (it runs as uid ${uid})` })
     }
     const uids = e.WORKER_UID ?? (uid === 0 ? DEFAULT_WORKER_UIDS : undefined)
+    // Live workers and prewarmed runners: one being stopped keeps its uid a while, and a start that needs it waits for it (pool.ts).
     if (uids && uids.max > uids.min && uids.max - uids.min + 1 < e.MAX_WORKERS + e.PREWARM_POOL_SIZE) {
       ctx.addIssue({
         code: 'custom',

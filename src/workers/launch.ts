@@ -42,6 +42,8 @@ export interface Proc {
   child: ChildProcess
   /** Armed at spawn, so an exit is never missed. The sandbox releases what it held (temp dir, user) right after. */
   exited: Promise<ExitInfo>
+  /** Settles once the sandbox has released what the process held (its uid given back), after its exit. */
+  released: Promise<void>
   stderrTail(): string
   /** Variables the sandbox set (TMPDIR), which nothing handed to the process later may change. */
   sandboxEnv: Record<string, string>
@@ -70,12 +72,12 @@ export function spawnProc(deps: Pick<LaunchDeps, 'spawn' | 'clock' | 'log'>, con
   if (ipc) guardChannel(child, target)
   const exited = exitOf(child)
   // Not awaited by `exited`: whoever waits for the exit (the pool's crash handling) runs first.
-  void exited.then(() => confined.release()).catch((err: unknown) => target.log.warn({ err }, 'sandbox release failed'))
+  const released = exited.then(() => confined.release()).catch((err: unknown) => target.log.warn({ err }, 'sandbox release failed'))
   const sandboxEnv: Record<string, string> = confined.env.TMPDIR === undefined ? {} : { TMPDIR: confined.env.TMPDIR }
   const logTo = (to: Logger) => {
     target.log = to
   }
-  return { child, exited, stderrTail: captureOutput(child, clock, target), sandboxEnv, logTo }
+  return { child, exited, released, stderrTail: captureOutput(child, clock, target), sandboxEnv, logTo }
 }
 
 /** The command of a prewarmed runner: our runner with the worker's node flags, waiting for its plugin. */
@@ -84,15 +86,29 @@ export const prewarmCommand = (config: LaunchDeps['config']): CommandLine => {
   return { command, nodeFlags: nodeFlags(config, true), args: [...rest, '--prewarm'] }
 }
 
+/** How launchWorker gets its process: a prewarmed runner, or a fresh spawn that may wait for a worker uid. */
+export interface LaunchFrom {
+  prewarmed?: Proc | undefined
+  /** Set: when every worker uid is in use, the spawn waits for the next one freed, until this aborts (Sandbox.confineWhenFreed). */
+  uidWait?: AbortSignal | undefined
+}
+
 /**
  * Starts the worker for spec on port and resolves once it serves requests. With a prewarmed runner
  * the process already exists: it is told its plugin, org, env additions and port over IPC, which
  * makes it the process a fresh spawn would have been. On any failure the process is killed and
  * awaited before the error is thrown.
  */
-export async function launchWorker(spec: WorkerSpec, port: number, deps: LaunchDeps, policy: Policy, prewarmed?: Proc): Promise<Launched> {
+export async function launchWorker(
+  spec: WorkerSpec,
+  port: number,
+  deps: LaunchDeps,
+  policy: Policy,
+  from: LaunchFrom = {},
+): Promise<Launched> {
   const { config, clock } = deps
-  const t0 = clock.now()
+  const { prewarmed, uidWait } = from
+  let t0 = clock.now()
   let proc: Proc
   if (prewarmed) {
     proc = prewarmed
@@ -106,7 +122,14 @@ export async function launchWorker(spec: WorkerSpec, port: number, deps: LaunchD
     const env = buildWorkerEnv(spec, config.baseEnv, config.hostEnv, spec.sdkVersion === 'v1' ? { PORT: String(port) } : {})
     // Only our runner uses the IPC channel (readiness, leaving with its parent); it costs any other
     // node process a few ms of its boot, and the watchdog preloaded into those needs none.
-    const confined = deps.sandbox.confine(policy, buildCommand(spec, port, config), env)
+    const line = buildCommand(spec, port, config)
+    let confined: Confined
+    if (uidWait) {
+      confined = await deps.sandbox.confineWhenFreed(policy, line, env, uidWait)
+      t0 = clock.now() // the wait for a uid is the start's (its total), not the spawn's
+    } else {
+      confined = deps.sandbox.confine(policy, line, env)
+    }
     proc = spawnProc(deps, confined, spec.pluginDir, pushesReadiness(spec, config))
   }
   const { child, exited, stderrTail, logTo } = proc
@@ -146,6 +169,7 @@ export async function launchWorker(spec: WorkerSpec, port: number, deps: LaunchD
     port,
     dispatcher,
     exited,
+    released: proc.released,
     stderrTail,
     sandboxEnv: proc.sandboxEnv,
     logTo,

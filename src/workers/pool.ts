@@ -1,5 +1,5 @@
 import type { Clock, Logger, WorkerKey } from '../core/index.js'
-import { abortable, GatewayError, errorText, splitWorkerKey, withDeadline, workerKey } from '../core/index.js'
+import { abortable, GatewayError, errorText, isGatewayError, splitWorkerKey, withDeadline, workerKey } from '../core/index.js'
 import type { PoolConfig } from '../config.js'
 import { type Launched, launchWorker, PortInUseError, prewarmCommand, spawnProc, startFailed, type SpawnFn } from './launch.js'
 import { createPrewarmPool } from './prewarm.js'
@@ -26,7 +26,7 @@ export const PREWARM_REFILL_DELAY_MS = 50
 // One slot per key. Each state holds only its own data; `gen` fences every continuation.
 type Slot =
   | StartingSlot
-  | { state: 'ready'; gen: number; worker: Worker; exited: Promise<ExitInfo>; cancelIdle: () => void }
+  | { state: 'ready'; gen: number; worker: Worker; proc: ProcEnd; cancelIdle: () => void }
   | { state: 'stopping'; gen: number; worker: Worker; stopped: Promise<void> }
   | { state: 'error'; gen: number; orgId: string; pluginId: string; error: GatewayError; retryAt: number; failures: number }
 
@@ -46,6 +46,9 @@ interface StartingSlot {
   onNoneWaiting?: () => void
 }
 
+/** How a worker's process ends: its exit, then the release of what the sandbox gave it (its uid). */
+type ProcEnd = Pick<Launched, 'exited' | 'released'>
+
 interface StartResult {
   worker: Worker
   timing: StartTiming
@@ -64,6 +67,9 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
   // has been replaced, so no prewarmed runner is booted for it (no start of the new code would take it).
   const rollsOf = new Map<string, number>()
   const drainWaiters = new Map<Worker, () => void>()
+  // Releases of workers retired or crashed, until the sandbox has their uids back: a start that finds
+  // every worker uid in use waits for one of those instead of refusing (makeRoom counts them as gone).
+  const freeing = new Set<Promise<void>>()
   let nextGen = 1
   let closing: Promise<void> | null = null
   const listeners: Array<(event: PoolEvent) => void> = []
@@ -197,7 +203,7 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
         if (slots.get(key) === starting) slots.delete(key)
         starts.delete(starting) // listed as the worker retiring from here on, not as a start too
         const waited = starting.pending === 0 ? undefined : new Promise<void>((resolve) => (starting.onNoneWaiting = resolve))
-        void finishRetiring(key, worker, launched.exited, 'replaced', waited)
+        void finishRetiring(key, worker, launched, 'replaced', waited)
         wlog.info({ pid: worker.pid, port, waiters: starting.pending }, 'worker ready after its plugin changed; retiring it')
         return { worker, timing }
       }
@@ -215,16 +221,24 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
         state: 'ready',
         gen,
         worker,
-        exited: launched.exited,
+        proc: launched,
         cancelIdle: armIdleTimer(key, gen, config.idleMs),
       }
       slots.set(key, ready)
-      void launched.exited.then((exit) => onExit(key, worker, exit, launched.stderrTail()))
+      void launched.exited.then((exit) => onExit(key, worker, launched, exit))
       wlog.info({ pid: worker.pid, port, ms: timing.totalMs }, 'worker ready')
       emit({ type: 'ready', worker, timing })
       return { worker, timing }
     } catch (err) {
       if (slots.get(key)?.gen !== gen) throw err // superseded: the newer generation reports for the key
+      if (isGatewayError(err) && err.code === 'CAPACITY_EXHAUSTED') {
+        // The host is full (worker uids, ports), not the plugin at fault: refused with its own Retry-After,
+        // and the next request may start it at once.
+        slots.delete(key)
+        emit({ type: 'start-failed', orgId: spec.orgId, pluginId: spec.pluginId, gen, error: err, retryAt: clock.now() })
+        log.warn({ orgId: spec.orgId, pluginId: spec.pluginId, gen, code: err.code, err }, 'worker start refused')
+        throw err
+      }
       if (starting.isRolled) {
         // The failure of code that has been replaced: reported (the key's row and lease must not stay
         // the start's), but the new code starts without its backoff.
@@ -292,19 +306,35 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
   }
 
   async function launchOnFreePort(spec: WorkerSpec, policy: Policy, rolls: number, wlog: Logger) {
-    for (let attempt = 1; ; attempt++) {
-      const port = await allocatePort(config.portRange, portsInUse())
-      const prewarmed = isPrewarmable(spec) ? prewarm?.take(policy) : undefined
-      try {
-        return {
-          port,
-          launched: await launchWorker(spec, port, { config, clock, spawn: deps.spawn, sandbox, log: wlog }, policy, prewarmed),
+    let uidWait: AbortController | undefined
+    let cancelUidWait = () => {}
+    try {
+      for (let attempt = 1; ; attempt++) {
+        const port = await allocatePort(config.portRange, portsInUse())
+        const prewarmed = isPrewarmable(spec) ? prewarm?.take(policy) : undefined
+        try {
+          const launched = await launchWorker(spec, port, { config, clock, spawn: deps.spawn, sandbox, log: wlog }, policy, {
+            prewarmed,
+            uidWait: uidWait?.signal,
+          })
+          return { port, launched }
+        } catch (err) {
+          if (prewarmed) refillPrewarm(policy, true, rolls)
+          // Only the sandbox refuses a launch so: no worker uid free. A worker retired to make room (or
+          // rolled, reaped, crashed) holds its uid until it has exited: wait for one, up to a start's deadline.
+          if (isGatewayError(err) && err.code === 'CAPACITY_EXHAUSTED' && !uidWait && freeing.size > 0) {
+            wlog.info({ freeing: freeing.size }, 'every worker uid in use; waiting for one being freed')
+            const controller = new AbortController()
+            cancelUidWait = clock.setTimer(config.startTimeoutMs, () => controller.abort())
+            uidWait = controller
+            continue
+          }
+          if (!(err instanceof PortInUseError) || attempt >= PORT_ATTEMPTS) throw err
+          wlog.debug({ port }, 'port taken meanwhile; trying another')
         }
-      } catch (err) {
-        if (prewarmed) refillPrewarm(policy, true, rolls)
-        if (!(err instanceof PortInUseError) || attempt >= PORT_ATTEMPTS) throw err
-        wlog.debug({ port }, 'port taken meanwhile; trying another')
       }
+    } finally {
+      cancelUidWait()
     }
   }
 
@@ -352,14 +382,15 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
     slot.cancelIdle()
     const { worker } = slot
     emit({ type: 'stopping', worker, reason })
-    const stopped = finishRetiring(key, worker, slot.exited, reason)
+    const stopped = finishRetiring(key, worker, slot.proc, reason)
     slots.set(key, { state: 'stopping', gen: slot.gen, worker, stopped })
     return stopped
   }
 
   /** Drains worker (once `first` has settled), stops it, and reports the stop; tracked until done, for close(). */
-  function finishRetiring(key: WorkerKey, worker: Worker, exited: Promise<ExitInfo>, reason: StopReason, first?: Promise<void>) {
+  function finishRetiring(key: WorkerKey, worker: Worker, { exited, released }: ProcEnd, reason: StopReason, first?: Promise<void>) {
     retiringWorkers.add(worker)
+    awaitRelease(released)
     const stopped = (async () => {
       await first
       await drained(worker, exited)
@@ -412,13 +443,19 @@ export function createWorkerPool(deps: PoolDeps): WorkerPool {
     drainWaiters.delete(worker)
   }
 
-  function onExit(key: WorkerKey, worker: Worker, exit: ExitInfo, stderrTail: string): void {
+  function awaitRelease(released: Promise<void>): void {
+    freeing.add(released)
+    void released.finally(() => freeing.delete(released))
+  }
+
+  function onExit(key: WorkerKey, worker: Worker, launched: Launched, exit: ExitInfo): void {
     const slot = slots.get(key)
     if (slot?.state !== 'ready' || slot.worker !== worker) return // a planned stop, or superseded
     slot.cancelIdle()
     slots.delete(key)
+    awaitRelease(launched.released)
     void worker.dispatcher.destroy()
-    const error = describeCrash(exit, stderrTail, config)
+    const error = describeCrash(exit, launched.stderrTail(), config)
     log.warn({ orgId: worker.orgId, pluginId: worker.pluginId, gen: worker.gen, ...exit, error }, 'worker exited unexpectedly')
     emit({
       type: 'stopped',

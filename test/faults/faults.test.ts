@@ -1,6 +1,7 @@
-import { request as httpRequest } from 'node:http'
+import { once } from 'node:events'
+import { createServer, request as httpRequest } from 'node:http'
 import { cp } from 'node:fs/promises'
-import { connect } from 'node:net'
+import { type AddressInfo, connect } from 'node:net'
 import { join } from 'node:path'
 import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { sampleValue } from '../observability/prom-text.js'
@@ -255,6 +256,28 @@ describe('capacity', () => {
     gate.open('busy')
     expect((await busy).status).toBe(200)
     expect(t.spawned).toHaveLength(1)
+  })
+
+  it('answers 503 CAPACITY_EXHAUSTED with Retry-After when no port of PORT_RANGE is free, and the key earns no restart backoff', async () => {
+    // The host is full, not the plugin at fault: the next request once a port is free starts it.
+    const holder = createServer()
+    holder.listen(0, '127.0.0.1')
+    await once(holder, 'listening')
+    const port = (holder.address() as AddressInfo).port
+    onTestFinished(() => new Promise<void>((resolve) => holder.close(() => resolve())))
+    const t = await startTestGateway({ env: { PORT_RANGE: `${port}-${port}`, RESTART_BACKOFF_MS: '60000' } })
+    await t.enable('acme', 'echo')
+
+    const refused = await fetch(`${t.url}/orgs/acme/plugins/echo/items/1`)
+    expect([refused.status, refused.headers.get('retry-after'), (await json(refused)).error.code]).toEqual([503, '5', 'CAPACITY_EXHAUSTED'])
+    expect(t.gw.pool.list()).toEqual([])
+    expect((await t.instanceRow('acme', 'echo'))?.runtimeState).toBe('error')
+
+    await new Promise<void>((resolve) => holder.close(() => resolve()))
+    const res = await fetch(`${t.url}/orgs/acme/plugins/echo/items/1`)
+    expect(res.status).toBe(200)
+    await res.body?.cancel()
+    expect(t.gw.pool.list().map((w) => [w.orgId, w.port])).toEqual([['acme', port]])
   })
 
   it('caps pending requests per org with 429 so one tenant cannot starve the others', async () => {

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { createWorkerUsers } from '../../src/workers/index.js'
+import { startGate } from '../helpers/gate.js'
 import { copyPlugin, exitOf, FIXTURES_DIR, startTestGateway, tempDir } from '../helpers/gateway.js'
 import { enable, startGatewayProcess, startWorker, workersOf } from '../helpers/gateway-process.js'
 
@@ -102,7 +103,7 @@ describe.runIf(isRoot)('worker uids of a root gateway', () => {
     await enable(b.url, 'initech', 'echo')
     const refused = await fetch(`${b.url}/orgs/initech/plugins/echo/items/1`)
     expect([refused.status, ((await refused.json()) as { error: { code: string } }).error.code]).toEqual([503, 'CAPACITY_EXHAUSTED'])
-    expect((await workersOf(b.url)).map((w) => w.pid)).toEqual([null]) // no process started
+    expect(await workersOf(b.url)).toEqual([]) // no process started, and no failed start kept (no backoff)
 
     const stop = await fetch(`${a.url}/admin/orgs/globex/plugins/echo/stop`, { method: 'POST' })
     expect(stop.status).toBe(200)
@@ -117,6 +118,77 @@ describe.runIf(isRoot)('worker uids of a root gateway', () => {
     )
     const worker = (await workersOf(b.url)).find((w) => w.pid)
     expect(await uidOf(worker?.pid as number)).toBe(heldUids[1])
+  })
+
+  describe('with the smallest range config accepts (MAX_WORKERS + PREWARM_POOL_SIZE uids)', () => {
+    // Each evicted or rolled worker below is held in its /disable (its gate stays shut; DISABLE_TIMEOUT_MS
+    // ends the wait, then SIGTERM and STOP_TIMEOUT_MS): it keeps its uid meanwhile, and the start that
+    // needs that uid must wait for it, not refuse. The gates open at the end, for a quick teardown.
+    async function gatewayWithTwoUids(uids: string, env: Record<string, string> = {}) {
+      const gate = await startGate()
+      const t = await startTestGateway({
+        env: { WORKER_UID: uids, MAX_WORKERS: '2', PREWARM_POOL_SIZE: '0', STOP_TIMEOUT_MS: '500', GATE_URL: gate.url, ...env },
+      })
+      onTestFinished(() => {
+        for (const org of ['a', 'b', 'c']) gate.open(`${org}-disable`)
+      })
+      return { t, gate }
+    }
+    const whoami = async (url: string, org: string) => {
+      const res = await fetch(`${url}/orgs/${org}/plugins/gated/whoami`)
+      expect(res.status, await res.clone().text()).toBe(200)
+      return ((await res.json()) as { pid: number }).pid
+    }
+
+    it('starts the worker that evicted the least recently used one under the uid that one frees once it has stopped', async () => {
+      const { t, gate } = await gatewayWithTwoUids('1879900040-1879900041')
+      for (const org of ['a', 'b', 'c']) await t.enable(org, 'gated', { disableGate: `${org}-disable` })
+      const evictedPid = await whoami(t.url, 'a') // the least recently used of the two
+      await whoami(t.url, 'b')
+      const evictedUid = await uidOf(evictedPid)
+
+      const pid = await whoami(t.url, 'c')
+      expect(gate.arrivals('a-disable')).toHaveLength(1) // evicted, and held in its stop while c started
+      expect(await uidOf(pid)).toBe(evictedUid)
+      expect((await t.instanceRow('a', 'gated'))?.runtimeState).toBe('stopped')
+    })
+
+    it('starts the next generation of a rolled plugin under the uid of a worker of the old one once it has stopped', async () => {
+      const { t, gate } = await gatewayWithTwoUids('1879900042-1879900043')
+      for (const org of ['a', 'b']) await t.enable(org, 'gated', { disableGate: `${org}-disable` })
+      const oldPids = [await whoami(t.url, 'a'), await whoami(t.url, 'b')]
+      const oldUids = await Promise.all(oldPids.map(uidOf))
+
+      expect(t.gw.pool.roll('gated', 'replaced')).toBe(2)
+      const pid = await whoami(t.url, 'a')
+      expect(oldPids).not.toContain(pid)
+      expect(oldUids).toContain(await uidOf(pid))
+      expect(gate.arrivals('a-disable').length + gate.arrivals('b-disable').length).toBeGreaterThan(0)
+    })
+
+    it('refuses a start with 503 CAPACITY_EXHAUSTED at once when no uid is being freed here, and the key earns no restart backoff', async () => {
+      const range = { min: 1879900044, max: 1879900045 }
+      const { t } = await gatewayWithTwoUids(`${range.min}-${range.max}`, { RESTART_BACKOFF_MS: '60000' })
+      // Another gateway of the host holds both uids.
+      const other = createWorkerUsers({ uids: range, gid: NOGROUP }, { killCommand: KILL })
+      const held = [other.take(), other.take()]
+      onTestFinished(async () => {
+        for (const user of held) await other.give(user)
+      })
+      await t.enable('acme', 'gated')
+
+      const refused = await fetch(`${t.url}/orgs/acme/plugins/gated/whoami`)
+      expect([
+        refused.status,
+        refused.headers.get('retry-after'),
+        ((await refused.json()) as { error: { code: string } }).error.code,
+      ]).toEqual([503, '1', 'CAPACITY_EXHAUSTED'])
+      expect(t.gw.pool.list()).toEqual([])
+
+      const freed = held.pop() as (typeof held)[number]
+      await other.give(freed)
+      expect(await uidOf(await whoami(t.url, 'acme'))).toBe(freed.uid)
+    })
   })
 
   it('kills what a stopped worker left running under its uid, and closing the gateway waits for that', async () => {
@@ -193,6 +265,26 @@ describe.runIf(isRoot)('worker uids of a root gateway', () => {
     })
     expect(['Z', 'X', 'gone']).toContain(stateWhileHeld) // killed before the temp dir is removed
     expect(await killed).toEqual({ code: null, signal: 'SIGKILL' })
+  })
+
+  it('hands a uid it gives back to a start waiting for one before any other claimant can take it; a wait that ends refuses', async () => {
+    const dir = await claimsDir()
+    const uids = { min: 1879900050, max: 1879900051 }
+    const users = createWorkerUsers({ uids, gid: NOGROUP }, { claimsDir: dir, killCommand: KILL })
+    const other = createWorkerUsers({ uids, gid: NOGROUP }, { claimsDir: dir, killCommand: KILL }) // another gateway
+    const held = [users.take(), users.take()]
+
+    const waiting = users.takeNextGiven(new AbortController().signal)
+    await users.give(held[0] as (typeof held)[number])
+    expect(await waiting).toEqual(held[0])
+    expect(() => other.take()).toThrow(expect.objectContaining({ code: 'CAPACITY_EXHAUSTED' })) // never released meanwhile
+
+    const gaveUp = new AbortController()
+    const refused = users.takeNextGiven(gaveUp.signal)
+    gaveUp.abort()
+    await expect(refused).rejects.toMatchObject({ code: 'CAPACITY_EXHAUSTED' })
+    await users.give(held[1] as (typeof held)[number])
+    expect(other.take()).toEqual(held[1]) // released, not handed to the start that stopped waiting
   })
 
   it('kills a chain of processes that keeps forking a new one and exiting (each missed by a walk of /proc that lists it too late)', async () => {

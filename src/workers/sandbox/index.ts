@@ -94,6 +94,11 @@ export interface Sandbox {
   readonly anyPlugin: Policy | undefined
   /** Starts one process of policy: its node flags, env, user, temp dir (its TMPDIR) and CPU limit. */
   confine(policy: Policy, line: CommandLine, env: Record<string, string>): Confined
+  /**
+   * confine(), but when every worker uid is in use, waits for the next one a process of this sandbox
+   * gives back and takes it over (a start that made room by retiring a worker), until signal aborts.
+   */
+  confineWhenFreed(policy: Policy, line: CommandLine, env: Record<string, string>, signal: AbortSignal): Promise<Confined>
   /** Removes the temp dirs' root. Call after every process has exited. */
   close(): Promise<void>
 }
@@ -120,16 +125,18 @@ export function createSandbox(deps: SandboxDeps): Sandbox {
 
   if (!settings.enabled) {
     log.warn('WORKER_SANDBOX=off: workers run with the gateway’s own user and rights, and read and write what it can')
+    const confine = (_policy: Policy, line: CommandLine, env: Record<string, string>): Confined => ({
+      command: cpuLimit([line.command, [...line.nodeFlags, ...line.args]]),
+      env,
+      user: undefined,
+      release: async () => {},
+    })
     return {
       policyOf: async () => UNCONFINED,
       forget: () => {},
       anyPlugin: UNCONFINED,
-      confine: (_policy, line, env) => ({
-        command: cpuLimit([line.command, [...line.nodeFlags, ...line.args]]),
-        env,
-        user: undefined,
-        release: async () => {},
-      }),
+      confine,
+      confineWhenFreed: async (policy, line, env) => confine(policy, line, env),
       close: async () => {},
     }
   }
@@ -196,49 +203,51 @@ export function createSandbox(deps: SandboxDeps): Sandbox {
     forget(pluginId) {
       for (const cacheKey of policies.keys()) if (cacheKey.startsWith(`${pluginId}\0`)) policies.delete(cacheKey)
     },
-    confine(policy, line, env) {
-      const user = users?.take()
-      const tempDir = join(tempRoot, String(nextDir++))
-      try {
-        mkdirSync(tempDir, { mode: 0o700 })
-        if (user) chownSync(tempDir, user.uid, user.gid)
-      } catch (err) {
-        if (user) void users?.give(user)
-        throw err
-      }
-      const nodeVersion = line.command === process.execPath ? process.version : runnerNode
-      const flags = permissionFlags(
-        { readPaths: [...policy.readPaths, tempDir], writePaths: [tempDir], permissions: policy.permissions },
-        nodeVersion,
-      )
-      const confinedEnv: Record<string, string> = { ...env, TMPDIR: tempDir }
-      const isNode = isNodeCommand(line.command)
-      // Through NODE_OPTIONS the policy reaches a node that a wrapper command starts, and the node
-      // processes a worker allowed child processes starts (Node 22+ does that itself; 20 does not).
-      // Never on the command line as well: Node 20 aborts on a path allowed twice.
-      const viaEnv = !isNode || policy.permissions.includes('child-process')
-      // What can leave processes of its uid behind: a wrapper command, a node allowed child processes or
-      // native code (without those permissions Node refuses spawns, process.binding() included).
-      const couldFork = viaEnv || policy.permissions.includes('native-addons')
-      if (viaEnv) confinedEnv.NODE_OPTIONS = [asNodeOptions(flags), env.NODE_OPTIONS].filter(Boolean).join(' ')
-      return {
-        command: cpuLimit([line.command, [...(isNode ? [...(viaEnv ? [] : flags), ...line.nodeFlags] : []), ...line.args]]),
-        env: confinedEnv,
-        user,
-        release() {
-          // rm walks the dir by path: a process of the worker's uid still running could swap a directory
-          // in it for a link out while root walks it. With a uid of its own, nothing of it is left then.
-          const removeTempDir = () => rm(tempDir, { recursive: true, force: true })
-          const released = user && users ? users.give(user, removeTempDir, couldFork) : removeTempDir()
-          releasing.add(released)
-          return released.finally(() => releasing.delete(released))
-        },
-      }
-    },
+    confine: (policy, line, env) => confineAs(users?.take(), policy, line, env),
+    confineWhenFreed: async (policy, line, env, signal) => confineAs(await users?.takeNextGiven(signal), policy, line, env),
     async close() {
       await Promise.allSettled(releasing)
       await rm(tempRoot, { recursive: true, force: true })
     },
+  }
+
+  function confineAs(user: WorkerUser | undefined, policy: Policy, line: CommandLine, env: Record<string, string>): Confined {
+    const tempDir = join(tempRoot, String(nextDir++))
+    try {
+      mkdirSync(tempDir, { mode: 0o700 })
+      if (user) chownSync(tempDir, user.uid, user.gid)
+    } catch (err) {
+      if (user) void users?.give(user)
+      throw err
+    }
+    const nodeVersion = line.command === process.execPath ? process.version : runnerNode
+    const flags = permissionFlags(
+      { readPaths: [...policy.readPaths, tempDir], writePaths: [tempDir], permissions: policy.permissions },
+      nodeVersion,
+    )
+    const confinedEnv: Record<string, string> = { ...env, TMPDIR: tempDir }
+    const isNode = isNodeCommand(line.command)
+    // Through NODE_OPTIONS the policy reaches a node that a wrapper command starts, and the node
+    // processes a worker allowed child processes starts (Node 22+ does that itself; 20 does not).
+    // Never on the command line as well: Node 20 aborts on a path allowed twice.
+    const viaEnv = !isNode || policy.permissions.includes('child-process')
+    // What can leave processes of its uid behind: a wrapper command, a node allowed child processes or
+    // native code (without those permissions Node refuses spawns, process.binding() included).
+    const couldFork = viaEnv || policy.permissions.includes('native-addons')
+    if (viaEnv) confinedEnv.NODE_OPTIONS = [asNodeOptions(flags), env.NODE_OPTIONS].filter(Boolean).join(' ')
+    return {
+      command: cpuLimit([line.command, [...(isNode ? [...(viaEnv ? [] : flags), ...line.nodeFlags] : []), ...line.args]]),
+      env: confinedEnv,
+      user,
+      release() {
+        // rm walks the dir by path: a process of the worker's uid still running could swap a directory
+        // in it for a link out while root walks it. With a uid of its own, nothing of it is left then.
+        const removeTempDir = () => rm(tempDir, { recursive: true, force: true })
+        const released = user && users ? users.give(user, removeTempDir, couldFork) : removeTempDir()
+        releasing.add(released)
+        return released.finally(() => releasing.delete(released))
+      },
+    }
   }
 }
 

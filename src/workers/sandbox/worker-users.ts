@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
 import { setTimeout as delay, setImmediate as yieldToLoop } from 'node:timers/promises'
-import { GatewayError } from '../../core/index.js'
+import { GatewayError, isGatewayError } from '../../core/index.js'
 import { createUidClaims } from './uid-claims.js'
 
 /** The OS users workers run as: one uid for all, or a range that gives each live process its own. */
@@ -21,6 +21,12 @@ export interface WorkerUsers {
    * process runs as; throws CAPACITY_EXHAUSTED when there is none.
    */
   take(): WorkerUser
+  /**
+   * take(), or when every uid is in use, the next uid this gateway gives back: handed over before its
+   * claim is released, so no other start, prewarmed runner or gateway of the host gets it first. Once
+   * signal aborts, refuses as take() does.
+   */
+  takeNextGiven(signal: AbortSignal): Promise<WorkerUser>
   /**
    * The process of user has exited: with a range, anything left under its uid is killed, then
    * whileHeld runs (no process of the uid runs then, and none can start), then the uid is freed.
@@ -46,28 +52,54 @@ export function createWorkerUsers(settings: WorkerUserSettings, options: WorkerU
   if (min === max) {
     return {
       take: () => ({ uid: min, gid: settings.gid }),
+      takeNextGiven: async () => ({ uid: min, gid: settings.gid }),
       give: async (_user, whileHeld) => whileHeld?.(),
     }
   }
   const claims = createUidClaims(options.claimsDir)
   const inUse = new Set<number>()
+  // Starts waiting for a uid this gateway is giving back, first come first served.
+  const waiters = new Set<(user: WorkerUser) => void>()
+  function take(): WorkerUser {
+    let running: Set<number> | undefined // read from /proc (some ms) only when a claim needs it
+    // A process under the uid that is not a gateway's worker (a dead gateway's, still leaving; a user
+    // of the host) could be signalled by, or outlive into, the worker we would start.
+    const isVacant = (uid: number) => {
+      running ??= uidsOfProcesses(min, max)
+      return !running.has(uid)
+    }
+    // From the lowest uid every time: the uids of a host's gateways stay few (each keeps a small
+    // claim entry until reboot).
+    for (let uid = min; uid <= max; uid++) {
+      if (inUse.has(uid) || !claims.claim(uid, () => isVacant(uid))) continue
+      inUse.add(uid)
+      return { uid, gid: settings.gid }
+    }
+    throw new GatewayError('CAPACITY_EXHAUSTED', 503, `every worker uid of ${min}-${max} is in use`, { retryAfterSeconds: 1 })
+  }
   return {
-    take() {
-      let running: Set<number> | undefined // read from /proc (some ms) only when a claim needs it
-      // A process under the uid that is not a gateway's worker (a dead gateway's, still leaving; a user
-      // of the host) could be signalled by, or outlive into, the worker we would start.
-      const isVacant = (uid: number) => {
-        running ??= uidsOfProcesses(min, max)
-        return !running.has(uid)
+    take,
+    async takeNextGiven(signal) {
+      let refusal: GatewayError
+      try {
+        return take()
+      } catch (err) {
+        if (!isGatewayError(err) || err.code !== 'CAPACITY_EXHAUSTED') throw err
+        refusal = err
       }
-      // From the lowest uid every time: the uids of a host's gateways stay few (each keeps a small
-      // claim entry until reboot).
-      for (let uid = min; uid <= max; uid++) {
-        if (inUse.has(uid) || !claims.claim(uid, () => isVacant(uid))) continue
-        inUse.add(uid)
-        return { uid, gid: settings.gid }
-      }
-      throw new GatewayError('CAPACITY_EXHAUSTED', 503, `every worker uid of ${min}-${max} is in use`, { retryAfterSeconds: 1 })
+      if (signal.aborted) throw refusal
+      return new Promise<WorkerUser>((resolve, reject) => {
+        const onAbort = () => {
+          waiters.delete(handOver)
+          reject(refusal)
+        }
+        const handOver = (user: WorkerUser) => {
+          signal.removeEventListener('abort', onAbort)
+          resolve(user)
+        }
+        waiters.add(handOver)
+        signal.addEventListener('abort', onAbort, { once: true })
+      })
     },
     async give({ uid, gid }, whileHeld, couldFork = true) {
       // A process the worker started (a stdio MCP server) would otherwise live on under a uid the
@@ -79,8 +111,14 @@ export function createWorkerUsers(settings: WorkerUserSettings, options: WorkerU
       try {
         await whileHeld?.()
       } finally {
-        claims.release(uid)
-        inUse.delete(uid)
+        const [next] = waiters // nothing of the uid runs now: it goes on, still claimed, to a waiting start
+        if (next) {
+          waiters.delete(next)
+          next({ uid, gid })
+        } else {
+          claims.release(uid)
+          inUse.delete(uid)
+        }
       }
     },
   }
