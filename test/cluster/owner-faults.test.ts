@@ -5,9 +5,9 @@ import { setTimeout as delay } from 'node:timers/promises'
 import { createServer } from 'node:http'
 import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net'
 import { describe, expect, it, onTestFinished, vi } from 'vitest'
-import { startGate } from '../helpers/gate.js'
+import { type Gate, startGate } from '../helpers/gate.js'
 import { isRunning, tempDir } from '../helpers/gateway.js'
-import { enable, startGatewayProcess, startWorker, workersOf } from '../helpers/gateway-process.js'
+import { enable, type GatewayProcess, startGatewayProcess, startWorker, workersOf } from '../helpers/gateway-process.js'
 import { listeningPorts } from '../helpers/process.js'
 import { SECRET, startCluster } from './harness.js'
 
@@ -74,6 +74,30 @@ async function rawExchange(url: string, request: string): Promise<string> {
   socket.write(request)
   await once(socket, 'close')
   return answer
+}
+
+/**
+ * One connection to a lone gateway: a request held in its worker keeps it busy through the shutdown's
+ * sweep of idle connections; then SIGTERM, and `requestLine` sent behind the held one (pipelined) lands
+ * on a gateway that has begun draining. Both carry `headers`. Resolves with the answer to the second.
+ */
+async function sentWhileDraining(owner: GatewayProcess, gate: Gate, headers: string, requestLine: string) {
+  const socket = connect(Number(new URL(owner.url).port), '127.0.0.1')
+  onTestFinished(() => void socket.destroy())
+  await once(socket, 'connect')
+  let answer = ''
+  socket.setEncoding('utf8').on('data', (d: string) => (answer += d))
+  const ended = once(socket, 'end')
+  socket.write(`GET /orgs/acme/plugins/gated/hold/busy HTTP/1.1\r\n${headers}\r\n`)
+  await gate.arrived('busy')
+  owner.proc.child.kill('SIGTERM')
+  await vi.waitFor(() => expect(listeningPorts(owner.proc.child.pid as number)).toEqual([]), WAIT) // draining
+  socket.write(`${requestLine} HTTP/1.1\r\n${headers}\r\n`)
+  gate.open('busy')
+  await ended
+  const [, second = ''] = answer.split(/(?=HTTP\/1\.1 )/)
+  const [head = '', body = ''] = second.split('\r\n\r\n')
+  return { head, body }
 }
 
 describe('an owner gateway that fails under load', () => {
@@ -216,22 +240,7 @@ describe('an owner gateway that fails under load', () => {
     const owner = gateways[0]!
     await startWorker(owner.url, 'acme', 'gated', '/whoami')
     await enable(owner.url, 'acme', 'echo')
-    // As above: a held request keeps the connection through the shutdown; a client's request behind it.
-    const socket = connect(Number(new URL(owner.url).port), '127.0.0.1')
-    onTestFinished(() => void socket.destroy())
-    await once(socket, 'connect')
-    let answer = ''
-    socket.setEncoding('utf8').on('data', (d: string) => (answer += d))
-    const ended = once(socket, 'end')
-    socket.write('GET /orgs/acme/plugins/gated/hold/busy HTTP/1.1\r\nhost: gw\r\n\r\n')
-    await gate.arrived('busy')
-    owner.proc.child.kill('SIGTERM')
-    await vi.waitFor(() => expect(listeningPorts(owner.proc.child.pid as number)).toEqual([]), WAIT) // draining
-    socket.write('GET /orgs/acme/plugins/echo/items/1 HTTP/1.1\r\nhost: gw\r\n\r\n')
-    gate.open('busy')
-    await ended
-    const [, refused = ''] = answer.split(/(?=HTTP\/1\.1 )/)
-    const [head = '', body = ''] = refused.split('\r\n\r\n')
+    const { head, body } = await sentWhileDraining(owner, gate, 'host: gw\r\n', 'GET /orgs/acme/plugins/echo/items/1') // a client's
     expect(head.split('\r\n')[0]).toBe('HTTP/1.1 503 Service Unavailable')
     expect(JSON.parse(body)).toEqual({ error: { code: 'SHUTTING_DOWN', message: 'gateway is shutting down' } })
     expect(await repo.lease('acme', 'echo')).toBeUndefined()
@@ -242,25 +251,9 @@ describe('an owner gateway that fails under load', () => {
     const { gateways } = await startCluster(1, { GATE_URL: gate.url })
     const owner = gateways[0]!
     await startWorker(owner.url, 'acme', 'gated', '/whoami')
-    // One connection, as a peer's: a request held in the worker keeps it busy through the shutdown's
-    // sweep of idle connections, and a forwarded request sent behind it (pipelined) lands on a
-    // gateway that has begun draining.
-    const socket = connect(Number(new URL(owner.url).port), '127.0.0.1')
-    onTestFinished(() => void socket.destroy())
-    await once(socket, 'connect')
-    let answer = ''
-    socket.setEncoding('utf8').on('data', (d: string) => (answer += d))
-    const ended = once(socket, 'end')
+    // As a peer's connection: both requests carry the cluster headers.
     const peerHeaders = `host: peer\r\nx-plugin-gateway-hop: 1\r\nx-plugin-gateway-secret: ${SECRET}\r\nx-plugin-gateway-generation: 1\r\n`
-    socket.write(`GET /orgs/acme/plugins/gated/hold/busy HTTP/1.1\r\n${peerHeaders}\r\n`)
-    await gate.arrived('busy')
-    owner.proc.child.kill('SIGTERM')
-    await vi.waitFor(() => expect(listeningPorts(owner.proc.child.pid as number)).toEqual([]), WAIT) // draining
-    socket.write(`GET /orgs/acme/plugins/gated/whoami HTTP/1.1\r\n${peerHeaders}\r\n`)
-    gate.open('busy')
-    await ended
-    const [, refused = ''] = answer.split(/(?=HTTP\/1\.1 )/)
-    const [head = '', body = ''] = refused.split('\r\n\r\n')
+    const { head, body } = await sentWhileDraining(owner, gate, peerHeaders, 'GET /orgs/acme/plugins/gated/whoami')
     expect(head.split('\r\n')[0]).toBe('HTTP/1.1 503 Service Unavailable')
     expect(head.toLowerCase()).toContain('\r\nx-plugin-gateway-draining: 1')
     expect(JSON.parse(body)).toEqual({ error: { code: 'SHUTTING_DOWN', message: 'gateway is shutting down' } })
