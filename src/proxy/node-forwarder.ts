@@ -49,9 +49,12 @@ export function createNodeProxy(opts: NodeForwarderOptions): NodeProxy {
     let controller = signals.get(outgoing)
     if (!controller) {
       const created = new AbortController()
-      outgoing.once('close', () => {
+      const onClose = () => {
         if (!outgoing.writableFinished) created.abort(clientClosed())
-      })
+      }
+      // Asked for after the client left (a wait that began late): its 'close' has been and gone.
+      if (outgoing.closed) onClose()
+      else outgoing.once('close', onClose)
       signals.set(outgoing, created)
       controller = created
     }
