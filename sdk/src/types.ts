@@ -180,6 +180,11 @@ export interface CronJobOptions {
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE'
 
+/** A parsed query string or urlencoded form, as Express's qs gives it (its `ParsedQs`). */
+export interface HayQuery {
+  [key: string]: undefined | string | string[] | HayQuery | HayQuery[]
+}
+
 export interface HayRequest {
   readonly method: string
   /** Path without the query string, as Express's `req.path`. */
@@ -187,35 +192,62 @@ export interface HayRequest {
   /** Path and query string as received. */
   readonly url: string
   readonly originalUrl: string
+  /** Always `''`: routes are mounted at the root. */
+  readonly baseUrl: string
   /** Lower-cased header names, as node:http delivers them. */
   readonly headers: IncomingHttpHeaders
-  /** Query string; a repeated key becomes an array. */
-  readonly query: Record<string, string | string[]>
+  /** Query string, as Express's extended parser (qs) gives it: `?a=1&a=2`, `?a[]=1` and `?a[0]=1` are arrays, `?a[b]=1` is `{ a: { b: '1' } }`. */
+  readonly query: HayQuery
   /** `:name` segments of the matched route, URI-decoded. */
   readonly params: Record<string, string>
-  /** Parsed JSON (content-type application/json or +json), a flat object for urlencoded forms, else `{}`. */
+  /** Parsed JSON (content-type application/json or +json), an object for urlencoded forms (nested as `query` is), else `{}`. */
   readonly body: unknown
   /** The exact request bytes, for signature checks. Empty when the request had no body. */
   readonly rawBody: Buffer
   /** Case-insensitive header lookup (Express `req.get`). */
   get(name: string): string | undefined
   header(name: string): string | undefined
+  /** The peer's address, as Express gives it without 'trust proxy' (through the gateway: the gateway's). */
+  readonly ip: string | undefined
+  /** Always `[]`: forwarding headers are not trusted, as in Express by default. */
+  readonly ips: string[]
+  /** The Host header without its port. */
+  readonly hostname: string | undefined
+  readonly protocol: 'http' | 'https'
+  readonly secure: boolean
+  /** `X-Requested-With: XMLHttpRequest`. */
+  readonly xhr: boolean
 }
+
+export type HayHeaderValue = string | number | readonly string[]
 
 export interface HayResponse {
   statusCode: number
   readonly headersSent: boolean
   status(code: number): this
-  setHeader(name: string, value: number | string | readonly string[]): this
+  /** Express's per-response scratch space. */
+  locals: Record<string, unknown>
+  setHeader(name: string, value: HayHeaderValue): this
   getHeader(name: string): number | string | string[] | undefined
-  /** Express `res.set`. */
-  set(name: string, value: string | number | readonly string[]): this
+  /** Express `res.set`/`res.header`: one header or an object of them; a text or JSON content-type gets `charset=utf-8`. */
+  set(field: string, value: HayHeaderValue): this
+  set(fields: Record<string, HayHeaderValue>): this
+  header(field: string, value: HayHeaderValue): this
+  header(fields: Record<string, HayHeaderValue>): this
+  /** Express `res.get`. */
+  get(name: string): number | string | string[] | undefined
+  /** Adds a value to a header. */
+  append(name: string, value: string | readonly string[]): this
+  /** An extension (`json`, `.png`; unknown ones are application/octet-stream) or a MIME type. */
   type(contentType: string): this
+  contentType(contentType: string): this
+  /** Sets Location, escaped as Express does; `back` is the Referer, else `/`. */
+  location(url: string): this
   json(body: unknown): this
-  /** string → text/html unless set; Buffer → application/octet-stream unless set; object → JSON. */
+  /** string → text/html unless set (utf-8 either way); Buffer → application/octet-stream unless set; object → JSON; no body on a 204 or 304. */
   send(body?: string | Buffer | Uint8Array | object | number | boolean | null): this
   sendStatus(code: number): this
-  /** 302 unless a status is given. */
+  /** 302 unless a status is given; the URL as `location()` sets it. */
   redirect(url: string): this
   redirect(status: number, url: string): this
   write(chunk: string | Uint8Array): boolean

@@ -55,7 +55,7 @@ describe('streaming proxy', () => {
     const t = await startTestGateway({ env: { GATE_URL: gate.url } })
     await t.enable('acme', 'gated')
     const res = await fetch(`${t.url}/orgs/acme/plugins/gated/stream/rest`)
-    expect([res.status, res.headers.get('content-type')]).toEqual([200, 'text/plain'])
+    expect([res.status, res.headers.get('content-type')]).toEqual([200, 'text/plain; charset=utf-8'])
     const reader = res.body!.getReader()
     await gate.arrived('rest') // the plugin wrote its first chunk and now waits for the test
     // A proxy that buffered the answer would deliver nothing before the handler ends, which it cannot yet.

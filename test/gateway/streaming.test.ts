@@ -101,7 +101,7 @@ describe.each([
     const { t, gate } = await start()
     await t.enable('acme', 'gated')
     const res = await fetch(`${t.url}/orgs/acme/plugins/gated/events/sdk-sse`)
-    expect([res.status, res.headers.get('content-type')]).toEqual([200, 'text/event-stream'])
+    expect([res.status, res.headers.get('content-type')]).toEqual([200, 'text/event-stream; charset=utf-8'])
     const events = eventReader(res.body!)
     await gate.arrived('sdk-sse')
     expect(await events.next()).toBe('first')

@@ -1,5 +1,7 @@
 // Bodies: buffered whole (routes get the exact bytes), bounded by maxBodyBytes.
+import type { HayQuery } from '../../types.js'
 import { messageOf } from '../guards.js'
+import { parseForm } from './query.js'
 import type { WorkerRequest } from './request.js'
 
 const EMPTY = Buffer.alloc(0)
@@ -7,7 +9,7 @@ const EMPTY = Buffer.alloc(0)
 export class BodyError extends Error {
   constructor(
     readonly status: 400 | 413,
-    readonly code: 'INVALID_JSON' | 'PAYLOAD_TOO_LARGE',
+    readonly code: 'INVALID_JSON' | 'INVALID_FORM' | 'PAYLOAD_TOO_LARGE',
     message: string,
   ) {
     super(message)
@@ -48,13 +50,24 @@ export function readBody(req: WorkerRequest, maxBytes: number): Promise<Buffer> 
 
 const tooLarge = (maxBytes: number) => new BodyError(413, 'PAYLOAD_TOO_LARGE', `request body exceeds ${maxBytes} bytes`)
 
-/** Express's parsers, reduced: JSON (application/json, +json), urlencoded forms, else `{}`. */
+/**
+ * Express's parsers, reduced: JSON (application/json, +json), urlencoded forms (nested as qs does:
+ * a promise only when the form has a bracketed key), else `{}`.
+ */
 export function parseBody(contentType: string | undefined, raw: Buffer): unknown {
   if (contentType === undefined) return {}
   const type = contentType.split(';', 1)[0]?.trim().toLowerCase() ?? ''
   if (type === 'application/json' || type.endsWith('+json')) return parseJson(raw)
-  if (type === 'application/x-www-form-urlencoded') return parseQuery(raw.toString('utf8'))
+  if (type === 'application/x-www-form-urlencoded') return parseUrlencoded(raw.toString('utf8'))
   return {}
+}
+
+function parseUrlencoded(form: string): HayQuery | Promise<HayQuery> {
+  const parsed = parseForm(form)
+  if (!(parsed instanceof Promise)) return parsed
+  return parsed.catch((err: unknown) => {
+    throw err instanceof RangeError ? new BodyError(400, 'INVALID_FORM', `form body: ${err.message}`) : err
+  })
 }
 
 /** An empty body is `{}`; malformed JSON is a 400. */
@@ -65,13 +78,4 @@ export function parseJson(raw: Buffer): unknown {
   } catch (err) {
     throw new BodyError(400, 'INVALID_JSON', `malformed JSON body: ${messageOf(err)}`)
   }
-}
-
-export function parseQuery(search: string): Record<string, string | string[]> {
-  const query: Record<string, string | string[]> = {}
-  for (const [key, value] of new URLSearchParams(search)) {
-    const prev = query[key]
-    query[key] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [prev, value]
-  }
-  return query
 }

@@ -5,7 +5,8 @@ import { createServer, type Server } from 'node:http'
 import type { RouteTable } from '../../../../src/contract/route-pattern.js'
 import type { HayLogger, HayRequest, HayResponse, RouteHandler } from '../../types.js'
 import type { ControlEndpoint } from '../control.js'
-import { BodyError, parseBody, parseJson, parseQuery, readBody } from './body.js'
+import { BodyError, parseBody, parseJson, readBody } from './body.js'
+import { parseQuery } from './query.js'
 import { WorkerRequest } from './request.js'
 import { sendError, sendJson, WorkerResponse } from './response.js'
 
@@ -51,9 +52,13 @@ export function createWorkerServer(deps: WorkerServerDeps): WorkerServer {
     req.path = path
     req.originalUrl = url
     req.params = match.params
-    if (q !== -1) req.query = parseQuery(url.slice(q + 1))
+    if (q !== -1) {
+      const query = parseQuery(url.slice(q + 1))
+      req.query = query instanceof Promise ? await query : query
+    }
     req.rawBody = await readBody(req, deps.maxBodyBytes)
-    req.body = parseBody(req.headers['content-type'], req.rawBody)
+    const body = parseBody(req.headers['content-type'], req.rawBody)
+    req.body = body instanceof Promise ? await body : body
     // The classes carry every member of the public views; the cast only narrows what authors see.
     await match.value(req as unknown as HayRequest, res as unknown as HayResponse)
   }
