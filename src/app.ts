@@ -1,7 +1,7 @@
 import { Hono } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import type { Cluster } from './cluster/index.js'
-import { GatewayError, type Logger } from './core/index.js'
+import { bodyTooLarge, type Logger } from './core/index.js'
 import type { Instances, PluginCatalog, Targets, WorkerControl } from './gateway/index.js'
 import { requestLogging, requestMetrics, type Metrics, type ResponseStatus } from './observability/index.js'
 import type { Forwarder } from './proxy/index.js'
@@ -77,10 +77,7 @@ export function createApp(deps: AppDeps) {
   const bounded = bodyLimit({
     maxSize: deps.maxBodyBytes,
     onError: () => {
-      // The rest of it is not read: the connection ends after the answer.
-      throw new GatewayError('PAYLOAD_TOO_LARGE', 413, `request body exceeds ${deps.maxBodyBytes} bytes`, {
-        headers: { connection: 'close' },
-      })
+      throw bodyTooLarge(deps.maxBodyBytes)
     },
   })
   app.use('/admin/*', adminAuth(guard), bounded)

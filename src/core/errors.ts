@@ -80,3 +80,7 @@ export const errorText = (err: unknown): string => (err instanceof Error ? err.m
  */
 export const clientClosed = () =>
   new GatewayError('CLIENT_CLOSED', 499 as UnofficialStatusCode, 'the client closed the connection before the answer')
+
+/** A body over max, refused before it is read: the connection ends after the answer, not to be taken for the next request. */
+export const bodyTooLarge = (max: number) =>
+  new GatewayError('PAYLOAD_TOO_LARGE', 413, `request body exceeds ${max} bytes`, { headers: { connection: 'close' } })

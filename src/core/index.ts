@@ -1,7 +1,7 @@
 export { MAX_TIMER_MS, sleep, systemClock } from './clock.js'
 export type { Clock } from './clock.js'
 export { abortable, DeadlineExceeded, withDeadline } from './deadline.js'
-export { clientClosed, ERROR_CODES, errorText, GatewayError, isErrorCode, isGatewayError } from './errors.js'
+export { bodyTooLarge, clientClosed, ERROR_CODES, errorText, GatewayError, isErrorCode, isGatewayError } from './errors.js'
 export type { ErrorCode, GatewayErrorOptions } from './errors.js'
 export { splitWorkerKey, workerKey } from './keys.js'
 export type { WorkerKey } from './keys.js'

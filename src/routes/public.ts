@@ -13,7 +13,7 @@ import {
   seenGeneration,
 } from '../cluster/index.js'
 import { isValidId, OrgId, PluginId } from '../contract/index.js'
-import { type ErrorCode, GatewayError } from '../core/index.js'
+import { bodyTooLarge, type ErrorCode, GatewayError } from '../core/index.js'
 import { type Admission, type AdmitRequest, routeNotFound } from '../gateway/index.js'
 import type { ForwardTarget, Forwarder } from '../proxy/index.js'
 import type { Lease, StartTiming } from '../workers/index.js'
@@ -240,10 +240,6 @@ function withheldFromPublic(err: unknown, pluginId: string): unknown {
     headers: err.headers,
   })
 }
-
-// Its unread body must not be taken for the next request: the connection ends after the answer.
-const bodyTooLarge = (max: number) =>
-  new GatewayError('PAYLOAD_TOO_LARGE', 413, `request body exceeds ${max} bytes`, { headers: { connection: 'close' } })
 
 const isBodyless = <R>(ex: PublicExchange<R>) => ex.header('content-length') === undefined && ex.header('transfer-encoding') === undefined
 
