@@ -1,13 +1,13 @@
-#!/usr/bin/env node
 // The SDK v2 runner (CONTRACT.md §2): one process per organization × plugin.
 //
 //   node sdk/dist/runner.cjs --plugin-path=<abs dir> --org-id=<orgId> --port=<port> --mode=production
 //   node sdk/dist/runner.cjs --prewarm      (the gateway's prewarmed pool: the arguments come over IPC)
 //
 // Exit 1: init failed; exit 2: could not serve; exit 0: SIGTERM, SIGINT or parent IPC disconnect.
-// Built into that one CommonJS file by `npm run build` (esbuild): on the cold-start path every
-// module file costs its own resolve, read and link, and an ES module entry that imports node:http
-// makes Node 22+ load its whole bundled undici to build the import's facade (BENCHMARKS.md).
+// Built into one CommonJS file, sdk/dist/runner-bundle.cjs, by `npm run build` (esbuild): on the
+// cold-start path every module file costs its own resolve, read and link, and an ES module entry that
+// imports node:http makes Node 22+ load its whole bundled undici to build the import's facade
+// (BENCHMARKS.md). runner.cjs (entry.cjs) runs it with its V8 code cache.
 import { parseArgs } from './args.js'
 import { startLifecycle } from './lifecycle.js'
 import { awaitSpecialization, isPrewarm } from './prewarm.js'

@@ -2,6 +2,7 @@ import { statSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { pathToFileURL } from 'node:url'
 import type { HayGlobalContext, HayPluginDefinition } from '../types.js'
+import { importModule } from './dynamic-import.js'
 import { RunnerError } from './errors.js'
 import { isRecord, messageOf } from './guards.js'
 
@@ -16,7 +17,7 @@ export type EntryModule = Promise<EntryNamespace>
  */
 export function importEntry(entryPath: string): EntryModule {
   const entry = process.features.require_module ? requireEntry(entryPath) : undefined
-  const loaded = entry ?? (import(pathToFileURL(entryPath).href) as EntryModule)
+  const loaded = entry ?? (importModule(pathToFileURL(entryPath).href) as EntryModule)
   loaded.catch(() => {}) // a failure is rethrown where it is awaited, in loadPlugin()
   return loaded
 }

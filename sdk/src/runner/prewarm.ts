@@ -3,6 +3,7 @@
 // fresh spawn would have been: same argv, same env additions, same working directory.
 import { get } from 'node:http'
 import type { PrewarmedMessage, SpecializeMessage } from '../../../src/contract/ipc.js'
+import { importModule } from './dynamic-import.js'
 import { RunnerError } from './errors.js'
 import { createLogger } from './logger.js'
 import { createRegistry } from './registry.js'
@@ -42,7 +43,7 @@ export async function awaitSpecialization(): Promise<string[]> {
 }
 
 // The package plugin entries import: resolving it by name during the wait runs (and compiles) the
-// loader's package-exports path, and leaves the module cached for the plugin's own import.
+// loader's package resolution, and leaves the module cached for the plugin's own import.
 const SDK_PACKAGE = '@plugin-gateway/sdk'
 
 /**
@@ -52,7 +53,7 @@ const SDK_PACKAGE = '@plugin-gateway/sdk'
  * Nothing of it survives: the worker is closed and its registry dropped before specialization.
  */
 async function warmUp(): Promise<void> {
-  await import(SDK_PACKAGE).catch(() => {}) // absent when the runner is used outside its package
+  await importModule(SDK_PACKAGE).catch(() => {}) // absent when the runner is used outside its package
   const logger = createLogger({ pluginId: 'warm-up', orgId: 'warm-up' }, false)
   const registry = createRegistry(logger)
   registry.register.route('GET', '/warm-up/:id', (req, res) => {
